@@ -1,0 +1,32 @@
+/* buf.h - a growable byte buffer, for encoding messages and snapshots.
+ * Pure: no I/O, no locks, no globals. */
+#ifndef PIFS_BUF_H
+#define PIFS_BUF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct pifs_buf {
+	uint8_t *p;	/* owned; @len bytes used of @cap */
+	size_t len;
+	size_t cap;
+};
+
+void pifs_buf_init(struct pifs_buf *b);
+
+/* Free the bytes and zero @b. NULL-safe. */
+void pifs_buf_fini(struct pifs_buf *b);
+
+/* Make room for @more bytes past @len. Returns 0 or -ENOMEM. */
+int pifs_buf_reserve(struct pifs_buf *b, size_t more);
+
+/* Append @n bytes of @src (borrowed). Returns 0 or -ENOMEM. */
+int pifs_buf_append(struct pifs_buf *b, const void *src, size_t n);
+
+/* Forget the contents, keep the memory. */
+static inline void pifs_buf_reset(struct pifs_buf *b)
+{
+	b->len = 0;
+}
+
+#endif
