@@ -33,10 +33,10 @@
 #define PIFS_CONF_MAX_NODES 256
 
 struct pifs_conf_node {
-	uint32_t id;		/* 1..2^31, from the section name */
-	char addr[256];		/* "host:port" */
-	char data[1024];	/* the chunk store and, on voters, the metadata log */
-	uint32_t weight;	/* 0: the data disk's size in GiB, found at start */
+	uint32_t id;	 /* 1..2^31-1, from the section name */
+	char addr[256];	 /* "host:port" */
+	char data[1024]; /* the chunk store and, on voters, the metadata log */
+	uint32_t weight; /* 0: the data disk's size in GiB, found at start */
 	bool meta;
 };
 
@@ -50,7 +50,7 @@ struct pifs_conf {
 	uint64_t cache_bytes;
 	uint32_t timeout_ms;
 	size_t n_nodes;
-	struct pifs_conf_node *nodes;	/* owned; @n_nodes, in file order */
+	struct pifs_conf_node *nodes; /* owned; @n_nodes, in file order */
 };
 
 /* Fill @c with the defaults and no nodes. */
@@ -59,11 +59,13 @@ void pifs_conf_init(struct pifs_conf *c);
 /* Free what @c owns. NULL-safe. */
 void pifs_conf_fini(struct pifs_conf *c);
 
-/* Read @path into @c (initialised). On an error @err (@errlen bytes) gets a
- * sentence naming the file and line and what to do. Returns 0, -ENOENT or
- * another -errno from opening the file, or -EINVAL for a bad line or a bad
- * whole (no node, two nodes with one id or one address, no metadata voter,
- * replicas over the number of nodes). */
+/* Read @path into @c (initialised, with no nodes). On an error @err (@errlen
+ * bytes) gets a sentence naming the file and line and what to do, and @c is
+ * back to the defaults with no nodes. Returns 0, -ENOENT or another -errno
+ * from opening or reading the file, -ENOMEM, or -EINVAL for a bad line or a
+ * bad whole (no node, two nodes with one id or one address, a node without
+ * address or data, no metadata voter, replicas over the number of nodes,
+ * down_after not over heartbeat, out_after under down_after). */
 int pifs_conf_load(struct pifs_conf *c, const char *path, char *err, size_t errlen);
 
 /* The node with @id, or NULL. Borrowed from @c. */
@@ -72,8 +74,9 @@ const struct pifs_conf_node *pifs_conf_node(const struct pifs_conf *c, uint32_t 
 /* The first metadata voter, or NULL. Borrowed from @c. */
 const struct pifs_conf_node *pifs_conf_meta(const struct pifs_conf *c);
 
-/* "host:port" -> "tcp://host:port" in @out (@cap bytes). Returns 0, or
- * -EINVAL when @addr has no port. */
+/* "host:port" or "[v6 address]:port" -> "tcp://" and @addr in @out (@cap
+ * bytes). Returns 0, -EINVAL when @addr is not host:port with a port from 1
+ * to 65535, or -ERANGE when @out is too small. */
 int pifs_conf_endpoint(const char *addr, char *out, size_t cap);
 
 /* "4M" -> 4194304; plain numbers are bytes. Returns 0 or -EINVAL. */

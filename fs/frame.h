@@ -26,7 +26,7 @@
 enum pifs_codec { PIFS_CODEC_NONE = 0, PIFS_CODEC_LZ4 = 1 };
 
 struct pifs_chunk_id {
-	uint64_t hi, lo;	/* XXH3-128 of the raw bytes */
+	uint64_t hi, lo; /* XXH3-128 of the raw bytes */
 };
 
 /* A decoded frame header. */
@@ -40,7 +40,7 @@ struct pifs_frame_hdr {
 /* An encoded frame: header + payload in @data. */
 struct pifs_frame {
 	struct pifs_frame_hdr hdr;
-	uint8_t *data;		/* owned (malloc); @len = PIFS_FRAME_HDR + stored_len */
+	uint8_t *data; /* owned (malloc); @len = PIFS_FRAME_HDR + stored_len */
 	size_t len;
 };
 

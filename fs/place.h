@@ -19,7 +19,7 @@
 
 struct pifs_place_node {
 	uint32_t id;
-	uint32_t weight;	/* 0 never ranks before a node of any positive weight */
+	uint32_t weight; /* 0 never ranks before a node of any positive weight */
 };
 
 /* Rank the @n nodes (borrowed) for chunk @id, best first: @order (OUT, room
