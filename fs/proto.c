@@ -397,6 +397,12 @@ static void fmt_attr(struct fmt *f, const char *n, const struct pifs_attr *a)
 	fmt_add(f, " %s={ino=%" PRIu64 " mode=%o size=%" PRIu64 "}", n, a->ino, a->mode, a->size);
 }
 
+static void fmt_work(struct fmt *f, const char *n, const struct pifs_work *w)
+{
+	fmt_add(f, " %s={heal_chunks=%" PRIu64 " scrub_done=%" PRIu64 "}", n, w->heal_chunks,
+		w->scrub_done);
+}
+
 static void fmt_list(struct fmt *f, const char *n, const struct pifs_list *l)
 {
 	fmt_add(f, " %s=[%" PRIu32 " records]", n, l->count);

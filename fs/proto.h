@@ -36,6 +36,10 @@
 #define PIFS_NODE_META 0x4	/* a metadata voter */
 #define PIFS_NODE_DRAIN 0x8	/* being emptied */
 
+/* WORK_START flags. */
+#define PIFS_WORK_SCRUB 0x0
+#define PIFS_WORK_HEAL 0x1
+
 /* CHUNK_PUT flags. */
 #define PIFS_PUT_SYNC 0x1	/* fsync the chunk file before acknowledging */
 
@@ -92,6 +96,7 @@ enum pifs_msg_kind {
 #define PIFS_CT_STR struct pifs_str
 #define PIFS_CT_BLOB struct pifs_blob
 #define PIFS_CT_attr struct pifs_attr
+#define PIFS_CT_work struct pifs_work
 #define PIFS_CT_Ldirent struct pifs_list
 #define PIFS_CT_Lchunkref struct pifs_list
 #define PIFS_CT_Lchunkid struct pifs_list
