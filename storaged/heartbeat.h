@@ -1,0 +1,22 @@
+/* heartbeat.h - this node's heartbeat to the metadata voter.
+ *
+ * Every `heartbeat` of the config, the node sends NODE_HELLO with its space
+ * and chunk figures; the voter marks it up and answers with the map epoch.
+ * When that epoch is newer than the node's map, the heartbeat fetches the
+ * map (MAP_GET) and installs it for the chunk workers. */
+#ifndef PIFS_HEARTBEAT_H
+#define PIFS_HEARTBEAT_H
+
+#include "storaged_i.h"
+
+struct pifs_heartbeat;
+
+/* Start the heartbeat of the daemon @d (borrowed; must outlive it). It stops
+ * when PIFS_CTL_HEARTBEAT is published, and then clears
+ * d->heartbeat_running. Returns 0 or -errno. */
+int pifs_heartbeat_start(struct pifsd *d, struct pifs_heartbeat **out /* OUT */);
+
+/* Wait for the heartbeat to stop, then free it. NULL-safe. */
+void pifs_heartbeat_join(struct pifs_heartbeat *hb);
+
+#endif

@@ -1,0 +1,665 @@
+/* metad.c - the metadata service of a voter node.
+ *
+ * Single-threaded by design: the state machine has no locks, and one thread
+ * that batches requests turns many small fsyncs into one per batch. */
+#include "metad.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "ctl.h"
+#include "log.h"
+#include "meta.h"
+#include "rpc.h"
+#include "wal.h"
+
+/* The first request of a batch and up to 256 more taken without waiting. */
+#define BATCH 257
+/* Past this much log since the last snapshot, write a new one: recovery then
+ * replays at most this much. */
+#define SNAPSHOT_AT (64ull << 20)
+/* A reply buffer that grew past this (a big directory listing) is freed after
+ * sending instead of being kept for the next batch. */
+#define KEEP_REPLY (64u << 10)
+/* The broker may queue this many requests for us: a whole batch and more. */
+#define META_HWM 1024
+#define IDLE_MS 1000
+
+/* What the last heartbeat of a node said. */
+struct live {
+	uint32_t id;
+	int64_t seen_ms;	/* pifs_now_ms(), for down_after */
+	int64_t seen_ns;	/* pifs_now_ns(), for operators */
+	uint64_t capacity, free, used, chunks;
+};
+
+/* One request of a batch: where its reply goes, and the encoded reply. */
+struct slot {
+	uint8_t ident[PIFS_IDENT_MAX];
+	size_t ilen;
+	struct pifs_buf out;
+};
+
+struct pifs_metad {
+	struct pifsd *d;
+	struct pifs_meta *meta;
+	struct pifs_wal *wal;
+	char dir[PATH_MAX];
+	bool started;
+	pthread_t thread;
+	void *sock;		/* DEALER to the broker */
+	void *ctl;		/* SUB to PIFS_CTL_WORKERS */
+	int64_t last_now;	/* the last "now" stamped, so that stamps increase */
+	bool dirty;		/* the batch logged a mutation */
+	struct live *live;	/* owned; @nlive of @live_cap */
+	size_t nlive, live_cap;
+	struct slot *slots;	/* owned; BATCH */
+	struct pifs_buf entry;	/* an encoded log entry */
+	struct pifs_buf scratch;	/* what apply's and query's replies borrow */
+	struct pifs_buf aux;	/* node lists rewritten with liveness */
+	char detail[512];	/* the sentence of the reply being built */
+};
+
+static uint32_t self_id(const struct pifs_metad *md)
+{
+	return md->d->self->id;
+}
+
+static uint64_t map_epoch(const struct pifs_metad *md)
+{
+	struct pifs_meta_stats st;
+
+	pifs_meta_stats(md->meta, &st);
+	return st.epoch;
+}
+
+static void set_status(struct pifs_metad *md, struct pifs_msg *rep, int rc, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+/* Make @rep an R_STATUS whose sentence lives in md->detail until the next one. */
+static void set_status(struct pifs_metad *md, struct pifs_msg *rep, int rc, const char *fmt, ...)
+{
+	va_list ap;
+
+	pifs_msg_init(rep, PIFS_MSG_R_STATUS);
+	rep->u.R_STATUS.status = rc;
+	if (fmt) {
+		va_start(ap, fmt);
+		vsnprintf(md->detail, sizeof(md->detail), fmt, ap);
+		va_end(ap);
+		rep->u.R_STATUS.detail = pifs_str_of(md->detail);
+	}
+}
+
+/* Stamp the mutation @m, queue it in the log and apply it; @rep (OUT) is
+ * apply's reply and borrows md->scratch. Returns 0, or -errno when the entry
+ * could not be queued (nothing happened). A failed apply leaves the state
+ * unusable: the process stops. */
+static int mutate(struct pifs_metad *md, struct pifs_msg *m, struct pifs_msg *rep)
+{
+	int64_t now = pifs_now_ns();
+	uint64_t index = pifs_meta_index(md->meta) + 1;
+	uint64_t reqid = m->reqid, epoch = m->epoch;
+	int rc;
+
+	/* Stamps only go up, even when the clock steps back, so that times in
+	 * the log keep their order. */
+	if (now <= md->last_now)
+		now = md->last_now + 1;
+	md->last_now = now;
+	pifs_proto_stamp(m, now);
+	/* The envelope of a caller means nothing in the log. */
+	m->reqid = 0;
+	m->epoch = 0;
+	pifs_buf_reset(&md->entry);
+	rc = pifs_proto_encode(m, &md->entry);
+	m->reqid = reqid;
+	m->epoch = epoch;
+	if (rc < 0)
+		return rc;
+	rc = pifs_wal_append(md->wal, index, md->entry.p, md->entry.len);
+	if (rc < 0)
+		return rc;
+	md->dirty = true;
+	rc = pifs_meta_apply(md->meta, index, m, rep, &md->scratch);
+	if (rc < 0) {
+		pifs_err("node %u: applying metadata entry %" PRIu64 " (%s) failed: %s; stopping, "
+			 "as the state in RAM is no longer usable: restart the node to recover "
+			 "from the log",
+			 self_id(md), index, pifs_proto_name(m->type), strerror(-rc));
+		_exit(EXIT_FAILURE);
+	}
+	return 0;
+}
+
+/* Make every entry logged so far durable, or stop the process: replies must
+ * never promise what the disk does not have. */
+static void commit(struct pifs_metad *md)
+{
+	int rc;
+
+	if (!md->dirty)
+		return;
+	rc = pifs_wal_commit(md->wal);
+	if (rc < 0) {
+		pifs_err("node %u: the metadata log in %s could not be written: %s; stopping, as "
+			 "the state in RAM is ahead of the disk: fix the disk, then restart the "
+			 "node (recovery keeps every committed entry)",
+			 self_id(md), md->dir, strerror(-rc));
+		_exit(EXIT_FAILURE);
+	}
+	md->dirty = false;
+}
+
+static struct live *find_live(struct pifs_metad *md, uint32_t id)
+{
+	size_t i;
+
+	for (i = 0; i < md->nlive; i++)
+		if (md->live[i].id == id)
+			return &md->live[i];
+	return NULL;
+}
+
+static bool is_up(const struct pifs_metad *md, const struct live *l)
+{
+	return l && pifs_now_ms() - l->seen_ms <= (int64_t)md->d->conf->down_after_ms;
+}
+
+static void log_node_add(struct pifs_metad *md, const struct pifs_msg_NODE_ADD *a,
+			 const struct pifs_msg *rep, bool joined)
+{
+	if (rep->type == PIFS_MSG_R_STATUS && rep->u.R_STATUS.status < 0)
+		pifs_warn("node %u: could not record node %u in the cluster map: %s",
+			  self_id(md), a->id, strerror(-rep->u.R_STATUS.status));
+	else if (joined)
+		pifs_info("node %u: node %u joins the cluster map with weight %u", self_id(md),
+			  a->id, a->weight);
+	else
+		pifs_info("node %u: node %u gets weight %u, the size of its disk in GiB",
+			  self_id(md), a->id, a->weight);
+}
+
+/* A heartbeat: note the node's figures, and complete its map entry when it
+ * is new to the map or its weight is "auto". */
+static int hello(struct pifs_metad *md, const struct pifs_msg_NODE_HELLO *h, struct pifs_msg *rep)
+{
+	const struct pifs_conf_node *cn = pifs_conf_node(md->d->conf, h->id);
+	uint32_t flags = 0, weight = 0;
+	struct pifs_msg add, added;
+	struct live *l;
+	bool known;
+	int rc;
+
+	known = pifs_meta_node(md->meta, h->id, &flags, &weight) == 0;
+	if (!known && !cn) {
+		set_status(md, rep, -ENOENT,
+			   "node %u is neither in the cluster map nor in the config of metadata "
+			   "voter node %u; add a [node %u] section to pifs.conf on every node, "
+			   "then restart node %u",
+			   h->id, self_id(md), h->id, self_id(md));
+		return 0;
+	}
+	l = find_live(md, h->id);
+	if (!l) {
+		if (md->nlive == md->live_cap) {
+			size_t cap = md->live_cap ? md->live_cap * 2 : 16;
+			struct live *nl = realloc(md->live, cap * sizeof(*nl));
+
+			if (!nl)
+				return -ENOMEM;
+			md->live = nl;
+			md->live_cap = cap;
+		}
+		l = &md->live[md->nlive++];
+		memset(l, 0, sizeof(*l));
+		l->id = h->id;
+	}
+	l->seen_ms = pifs_now_ms();
+	l->seen_ns = pifs_now_ns();
+	l->capacity = h->capacity;
+	l->free = h->free;
+	l->used = h->used;
+	l->chunks = h->chunks;
+	/* Weight "auto" is the disk's size in GiB, which only the node can
+	 * tell: it is filled in at the first heartbeat that reports one. */
+	if (!known || (weight == 0 && h->capacity > 0)) {
+		pifs_msg_init(&add, PIFS_MSG_NODE_ADD);
+		add.u.NODE_ADD.id = h->id;
+		add.u.NODE_ADD.weight = known || !cn->weight ? 0 : cn->weight;
+		if (add.u.NODE_ADD.weight == 0 && h->capacity > 0)
+			add.u.NODE_ADD.weight = h->capacity >> 30 ? (uint32_t)(h->capacity >> 30) : 1;
+		add.u.NODE_ADD.flags = known ? flags : PIFS_NODE_IN | (cn->meta ? PIFS_NODE_META : 0);
+		add.u.NODE_ADD.addr = cn ? pifs_str_of(cn->addr) : h->addr;
+		rc = mutate(md, &add, &added);
+		if (rc < 0)
+			return rc;
+		log_node_add(md, &add.u.NODE_ADD, &added, !known);
+	}
+	set_status(md, rep, 0, NULL);
+	return 0;
+}
+
+/* Copy the nodes of @map (borrowed) into md->aux with the "up" flag of now. */
+static int nodes_with_liveness(struct pifs_metad *md, const struct pifs_list *map, uint32_t *count)
+{
+	struct pifs_cursor c;
+	struct pifs_node n;
+	int rc;
+
+	*count = 0;
+	pifs_buf_reset(&md->aux);
+	pifs_cursor_init(&c, map);
+	while ((rc = pifs_node_next(&c, &n)) == 1) {
+		if (is_up(md, find_live(md, n.id)))
+			n.flags |= PIFS_NODE_UP;
+		else
+			n.flags &= ~(uint32_t)PIFS_NODE_UP;
+		if (pifs_node_append(&md->aux, &n) < 0)
+			return -ENOMEM;
+		(*count)++;
+	}
+	return rc < 0 ? rc : 0;
+}
+
+static int map_get(struct pifs_metad *md, const struct pifs_msg *q, struct pifs_msg *rep)
+{
+	uint32_t count;
+	int rc;
+
+	pifs_meta_query(md->meta, q, rep, &md->scratch);
+	if (rep->type != PIFS_MSG_R_MAP)
+		return 0;
+	rc = nodes_with_liveness(md, &rep->u.R_MAP.nodes, &count);
+	if (rc < 0)
+		return rc;
+	rep->u.R_MAP.nodes = pifs_list_of(&md->aux, count);
+	return 0;
+}
+
+static int cluster_stat(struct pifs_metad *md, struct pifs_msg *rep)
+{
+	struct pifs_meta_stats st;
+	struct pifs_msg q, map;
+	struct pifs_nodestat ns;
+	struct pifs_cursor c;
+	struct pifs_node n;
+	uint32_t count = 0;
+	int rc;
+
+	pifs_msg_init(&q, PIFS_MSG_MAP_GET);
+	pifs_meta_query(md->meta, &q, &map, &md->scratch);
+	if (map.type != PIFS_MSG_R_MAP) {
+		*rep = map;	/* the state's own refusal, such as "not initialised" */
+		return 0;
+	}
+	pifs_buf_reset(&md->aux);
+	pifs_cursor_init(&c, &map.u.R_MAP.nodes);
+	while ((rc = pifs_node_next(&c, &n)) == 1) {
+		const struct live *l = find_live(md, n.id);
+
+		memset(&ns, 0, sizeof(ns));
+		ns.id = n.id;
+		ns.weight = n.weight;
+		ns.flags = is_up(md, l) ? n.flags | PIFS_NODE_UP : n.flags & ~(uint32_t)PIFS_NODE_UP;
+		ns.addr = n.addr;
+		if (l) {
+			ns.last_seen = l->seen_ns;
+			ns.capacity = l->capacity;
+			ns.free = l->free;
+			ns.used = l->used;
+			ns.chunks = l->chunks;
+		}
+		if (pifs_nodestat_append(&md->aux, &ns) < 0)
+			return -ENOMEM;
+		count++;
+	}
+	if (rc < 0)
+		return rc;
+	pifs_meta_stats(md->meta, &st);
+	pifs_msg_init(rep, PIFS_MSG_R_CLUSTER);
+	rep->u.R_CLUSTER.epoch = st.epoch;
+	rep->u.R_CLUSTER.replicas = st.replicas;
+	rep->u.R_CLUSTER.chunk_size = st.chunk_size;
+	rep->u.R_CLUSTER.log_index = st.index;
+	rep->u.R_CLUSTER.inodes = st.inodes;
+	rep->u.R_CLUSTER.logical = st.logical;
+	rep->u.R_CLUSTER.chunks = st.chunks;
+	rep->u.R_CLUSTER.chunk_raw = st.chunk_raw;
+	rep->u.R_CLUSTER.chunk_stored = st.chunk_stored;
+	rep->u.R_CLUSTER.chunk_refs = st.chunk_refs;
+	rep->u.R_CLUSTER.nodes = pifs_list_of(&md->aux, count);
+	return 0;
+}
+
+/* df: the space of every node that ever reported, as last reported; a node
+ * that reboots keeps its place in the total. */
+static void statfs_space(struct pifs_metad *md, struct pifs_msg *rep)
+{
+	size_t i;
+
+	if (rep->type != PIFS_MSG_R_STATFS)
+		return;
+	for (i = 0; i < md->nlive; i++) {
+		rep->u.R_STATFS.capacity += md->live[i].capacity;
+		rep->u.R_STATFS.free += md->live[i].free;
+	}
+}
+
+/* Answer the request in @body (borrowed) into @rep, logging it if it is a
+ * mutation. Returns 0 or -errno for a failure to report as R_STATUS. */
+static int process(struct pifs_metad *md, const void *body, size_t len, struct pifs_msg *rep)
+{
+	struct pifs_msg m;
+	int rc;
+
+	rc = pifs_proto_decode(body, len, &m);
+	rep->reqid = m.reqid;
+	if (rc < 0) {
+		set_status(md, rep, rc, "metadata voter node %u could not decode a request",
+			   self_id(md));
+		return 0;
+	}
+	switch (pifs_proto_kind(m.type)) {
+	case PIFS_KIND_MUT:
+		rc = mutate(md, &m, rep);
+		break;
+	case PIFS_KIND_QRY:
+		rc = pifs_meta_query(md->meta, &m, rep, &md->scratch);
+		if (m.type == PIFS_MSG_STATFS)
+			statfs_space(md, rep);
+		break;
+	case PIFS_KIND_ADM:
+		if (m.type == PIFS_MSG_NODE_HELLO)
+			rc = hello(md, &m.u.NODE_HELLO, rep);
+		else if (m.type == PIFS_MSG_MAP_GET)
+			rc = map_get(md, &m, rep);
+		else
+			rc = cluster_stat(md, rep);
+		break;
+	default:
+		set_status(md, rep, -EOPNOTSUPP, "%s is not a metadata request",
+			   pifs_proto_name(m.type));
+		rc = 0;
+		break;
+	}
+	if (rc < 0)
+		set_status(md, rep, rc, "metadata voter node %u could not serve %s: %s",
+			   self_id(md), pifs_proto_name(m.type), strerror(-rc));
+	rep->reqid = m.reqid;
+	return 0;
+}
+
+/* Take one request (waiting for it if @flags is 0), serve it and keep its
+ * encoded reply in @s. Returns 0, or -EAGAIN when there was none. */
+static int take(struct pifs_metad *md, struct slot *s, int flags)
+{
+	zmq_msg_t ident, body, junk;
+	struct pifs_msg rep;
+	int more = 0, rc;
+	size_t sz = sizeof(more);
+
+	zmq_msg_init(&ident);
+	if (zmq_msg_recv(&ident, md->sock, flags) < 0) {
+		rc = -errno;
+		zmq_msg_close(&ident);
+		return rc;
+	}
+	/* A failed receive leaves @body empty, which decodes as -EBADMSG. */
+	zmq_msg_init(&body);
+	zmq_msg_recv(&body, md->sock, 0);
+	/* The broker sends no payload to the metadata service; drop any. */
+	while (zmq_getsockopt(md->sock, ZMQ_RCVMORE, &more, &sz) == 0 && more) {
+		zmq_msg_init(&junk);
+		zmq_msg_recv(&junk, md->sock, 0);
+		zmq_msg_close(&junk);
+	}
+	s->ilen = zmq_msg_size(&ident) < sizeof(s->ident) ? zmq_msg_size(&ident) : sizeof(s->ident);
+	memcpy(s->ident, zmq_msg_data(&ident), s->ilen);
+	pifs_msg_init(&rep, PIFS_MSG_R_STATUS);
+	process(md, zmq_msg_data(&body), zmq_msg_size(&body), &rep);
+	rep.epoch = map_epoch(md);
+	/* Encoded now: the next request reuses the scratch the reply borrows. */
+	pifs_buf_reset(&s->out);
+	rc = pifs_proto_encode(&rep, &s->out);
+	if (rc < 0) {
+		set_status(md, &rep, rc, "metadata voter node %u could not encode its reply: %s",
+			   self_id(md), strerror(-rc));
+		pifs_proto_encode(&rep, &s->out);
+	}
+	zmq_msg_close(&body);
+	zmq_msg_close(&ident);
+	return 0;
+}
+
+static void send_replies(struct pifs_metad *md, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		struct slot *s = &md->slots[i];
+
+		if (zmq_send(md->sock, s->ident, s->ilen, ZMQ_SNDMORE) < 0 ||
+		    zmq_send(md->sock, s->out.p, s->out.len, 0) < 0)
+			pifs_err("node %u: the metadata service could not hand a reply to the "
+				 "broker: %s; the requester will time out and retry",
+				 self_id(md), zmq_strerror(errno));
+		if (s->out.cap > KEEP_REPLY)
+			pifs_buf_fini(&s->out);
+	}
+}
+
+static void maybe_snapshot(struct pifs_metad *md)
+{
+	int rc;
+
+	if (pifs_wal_size(md->wal) <= SNAPSHOT_AT)
+		return;
+	rc = pifs_wal_snapshot(md->wal, md->meta);
+	if (rc < 0)
+		pifs_warn("node %u: could not write a metadata snapshot in %s: %s; the log keeps "
+			  "growing and restarts take longer until the disk is fixed",
+			  self_id(md), md->dir, strerror(-rc));
+}
+
+static void *run(void *arg)
+{
+	struct pifs_metad *md = arg;
+	size_t n;
+	int rc;
+
+	while (!atomic_load(&md->d->workers_stop)) {
+		zmq_pollitem_t items[2] = {{md->ctl, 0, ZMQ_POLLIN, 0},
+					   {md->sock, 0, ZMQ_POLLIN, 0}};
+
+		rc = zmq_poll(items, 2, IDLE_MS);
+		if (rc < 0 && errno == EINTR)
+			continue;
+		if (rc < 0) {
+			pifs_err("node %u: the metadata service stops: %s", self_id(md),
+				 zmq_strerror(errno));
+			break;
+		}
+		if (items[0].revents & ZMQ_POLLIN)
+			break;
+		if (!(items[1].revents & ZMQ_POLLIN))
+			continue;
+		for (n = 0; n < BATCH; n++)
+			if (take(md, &md->slots[n], n == 0 ? 0 : ZMQ_DONTWAIT) < 0)
+				break;
+		commit(md);
+		send_replies(md, n);
+		maybe_snapshot(md);
+	}
+	return NULL;
+}
+
+static uint64_t random_id(void)
+{
+	uint64_t v = 0;
+
+	while (v == 0)
+		if (getrandom(&v, sizeof(v), 0) != sizeof(v))
+			v = (uint64_t)pifs_now_ns() ^ ((uint64_t)getpid() << 32);
+	return v;
+}
+
+/* A new log: the cluster of the config. */
+static int bootstrap(struct pifs_metad *md)
+{
+	const struct pifs_conf *conf = md->d->conf;
+	uint64_t cluster_id = random_id();
+	struct pifs_msg m, rep;
+	size_t i;
+	int rc;
+
+	pifs_msg_init(&m, PIFS_MSG_INIT);
+	m.u.INIT.replicas = conf->replicas;
+	m.u.INIT.chunk_size = conf->chunk_size;
+	m.u.INIT.cluster_id = cluster_id;
+	rc = mutate(md, &m, &rep);
+	for (i = 0; rc == 0 && i < conf->n_nodes; i++) {
+		if (rep.type == PIFS_MSG_R_STATUS && rep.u.R_STATUS.status < 0)
+			break;
+		pifs_msg_init(&m, PIFS_MSG_NODE_ADD);
+		m.u.NODE_ADD.id = conf->nodes[i].id;
+		m.u.NODE_ADD.weight = conf->nodes[i].weight;
+		m.u.NODE_ADD.flags = PIFS_NODE_IN | (conf->nodes[i].meta ? PIFS_NODE_META : 0);
+		m.u.NODE_ADD.addr = pifs_str_of(conf->nodes[i].addr);
+		rc = mutate(md, &m, &rep);
+	}
+	if (rc == 0 && rep.type == PIFS_MSG_R_STATUS && rep.u.R_STATUS.status < 0)
+		rc = rep.u.R_STATUS.status;
+	if (rc < 0) {
+		pifs_err("node %u: could not initialise the cluster in %s: %s", self_id(md),
+			 md->dir, strerror(-rc));
+		return rc;
+	}
+	commit(md);
+	pifs_info("node %u: new cluster %016" PRIx64 " in %s: %u replicas, %u KiB chunks, %zu "
+		  "nodes",
+		  self_id(md), cluster_id, md->dir, conf->replicas,
+		  conf->chunk_size >> 10, conf->n_nodes);
+	return 0;
+}
+
+int pifs_metad_open(struct pifsd *d, struct pifs_metad **out)
+{
+	struct pifs_meta_stats st;
+	struct pifs_metad *md;
+	size_t i;
+	int rc;
+
+	md = calloc(1, sizeof(*md));
+	if (!md)
+		return -ENOMEM;
+	md->d = d;
+	pifs_buf_init(&md->entry);
+	pifs_buf_init(&md->scratch);
+	pifs_buf_init(&md->aux);
+	md->slots = calloc(BATCH, sizeof(*md->slots));
+	md->meta = pifs_meta_new();
+	if (!md->slots || !md->meta) {
+		rc = -ENOMEM;
+		goto out_free;
+	}
+	for (i = 0; i < BATCH; i++)
+		pifs_buf_init(&md->slots[i].out);
+	if (snprintf(md->dir, sizeof(md->dir), "%s/meta", d->data) >= (int)sizeof(md->dir)) {
+		rc = -ENAMETOOLONG;
+		goto out_free;
+	}
+	rc = pifs_wal_open(md->dir, md->meta, &md->wal);
+	if (rc < 0) {
+		pifs_err("node %u: could not open the metadata log in %s: %s%s", d->self->id,
+			 md->dir, strerror(-rc),
+			 rc == -EBADMSG ? "; the snapshot is damaged: restore DATA/meta from a "
+					  "backup or another voter"
+					: "");
+		goto out_free;
+	}
+	if (pifs_meta_index(md->meta) == 0) {
+		rc = bootstrap(md);
+		if (rc < 0)
+			goto out_free;
+	} else {
+		pifs_meta_stats(md->meta, &st);
+		pifs_info("node %u: metadata of cluster %016" PRIx64 " recovered from %s at log "
+			  "index %" PRIu64 ", map epoch %" PRIu64,
+			  d->self->id, st.cluster_id, md->dir, st.index, st.epoch);
+	}
+	*out = md;
+	return 0;
+out_free:
+	pifs_metad_free(md);
+	return rc;
+}
+
+int pifs_metad_start(struct pifs_metad *md)
+{
+	int hwm = META_HWM, rc;
+
+	rc = pifs_ctl_subscribe(md->d->zctx, PIFS_CTL_WORKERS, &md->ctl);
+	if (rc < 0)
+		return rc;
+	md->sock = zmq_socket(md->d->zctx, ZMQ_DEALER);
+	if (!md->sock)
+		return -errno;
+	rc = pifs_rpc_sockopts(md->sock);
+	if (rc == 0 && (zmq_setsockopt(md->sock, ZMQ_RCVHWM, &hwm, sizeof(hwm)) < 0 ||
+			zmq_setsockopt(md->sock, ZMQ_SNDHWM, &hwm, sizeof(hwm)) < 0 ||
+			zmq_connect(md->sock, PIFS_META_ENDPOINT) < 0))
+		rc = -errno;
+	if (rc < 0)
+		return rc;
+	rc = -pthread_create(&md->thread, NULL, run, md);
+	if (rc < 0)
+		return rc;
+	md->started = true;
+	return 0;
+}
+
+void pifs_metad_free(struct pifs_metad *md)
+{
+	size_t i;
+	int rc;
+
+	if (!md)
+		return;
+	if (md->started)
+		pthread_join(md->thread, NULL);
+	if (md->wal && pifs_wal_size(md->wal) > 0) {
+		rc = pifs_wal_snapshot(md->wal, md->meta);
+		if (rc < 0)
+			pifs_err("node %u: could not write the metadata snapshot in %s: %s; the "
+				 "log is kept and replays at the next start",
+				 self_id(md), md->dir, strerror(-rc));
+		else
+			pifs_info("node %u: metadata snapshot written at log index %" PRIu64,
+				  self_id(md), pifs_meta_index(md->meta));
+	}
+	pifs_wal_close(md->wal);
+	pifs_meta_free(md->meta);
+	if (md->sock)
+		zmq_close(md->sock);
+	if (md->ctl)
+		zmq_close(md->ctl);
+	if (md->slots)
+		for (i = 0; i < BATCH; i++)
+			pifs_buf_fini(&md->slots[i].out);
+	free(md->slots);
+	free(md->live);
+	pifs_buf_fini(&md->entry);
+	pifs_buf_fini(&md->scratch);
+	pifs_buf_fini(&md->aux);
+	free(md);
+}

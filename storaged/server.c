@@ -1,0 +1,385 @@
+/* server.c - the broker of pifs-storaged. */
+#include "server.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "ctl.h"
+#include "log.h"
+#include "rpc.h"
+
+/* The broker's queue to each chunk worker (the worker adds its own). */
+#define CHUNK_HWM 2
+/* The metadata service takes its requests in batches of up to 257. */
+#define META_HWM 1024
+/* Requests queued per client connection before ZeroMQ stops reading its TCP
+ * socket: with 4 MiB chunks this bounds what one eager client parks in our
+ * RAM to 64 MiB, and only pushes back (nothing is dropped on receive). */
+#define ROUTER_RCVHWM 16
+/* Requests and replies moved per wake-up, so that neither side starves. */
+#define BURST 64
+/* While the inproc queues are full or a stop is under way, look again this
+ * often even if nothing wakes the broker. */
+#define RECHECK_MS 100
+
+struct pifs_server {
+	struct pifsd *d;
+	void *ctl;	/* PUB for PIFS_CTL_* */
+	void *router;	/* the node's address */
+	void *chunk;	/* DEALER bound on PIFS_CHUNK_ENDPOINT */
+	void *meta;	/* DEALER bound on PIFS_META_ENDPOINT, on the voter only */
+	char endpoint[300];
+	uint64_t inflight;	/* requests handed on and not yet answered */
+};
+
+static uint32_t self_id(const struct pifs_server *s)
+{
+	return s->d->self->id;
+}
+
+static int open_backend(struct pifs_server *s, const char *endpoint, int hwm, void **out)
+{
+	void *sock = zmq_socket(s->d->zctx, ZMQ_DEALER);
+	int rc;
+
+	if (!sock)
+		return -errno;
+	rc = pifs_rpc_sockopts(sock);
+	if (rc == 0 && (zmq_setsockopt(sock, ZMQ_SNDHWM, &hwm, sizeof(hwm)) < 0 ||
+			zmq_bind(sock, endpoint) < 0))
+		rc = -errno;
+	if (rc < 0) {
+		zmq_close(sock);
+		return rc;
+	}
+	*out = sock;
+	return 0;
+}
+
+int pifs_server_open(struct pifsd *d, const char *endpoint, struct pifs_server **out)
+{
+	struct pifs_server *s;
+	int hwm = ROUTER_RCVHWM, rc;
+
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->d = d;
+	snprintf(s->endpoint, sizeof(s->endpoint), "%s", endpoint);
+	rc = pifs_ctl_bind(d->zctx, &s->ctl);
+	if (rc == 0)
+		rc = open_backend(s, PIFS_CHUNK_ENDPOINT, CHUNK_HWM, &s->chunk);
+	if (rc == 0 && pifsd_is_voter(d))
+		rc = open_backend(s, PIFS_META_ENDPOINT, META_HWM, &s->meta);
+	if (rc < 0)
+		goto out_close;
+	s->router = zmq_socket(d->zctx, ZMQ_ROUTER);
+	if (!s->router) {
+		rc = -errno;
+		goto out_close;
+	}
+	rc = pifs_rpc_sockopts(s->router);
+	if (rc == 0 && (zmq_setsockopt(s->router, ZMQ_RCVHWM, &hwm, sizeof(hwm)) < 0 ||
+			zmq_bind(s->router, endpoint) < 0))
+		rc = -errno;
+	if (rc < 0)
+		goto out_close;
+	*out = s;
+	return 0;
+out_close:
+	pifs_server_close(s);
+	return rc;
+}
+
+void pifs_server_close(struct pifs_server *s)
+{
+	if (!s)
+		return;
+	if (s->router)
+		zmq_close(s->router);
+	if (s->chunk)
+		zmq_close(s->chunk);
+	if (s->meta)
+		zmq_close(s->meta);
+	if (s->ctl)
+		zmq_close(s->ctl);
+	free(s);
+}
+
+int pifs_server_publish(struct pifs_server *s, const char *topic)
+{
+	return pifs_ctl_publish(s->ctl, topic);
+}
+
+static void reply_status(struct pifs_server *s, zmq_msg_t *ident, uint64_t reqid, int rc,
+			 const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+/* Answer a request the broker refuses itself. */
+static void reply_status(struct pifs_server *s, zmq_msg_t *ident, uint64_t reqid, int rc,
+			 const char *fmt, ...)
+{
+	struct pifs_msg rep;
+	char detail[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(detail, sizeof(detail), fmt, ap);
+	va_end(ap);
+	pifs_msg_init(&rep, PIFS_MSG_R_STATUS);
+	rep.reqid = reqid;
+	rep.epoch = pifs_nodemap_epoch(&s->d->map);
+	rep.u.R_STATUS.status = rc;
+	rep.u.R_STATUS.detail = pifs_str_of(detail);
+	pifs_rpc_sendto(s->router, zmq_msg_data(ident), zmq_msg_size(ident), &rep, NULL, 0, 0);
+}
+
+/* Can both inproc queues take a request? */
+static bool has_room(struct pifs_server *s)
+{
+	int ev = 0;
+	size_t sz = sizeof(ev);
+
+	if (zmq_getsockopt(s->chunk, ZMQ_EVENTS, &ev, &sz) < 0 || !(ev & ZMQ_POLLOUT))
+		return false;
+	if (!s->meta)
+		return true;
+	sz = sizeof(ev);
+	return zmq_getsockopt(s->meta, ZMQ_EVENTS, &ev, &sz) == 0 && (ev & ZMQ_POLLOUT);
+}
+
+/* Hand the request on to @to, moving its frames. */
+static void hand_on(struct pifs_server *s, void *to, zmq_msg_t *ident, zmq_msg_t *body,
+		    zmq_msg_t *pay, uint64_t reqid)
+{
+	if (zmq_msg_send(ident, to, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
+		reply_status(s, ident, reqid, -EAGAIN, "node %u is overloaded; retry shortly",
+			     self_id(s));
+		return;
+	}
+	/* ZeroMQ takes the rest of a message whose first part it took. */
+	zmq_msg_send(body, to, pay ? ZMQ_SNDMORE : 0);
+	if (pay)
+		zmq_msg_send(pay, to, 0);
+	s->inflight++;
+}
+
+/* The request id of a frame that does not decode, if its envelope can be
+ * trusted that far: 0 when the reply could reach no one. */
+static uint64_t salvage_reqid(const uint8_t *p, size_t len)
+{
+	uint64_t v = 0;
+	int i;
+
+	if (len < PIFS_PROTO_HDR || ((p[0] << 8) | p[1]) != PIFS_PROTO_MAGIC)
+		return 0;
+	for (i = 8; i < 16; i++)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+static void route(struct pifs_server *s, zmq_msg_t *ident, zmq_msg_t *body, zmq_msg_t *pay,
+		  int parts, bool draining)
+{
+	struct pifs_msg m;
+	uint64_t reqid;
+	int rc, kind;
+
+	rc = pifs_proto_decode(zmq_msg_data(body), zmq_msg_size(body), &m);
+	reqid = rc < 0 ? salvage_reqid(zmq_msg_data(body), zmq_msg_size(body)) : m.reqid;
+	if (rc < 0) {
+		if (reqid)
+			reply_status(s, ident, reqid, rc,
+				     "node %u could not decode a request of %zu bytes (%s); check "
+				     "that the sender runs the same pifs version",
+				     self_id(s), zmq_msg_size(body), strerror(-rc));
+		else
+			pifs_debug("node %u: dropped a frame of %zu bytes that is no pifs request",
+				   self_id(s), zmq_msg_size(body));
+		return;
+	}
+	if (draining) {
+		reply_status(s, ident, reqid, -ESHUTDOWN,
+			     "node %u is shutting down; use another node or retry once it is back",
+			     self_id(s));
+		return;
+	}
+	if (parts > 3) {
+		reply_status(s, ident, reqid, -EBADMSG,
+			     "a %s to node %u came in %d parts; a request has a message and at "
+			     "most one payload",
+			     pifs_proto_name(m.type), self_id(s), parts - 1);
+		return;
+	}
+	if ((m.type == PIFS_MSG_CHUNK_PUT) != (pay != NULL)) {
+		reply_status(s, ident, reqid, -EBADMSG,
+			     pay ? "%s to node %u carries a payload it does not take"
+				 : "%s to node %u carries no chunk frame",
+			     pifs_proto_name(m.type), self_id(s));
+		return;
+	}
+	kind = pifs_proto_kind(m.type);
+	switch (kind) {
+	case PIFS_KIND_CHK:
+		hand_on(s, s->chunk, ident, body, pay, reqid);
+		break;
+	case PIFS_KIND_MUT:
+	case PIFS_KIND_QRY:
+	case PIFS_KIND_ADM:
+		if (s->meta)
+			hand_on(s, s->meta, ident, body, pay, reqid);
+		else
+			reply_status(s, ident, reqid, -ENOTSUP,
+				     "node %u is not a metadata voter; ask node %u", self_id(s),
+				     s->d->voter->id);
+		break;
+	default:
+		reply_status(s, ident, reqid, -EOPNOTSUPP,
+			     "%s is a reply, not a request; node %u answers requests only",
+			     pifs_proto_name(m.type), self_id(s));
+		break;
+	}
+}
+
+/* Take requests off the ROUTER while the inproc queues have room. */
+static void take_requests(struct pifs_server *s, bool draining)
+{
+	int n;
+
+	for (n = 0; n < BURST && (draining || has_room(s)); n++) {
+		zmq_msg_t part[3];
+		int parts = 1, i;
+		bool more;
+
+		zmq_msg_init(&part[0]);
+		if (zmq_msg_recv(&part[0], s->router, ZMQ_DONTWAIT) < 0) {
+			zmq_msg_close(&part[0]);
+			return;
+		}
+		/* Parts past the third are counted (to refuse the request) and
+		 * dropped. */
+		for (more = zmq_msg_more(&part[0]); more; parts++) {
+			zmq_msg_t junk, *m = parts < 3 ? &part[parts] : &junk;
+
+			zmq_msg_init(m);
+			if (zmq_msg_recv(m, s->router, 0) < 0) {
+				zmq_msg_close(m);
+				break;
+			}
+			more = zmq_msg_more(m);
+			if (m == &junk)
+				zmq_msg_close(&junk);
+		}
+		/* An identity alone is no request: nothing to answer. */
+		if (parts >= 2)
+			route(s, &part[0], &part[1], parts >= 3 ? &part[2] : NULL, parts, draining);
+		for (i = 0; i < parts && i < 3; i++)
+			zmq_msg_close(&part[i]);
+	}
+}
+
+/* Move the replies waiting on @from to the ROUTER, identity first. */
+static void relay_replies(struct pifs_server *s, void *from)
+{
+	int n;
+
+	for (n = 0; n < BURST; n++) {
+		zmq_msg_t part;
+		int more;
+
+		zmq_msg_init(&part);
+		if (zmq_msg_recv(&part, from, ZMQ_DONTWAIT) < 0) {
+			zmq_msg_close(&part);
+			return;
+		}
+		for (;;) {
+			more = zmq_msg_more(&part);
+			/* A ROUTER drops what it cannot route (a client that
+			 * left) instead of failing or blocking. */
+			zmq_msg_send(&part, s->router, more ? ZMQ_SNDMORE : 0);
+			zmq_msg_close(&part);
+			if (!more)
+				break;
+			zmq_msg_init(&part);
+			if (zmq_msg_recv(&part, from, 0) < 0) {
+				zmq_msg_close(&part);
+				break;
+			}
+		}
+		if (s->inflight)
+			s->inflight--;
+	}
+}
+
+static const char *signame(uint32_t signo)
+{
+	const char *name = sigabbrev_np((int)signo);
+
+	return name ? name : "?";
+}
+
+int pifs_server_run(struct pifs_server *s, int sigfd)
+{
+	struct pifsd *d = s->d;
+	struct signalfd_siginfo si;
+	bool draining = false;
+	int64_t deadline = 0;
+	int rc, n;
+
+	for (;;) {
+		bool open;
+		zmq_pollitem_t items[4];
+		long timeout;
+
+		if (draining && ((s->inflight == 0 && !atomic_load(&d->heartbeat_running)) ||
+				 pifs_now_ms() >= deadline))
+			break;
+		open = draining || has_room(s);
+		items[0] = (zmq_pollitem_t){NULL, sigfd, ZMQ_POLLIN, 0};
+		items[1] = (zmq_pollitem_t){s->router, 0, open ? ZMQ_POLLIN : 0, 0};
+		items[2] = (zmq_pollitem_t){s->chunk, 0, ZMQ_POLLIN, 0};
+		items[3] = (zmq_pollitem_t){s->meta, 0, ZMQ_POLLIN, 0};
+		n = s->meta ? 4 : 3;
+		timeout = draining || !open ? RECHECK_MS : -1;
+		rc = zmq_poll(items, n, timeout);
+		if (rc < 0 && errno == EINTR)
+			continue;
+		if (rc < 0)
+			return -errno;
+		if (items[0].revents & ZMQ_POLLIN) {
+			if (read(sigfd, &si, sizeof(si)) != sizeof(si))
+				si.ssi_signo = 0;
+			if (draining) {
+				pifs_warn("node %u: SIG%s again: stopping now, %" PRIu64 " requests "
+					  "unanswered",
+					  self_id(s), signame(si.ssi_signo), s->inflight);
+				break;
+			}
+			pifs_info("node %u: SIG%s: finishing %" PRIu64 " requests in flight, then "
+				  "stopping",
+				  self_id(s), signame(si.ssi_signo), s->inflight);
+			draining = true;
+			deadline = pifs_now_ms() + d->conf->timeout_ms + 1000;
+			atomic_store(&d->heartbeat_stop, true);
+			pifs_server_publish(s, PIFS_CTL_HEARTBEAT);
+		}
+		if (items[2].revents & ZMQ_POLLIN)
+			relay_replies(s, s->chunk);
+		if (n == 4 && (items[3].revents & ZMQ_POLLIN))
+			relay_replies(s, s->meta);
+		if (items[1].revents & ZMQ_POLLIN)
+			take_requests(s, draining);
+	}
+	if (s->inflight)
+		pifs_warn("node %u: stopping with %" PRIu64 " requests unanswered; their senders "
+			  "will time out and retry elsewhere",
+			  self_id(s), s->inflight);
+	return 0;
+}

@@ -1,0 +1,53 @@
+/* storaged_i.h - what the threads of pifs-storaged share.
+ *
+ * Threads: the main thread runs the broker (server.c) and the start and stop
+ * sequence (main.c); PIFS_WORKERS chunk workers (chunk.c); on a metadata
+ * voter, the metadata service (metad.c); the heartbeat (heartbeat.c). They
+ * talk over inproc ZeroMQ sockets only; the store and the node map are the
+ * only state they share, and both are thread-safe. */
+#ifndef PIFS_STORAGED_I_H
+#define PIFS_STORAGED_I_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "nodemap.h"
+#include "store.h"
+
+/* Chunk requests go round-robin to this many worker threads. */
+#define PIFS_WORKERS 4
+
+/* The broker's inproc sockets, bound before any thread connects. */
+#define PIFS_CHUNK_ENDPOINT "inproc://pifs-storaged-chunk"
+#define PIFS_META_ENDPOINT "inproc://pifs-storaged-meta"
+
+/* A request frame set on the ROUTER is [identity][message][payload]; an
+ * identity is at most 255 bytes (ZeroMQ's limit). */
+#define PIFS_IDENT_MAX 255
+
+struct pifsd {
+	const struct pifs_conf *conf;		/* borrowed */
+	const struct pifs_conf_node *self;	/* borrowed from @conf */
+	const struct pifs_conf_node *voter;	/* the metadata voter, from @conf */
+	const char *data;			/* the data directory, borrowed */
+	void *zctx;
+	struct pifs_store *store;
+	struct pifs_nodemap map;
+	/* Set by the main thread before it publishes the matching PIFS_CTL_*
+	 * topic, so that a thread whose subscription was not yet in place
+	 * when the topic went out still stops at its next poll timeout. */
+	atomic_bool heartbeat_stop;
+	atomic_bool workers_stop;
+	atomic_bool heartbeat_running;		/* cleared when the heartbeat exits */
+};
+
+/* Does this node run the metadata service? Until Raft arrives only the first
+ * voter of the config does, whatever the others say. */
+static inline bool pifsd_is_voter(const struct pifsd *d)
+{
+	return d->self->id == d->voter->id;
+}
+
+#endif

@@ -1,0 +1,80 @@
+/* store.h - the chunk store of one storage daemon, on its data disk.
+ *
+ * Layout under the data directory DATA:
+ *   DATA/chunks/ab/cd/<32 hex digits>   one file per chunk, named by its id and
+ *                                       fanned out by the first four hex digits;
+ *                                       the file is the encoded frame (frame.h)
+ *   DATA/tmp/                           chunks being written; emptied at open
+ *   DATA/quarantine/<32 hex digits>     chunks that failed verification
+ *   DATA/lock                           held (flock) while a store is open
+ *
+ * A chunk is written to tmp/ and renamed into place without replacing an
+ * existing file, so a reader never sees half a chunk and two writers of the
+ * same chunk store it once. Chunks are immutable and content-addressed: a put
+ * of a chunk that is already here keeps the existing file (after checking it).
+ *
+ * Thread-safe: the daemon's chunk workers share one store. */
+#ifndef PIFS_STORE_H
+#define PIFS_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "frame.h"
+
+/* pifs_store_put flags. */
+#define PIFS_STORE_SYNC 0x1	/* fsync the file and its directory before returning */
+
+struct pifs_store;
+
+struct pifs_store_stat {
+	uint64_t capacity;	/* bytes of the file system holding DATA */
+	uint64_t free;		/* bytes available to this process there */
+	uint64_t chunks;	/* chunk files */
+	uint64_t bytes;		/* their sizes, summed */
+	uint64_t corrupt;	/* files in quarantine */
+};
+
+/* Open the store in @dir (borrowed; created if its parent exists), take its
+ * lock, empty DATA/tmp and count the chunks. New chunks are refused while
+ * storing them would leave less than @reserve bytes free. On success *@out is
+ * the store, freed with pifs_store_close. Returns 0, -EBUSY (another process
+ * holds the lock), -ENOENT (the parent of @dir does not exist), -ENOTDIR,
+ * -ENAMETOOLONG or another -errno from the file system. */
+int pifs_store_open(const char *dir, uint64_t reserve, struct pifs_store **out /* OUT */);
+
+/* Release the lock and free @st. NULL-safe. */
+void pifs_store_close(struct pifs_store *st);
+
+/* Store the encoded frame @frame (@len bytes, borrowed) under the id in its
+ * header. The caller has verified the frame (pifs_frame_verify): the store
+ * checks only the header. A chunk already present is not rewritten; it is
+ * compared with @frame and, if it differs, verified, and replaced when it
+ * fails (it is then quarantined). @scratch (borrowed) is grown as needed for
+ * that verification. Returns 0, -EBADMSG (the header does not parse),
+ * -ENOSPC (the reserve would be crossed, or the disk is full) or -errno. */
+int pifs_store_put(struct pifs_store *st, const void *frame, size_t len, unsigned flags,
+		   struct pifs_buf *scratch);
+
+/* Read chunk @id whole and verify it. On success *@frame is a malloc'd buffer
+ * of *@len bytes that the caller frees with free(). A chunk that fails
+ * verification (or whose header names another id) is moved to quarantine.
+ * @scratch (borrowed) is grown to the chunk's raw length for the check.
+ * Returns 0, -ENOENT, -EBADMSG (corrupt, now quarantined) or another -errno. */
+int pifs_store_get(struct pifs_store *st, const struct pifs_chunk_id *id, struct pifs_buf *scratch,
+		   void **frame /* OUT */, size_t *len /* OUT */);
+
+/* Make the @n chunks @ids (borrowed) durable: fsync each file and each
+ * directory that holds one. Every chunk is tried; returns 0 or the first
+ * -errno (-ENOENT for a chunk that is not here). */
+int pifs_store_sync(struct pifs_store *st, const struct pifs_chunk_id *ids, size_t n);
+
+/* Delete chunk @id. Returns 0, -ENOENT or -errno. */
+int pifs_store_del(struct pifs_store *st, const struct pifs_chunk_id *id);
+
+/* Fill @out with the space of the disk and the store's counters. Returns 0 or
+ * -errno from statvfs. */
+int pifs_store_stat(struct pifs_store *st, struct pifs_store_stat *out /* OUT */);
+
+#endif

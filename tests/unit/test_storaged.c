@@ -1,0 +1,582 @@
+/* test_storaged.c - pifs-storaged as a process: a chain put lands on every
+ * node of the chain, bad requests get error replies, metadata survives a
+ * restart, and SIGTERM stops it cleanly.
+ *
+ * Each test starts its own daemons (fork/exec) on its own loopback ports in
+ * 17110-17199 and its own directory under /tmp/pifs-storaged; the fixture's
+ * teardown kills whatever is left, so that no daemon outlives its test. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "rpc.h"
+
+#define NODES 3
+#define WAIT_MS 5000
+
+static struct {
+	char dir[64];
+	char conf[96];
+	int port;
+	pid_t pid[NODES + 1];
+	struct pifs_rpc *rpc[NODES + 1];
+	void *zctx;
+} c;
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+static void setup(void)
+{
+	memset(&c, 0, sizeof(c));
+	mkdir("/tmp/pifs-storaged", 0755);
+	snprintf(c.dir, sizeof(c.dir), "/tmp/pifs-storaged/daemon-XXXXXX");
+	cr_assert_not_null(mkdtemp(c.dir));
+	snprintf(c.conf, sizeof(c.conf), "%s/pifs.conf", c.dir);
+	c.zctx = zmq_ctx_new();
+	cr_assert_not_null(c.zctx);
+}
+
+static void teardown(void)
+{
+	int i;
+
+	for (i = 1; i <= NODES; i++) {
+		pifs_rpc_free(c.rpc[i]);
+		if (c.pid[i] > 0) {
+			kill(c.pid[i], SIGKILL);
+			waitpid(c.pid[i], NULL, 0);
+		}
+	}
+	zmq_ctx_term(c.zctx);
+	nftw(c.dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+TestSuite(storaged, .init = setup, .fini = teardown, .timeout = 60);
+
+/* A config of three nodes on @port + 1..3; node 1 is the voter. */
+static void write_conf(int port)
+{
+	FILE *f = fopen(c.conf, "w");
+	int i;
+
+	cr_assert_not_null(f);
+	c.port = port;
+	fprintf(f, "[cluster]\nreplicas = 2\nchunk_size = 1M\nheartbeat = 200ms\n"
+		   "down_after = 1s\nreserve = 1M\n\n");
+	for (i = 1; i <= NODES; i++)
+		fprintf(f, "[node %d]\naddress = 127.0.0.1:%d\ndata = %s/n%d\n%s\n", i, port + i,
+			c.dir, i, i == 1 ? "meta = yes\n" : "");
+	fprintf(f, "[client]\ntimeout = 1s\n");
+	fclose(f);
+}
+
+static pid_t spawn(const char *const argv[])
+{
+	char log[128];
+	pid_t pid;
+	int fd;
+
+	snprintf(log, sizeof(log), "%s/daemon.log", c.dir);
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+		if (fd >= 0) {
+			dup2(fd, STDOUT_FILENO);
+			dup2(fd, STDERR_FILENO);
+		}
+		execv(PIFS_STORAGED_BIN, (char *const *)argv);
+		_exit(127);
+	}
+	return pid;
+}
+
+static struct pifs_rpc *rpc_to(int id)
+{
+	char ep[64];
+
+	if (!c.rpc[id]) {
+		snprintf(ep, sizeof(ep), "tcp://127.0.0.1:%d", c.port + id);
+		cr_assert_eq(pifs_rpc_new(c.zctx, ep, &c.rpc[id]), 0);
+	}
+	return c.rpc[id];
+}
+
+/* Start node @id and wait until it answers NODE_STAT. */
+static void start(int id)
+{
+	const char *argv[] = {"pifs-storaged", "-c", c.conf, "-n", NULL, "--log-level", "debug",
+			      NULL};
+	struct pifs_msg req, rep;
+	char idstr[16];
+	int64_t until = pifs_now_ms() + WAIT_MS;
+	int rc = -1;
+
+	snprintf(idstr, sizeof(idstr), "%d", id);
+	argv[4] = idstr;
+	c.pid[id] = spawn(argv);
+	while (rc != 0 && pifs_now_ms() < until) {
+		pifs_msg_init(&req, PIFS_MSG_NODE_STAT);
+		rc = pifs_rpc_call(rpc_to(id), &req, NULL, 0, &rep, NULL, NULL, 200);
+	}
+	cr_assert_eq(rc, 0, "node %d did not answer within %d ms", id, WAIT_MS);
+	cr_assert_eq(rep.type, PIFS_MSG_R_NODE);
+	cr_assert_eq(rep.u.R_NODE.id, (uint32_t)id);
+}
+
+/* Wait for @pid to exit; its wait status, or -1 after @ms. */
+static int wait_exit(pid_t pid, int ms)
+{
+	int64_t until = pifs_now_ms() + ms;
+	int st;
+
+	while (pifs_now_ms() < until) {
+		if (waitpid(pid, &st, WNOHANG) == pid)
+			return st;
+		usleep(10000);
+	}
+	return -1;
+}
+
+/* SIGTERM node @id; returns its wait status. */
+static int stop(int id)
+{
+	int st;
+
+	cr_assert_eq(kill(c.pid[id], SIGTERM), 0);
+	st = wait_exit(c.pid[id], WAIT_MS);
+	cr_assert_neq(st, -1, "node %d did not stop within %d ms of SIGTERM", id, WAIT_MS);
+	c.pid[id] = 0;
+	pifs_rpc_free(c.rpc[id]);
+	c.rpc[id] = NULL;
+	return st;
+}
+
+static struct pifs_frame make_frame(size_t len, unsigned seed)
+{
+	struct pifs_frame f;
+	uint8_t *raw = malloc(len);
+	size_t i;
+
+	cr_assert_not_null(raw);
+	for (i = 0; i < len; i++)
+		raw[i] = (uint8_t)((i * 2654435761u + seed * 40503u) >> 13);
+	cr_assert_eq(pifs_frame_pack(&f, raw, len), 0);
+	free(raw);
+	return f;
+}
+
+static bool has_chunk_file(int node, const struct pifs_chunk_id *id)
+{
+	char hex[33], path[192];
+	struct stat sb;
+
+	pifs_chunk_id_hex(id, hex);
+	snprintf(path, sizeof(path), "%s/n%d/chunks/%.2s/%.2s/%s", c.dir, node, hex, hex + 2, hex);
+	return stat(path, &sb) == 0;
+}
+
+/* CHUNK_PUT @f to node @to with the chain @chain (@n nodes). */
+static int put(int to, const struct pifs_frame *f, const uint32_t *chain, int n, uint32_t flags,
+	       struct pifs_msg *rep)
+{
+	struct pifs_msg req;
+	struct pifs_buf list;
+	struct pifs_nodeid nid;
+	int i, rc;
+
+	pifs_buf_init(&list);
+	for (i = 0; i < n; i++) {
+		nid.id = chain[i];
+		cr_assert_eq(pifs_nodeid_append(&list, &nid), 0);
+	}
+	pifs_msg_init(&req, PIFS_MSG_CHUNK_PUT);
+	req.u.CHUNK_PUT.id = f->hdr.id;
+	req.u.CHUNK_PUT.flags = flags;
+	req.u.CHUNK_PUT.chain = pifs_list_of(&list, (uint32_t)n);
+	rc = pifs_rpc_call(rpc_to(to), &req, f->data, f->len, rep, NULL, NULL, WAIT_MS);
+	pifs_buf_fini(&list);
+	return rc;
+}
+
+/* The node ids of an R_PUT, in order, as a string such as "1,2". */
+static void nodes_of(const struct pifs_msg *rep, char *out, size_t cap)
+{
+	struct pifs_cursor cur;
+	struct pifs_nodeid n;
+	size_t len = 0;
+
+	out[0] = '\0';
+	cr_assert_eq(rep->type, PIFS_MSG_R_PUT);
+	pifs_cursor_init(&cur, &rep->u.R_PUT.nodes);
+	while (pifs_nodeid_next(&cur, &n) == 1 && len < cap)
+		len += (size_t)snprintf(out + len, cap - len, len ? ",%u" : "%u", n.id);
+}
+
+static int get(int from, const struct pifs_chunk_id *id, struct pifs_msg *rep, const void **p,
+	       size_t *plen)
+{
+	struct pifs_msg req;
+
+	pifs_msg_init(&req, PIFS_MSG_CHUNK_GET);
+	req.u.CHUNK_GET.id = *id;
+	return pifs_rpc_call(rpc_to(from), &req, NULL, 0, rep, p, plen, WAIT_MS);
+}
+
+Test(storaged, a_put_down_a_chain_of_two_lands_on_both_and_reads_back)
+{
+	struct pifs_frame f = make_frame(700000, 1);
+	uint32_t chain[] = {2};
+	struct pifs_msg rep;
+	const void *p;
+	size_t plen;
+	char nodes[64];
+
+	write_conf(17110);
+	start(1);
+	start(2);
+	start(3);
+	cr_assert_eq(put(1, &f, chain, 1, PIFS_PUT_SYNC, &rep), 0);
+	nodes_of(&rep, nodes, sizeof(nodes));
+	cr_assert_str_eq(nodes, "1,2");
+	cr_assert(has_chunk_file(1, &f.hdr.id));
+	cr_assert(has_chunk_file(2, &f.hdr.id));
+	cr_assert_not(has_chunk_file(3, &f.hdr.id));
+	cr_assert_eq(get(2, &f.hdr.id, &rep, &p, &plen), 0);
+	cr_assert_eq(rep.type, PIFS_MSG_R_CHUNK);
+	cr_assert_eq(plen, f.len);
+	cr_assert_arr_eq(p, f.data, f.len);
+	cr_assert_eq(get(3, &f.hdr.id, &rep, &p, &plen), -ENOENT);
+	pifs_frame_release(&f);
+}
+
+Test(storaged, a_chain_of_three_answers_with_every_node_first_owner_first)
+{
+	struct pifs_frame f = make_frame(300000, 2);
+	uint32_t chain[] = {3, 1};
+	struct pifs_msg rep;
+	char nodes[64];
+
+	write_conf(17120);
+	start(1);
+	start(2);
+	start(3);
+	cr_assert_eq(put(2, &f, chain, 2, 0, &rep), 0);
+	nodes_of(&rep, nodes, sizeof(nodes));
+	cr_assert_str_eq(nodes, "2,3,1");
+	cr_assert(has_chunk_file(1, &f.hdr.id) && has_chunk_file(3, &f.hdr.id));
+	pifs_frame_release(&f);
+}
+
+Test(storaged, a_dead_node_down_the_chain_leaves_the_nodes_that_stored_it)
+{
+	struct pifs_frame f = make_frame(100000, 3);
+	uint32_t chain[] = {3};
+	struct pifs_msg rep;
+	char nodes[64];
+
+	write_conf(17130);
+	start(1);
+	start(2);
+	cr_assert_eq(put(2, &f, chain, 1, 0, &rep), 0);
+	nodes_of(&rep, nodes, sizeof(nodes));
+	cr_assert_str_eq(nodes, "2");
+	cr_assert(has_chunk_file(2, &f.hdr.id));
+	pifs_frame_release(&f);
+}
+
+Test(storaged, a_frame_that_does_not_hash_to_its_id_is_refused_and_not_stored)
+{
+	struct pifs_frame f = make_frame(50000, 4), g = make_frame(50000, 5);
+	uint32_t chain[] = {2};
+	struct pifs_msg rep;
+
+	write_conf(17140);
+	start(1);
+	start(2);
+	f.data[PIFS_FRAME_HDR + 100] ^= 0x10;
+	cr_assert_eq(put(1, &f, chain, 1, 0, &rep), -EBADMSG);
+	cr_assert_gt(rep.u.R_STATUS.detail.len, 0);
+	cr_assert_not(has_chunk_file(1, &f.hdr.id));
+	cr_assert_not(has_chunk_file(2, &f.hdr.id));
+	/* A sound frame under another chunk's id. */
+	g.hdr.id = f.hdr.id;
+	cr_assert_eq(put(1, &g, chain, 1, 0, &rep), -EBADMSG);
+	cr_assert_not(has_chunk_file(1, &f.hdr.id));
+	pifs_frame_release(&f);
+	pifs_frame_release(&g);
+}
+
+Test(storaged, a_corrupt_chunk_on_disk_is_not_served)
+{
+	struct pifs_frame f = make_frame(20000, 6);
+	struct pifs_msg rep;
+	const void *p;
+	size_t plen;
+	char hex[33], path[192];
+	FILE *fp;
+
+	write_conf(17150);
+	start(1);
+	cr_assert_eq(put(1, &f, NULL, 0, 0, &rep), 0);
+	pifs_chunk_id_hex(&f.hdr.id, hex);
+	snprintf(path, sizeof(path), "%s/n1/chunks/%.2s/%.2s/%s", c.dir, hex, hex + 2, hex);
+	fp = fopen(path, "r+");
+	cr_assert_not_null(fp);
+	fseek(fp, PIFS_FRAME_HDR + 5, SEEK_SET);
+	fputc(f.data[PIFS_FRAME_HDR + 5] ^ 0xff, fp);
+	fclose(fp);
+	cr_assert_eq(get(1, &f.hdr.id, &rep, &p, &plen), -EBADMSG);
+	cr_assert_eq(get(1, &f.hdr.id, &rep, &p, &plen), -ENOENT);
+	pifs_frame_release(&f);
+}
+
+/* Send raw frames on a DEALER and wait for one reply; 0 with @rep, or -ETIMEDOUT. */
+static int raw_call(void *sock, const void *const *parts, const size_t *lens, int n,
+		    struct pifs_msg *rep, zmq_msg_t *keep)
+{
+	zmq_pollitem_t item = {sock, 0, ZMQ_POLLIN, 0};
+	int i;
+
+	for (i = 0; i < n; i++)
+		cr_assert_geq(zmq_send(sock, parts[i], lens[i], i + 1 < n ? ZMQ_SNDMORE : 0), 0);
+	if (zmq_poll(&item, 1, 1000) != 1)
+		return -ETIMEDOUT;
+	cr_assert_geq(zmq_msg_recv(keep, sock, 0), 0);
+	cr_assert_eq(pifs_proto_decode(zmq_msg_data(keep), zmq_msg_size(keep), rep), 0);
+	return 0;
+}
+
+static void envelope(uint8_t *p, uint8_t version, uint16_t type, uint64_t reqid)
+{
+	int i;
+
+	memset(p, 0, PIFS_PROTO_HDR);
+	p[0] = 0x50;
+	p[1] = 0x46;
+	p[2] = version;
+	p[4] = (uint8_t)(type >> 8);
+	p[5] = (uint8_t)type;
+	for (i = 0; i < 8; i++)
+		p[8 + i] = (uint8_t)(reqid >> (56 - 8 * i));
+}
+
+static void expect_status(void *sock, const void *const *parts, const size_t *lens, int n,
+			  uint64_t reqid, int status)
+{
+	struct pifs_msg rep;
+	zmq_msg_t keep;
+
+	zmq_msg_init(&keep);
+	cr_assert_eq(raw_call(sock, parts, lens, n, &rep, &keep), 0, "no reply to request %llu",
+		     (unsigned long long)reqid);
+	cr_assert_eq(rep.type, PIFS_MSG_R_STATUS);
+	cr_assert_eq(rep.reqid, reqid);
+	cr_assert_eq(rep.u.R_STATUS.status, status, "request %llu: got %d, want %d",
+		     (unsigned long long)reqid, rep.u.R_STATUS.status, status);
+	zmq_msg_close(&keep);
+}
+
+Test(storaged, malformed_requests_get_error_replies_and_the_node_keeps_serving)
+{
+	uint8_t hdr[PIFS_PROTO_HDR + 4], junk[] = "not a pifs message at all";
+	struct pifs_msg rep, m;
+	struct pifs_buf enc;
+	zmq_msg_t keep;
+	const void *parts[4];
+	size_t lens[4];
+	void *sock;
+	int zero = 0;
+
+	write_conf(17160);
+	start(1);
+	start(2);
+	sock = zmq_socket(c.zctx, ZMQ_DEALER);
+	zmq_setsockopt(sock, ZMQ_LINGER, &zero, sizeof(zero));
+	cr_assert_eq(zmq_connect(sock, "tcp://127.0.0.1:17161"), 0);
+
+	/* Garbage without the magic: nobody to answer, dropped. */
+	parts[0] = junk;
+	lens[0] = sizeof(junk);
+	zmq_msg_init(&keep);
+	cr_assert_eq(raw_call(sock, parts, lens, 1, &rep, &keep), -ETIMEDOUT);
+	zmq_msg_close(&keep);
+	/* An unknown type, another version, a short body. */
+	envelope(hdr, PIFS_PROTO_VERSION, 0x7777, 42);
+	parts[0] = hdr;
+	lens[0] = PIFS_PROTO_HDR;
+	expect_status(sock, parts, lens, 1, 42, -EOPNOTSUPP);
+	envelope(hdr, PIFS_PROTO_VERSION + 1, PIFS_MSG_CHUNK_GET, 43);
+	expect_status(sock, parts, lens, 1, 43, -EPROTO);
+	envelope(hdr, PIFS_PROTO_VERSION, PIFS_MSG_CHUNK_GET, 44);
+	lens[0] = PIFS_PROTO_HDR + 4;
+	expect_status(sock, parts, lens, 1, 44, -EBADMSG);
+
+	/* Well-formed messages in the wrong shape. */
+	pifs_buf_init(&enc);
+	pifs_msg_init(&m, PIFS_MSG_CHUNK_PUT);
+	m.reqid = 45;
+	cr_assert_eq(pifs_proto_encode(&m, &enc), 0);
+	parts[0] = enc.p;
+	lens[0] = enc.len;
+	expect_status(sock, parts, lens, 1, 45, -EBADMSG);	/* no frame */
+	parts[1] = junk;
+	lens[1] = sizeof(junk);
+	enc.p[15] = 46;
+	expect_status(sock, parts, lens, 2, 46, -EBADMSG);	/* a frame that is no frame */
+	parts[2] = parts[3] = junk;
+	lens[2] = lens[3] = 3;
+	enc.p[15] = 47;
+	expect_status(sock, parts, lens, 4, 47, -EBADMSG);	/* too many parts */
+	pifs_buf_reset(&enc);
+	pifs_msg_init(&m, PIFS_MSG_R_STATUS);
+	m.reqid = 48;
+	cr_assert_eq(pifs_proto_encode(&m, &enc), 0);
+	parts[0] = enc.p;
+	lens[0] = enc.len;
+	expect_status(sock, parts, lens, 1, 48, -EOPNOTSUPP);	/* a reply as a request */
+	pifs_buf_reset(&enc);
+	pifs_msg_init(&m, PIFS_MSG_GETATTR);
+	m.reqid = 49;
+	m.u.GETATTR.ino = 1;
+	cr_assert_eq(pifs_proto_encode(&m, &enc), 0);
+	parts[0] = enc.p;
+	lens[0] = enc.len;
+	zmq_close(sock);
+	sock = zmq_socket(c.zctx, ZMQ_DEALER);
+	zmq_setsockopt(sock, ZMQ_LINGER, &zero, sizeof(zero));
+	cr_assert_eq(zmq_connect(sock, "tcp://127.0.0.1:17162"), 0);
+	zmq_msg_init(&keep);
+	cr_assert_eq(raw_call(sock, parts, lens, 1, &rep, &keep), 0);
+	cr_assert_eq(rep.u.R_STATUS.status, -ENOTSUP, "a non-voter must refuse metadata");
+	cr_assert(memmem(rep.u.R_STATUS.detail.p, rep.u.R_STATUS.detail.len, "ask node 1", 10),
+		  "the refusal must name the voter");
+	zmq_msg_close(&keep);
+	pifs_buf_fini(&enc);
+	zmq_close(sock);
+
+	/* Still serving. */
+	pifs_msg_init(&m, PIFS_MSG_NODE_STAT);
+	cr_assert_eq(pifs_rpc_call(rpc_to(1), &m, NULL, 0, &rep, NULL, NULL, WAIT_MS), 0);
+	cr_assert_eq(rep.type, PIFS_MSG_R_NODE);
+}
+
+Test(storaged, metadata_is_logged_and_survives_a_restart)
+{
+	struct pifs_msg req, rep;
+	uint64_t ino;
+	char snap[128];
+	struct stat sb;
+	int st;
+
+	write_conf(17170);
+	start(1);
+	pifs_msg_init(&req, PIFS_MSG_MKNOD);
+	req.u.MKNOD.parent = 1;
+	req.u.MKNOD.name = pifs_str_of("photo.jpg");
+	req.u.MKNOD.mode = S_IFREG | 0644;
+	cr_assert_eq(pifs_rpc_call(rpc_to(1), &req, NULL, 0, &rep, NULL, NULL, WAIT_MS), 0);
+	cr_assert_eq(rep.type, PIFS_MSG_R_ATTR);
+	cr_assert_gt(rep.epoch, 0, "replies carry the map epoch");
+	ino = rep.u.R_ATTR.attr.ino;
+	st = stop(1);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	snprintf(snap, sizeof(snap), "%s/n1/meta/snap", c.dir);
+	cr_assert_eq(stat(snap, &sb), 0, "a voter writes a snapshot when it stops");
+	start(1);
+	pifs_msg_init(&req, PIFS_MSG_LOOKUP);
+	req.u.LOOKUP.parent = 1;
+	req.u.LOOKUP.name = pifs_str_of("photo.jpg");
+	cr_assert_eq(pifs_rpc_call(rpc_to(1), &req, NULL, 0, &rep, NULL, NULL, WAIT_MS), 0);
+	cr_assert_eq(rep.u.R_ATTR.attr.ino, ino);
+}
+
+Test(storaged, the_map_lists_every_node_and_marks_the_running_ones_up)
+{
+	struct pifs_msg req, rep;
+	struct pifs_cursor cur;
+	struct pifs_node n;
+	uint32_t up = 0, count = 0;
+
+	write_conf(17180);
+	start(1);
+	start(2);
+	usleep(500000);	/* two heartbeats */
+	pifs_msg_init(&req, PIFS_MSG_MAP_GET);
+	cr_assert_eq(pifs_rpc_call(rpc_to(1), &req, NULL, 0, &rep, NULL, NULL, WAIT_MS), 0);
+	cr_assert_eq(rep.type, PIFS_MSG_R_MAP);
+	pifs_cursor_init(&cur, &rep.u.R_MAP.nodes);
+	while (pifs_node_next(&cur, &n) == 1) {
+		count++;
+		if (n.flags & PIFS_NODE_UP)
+			up |= 1u << n.id;
+		cr_assert(n.flags & PIFS_NODE_IN);
+		/* "auto" weights come from the disk size in a heartbeat. */
+		if (n.id != 3)
+			cr_assert_gt(n.weight, 0, "node %u has no weight", n.id);
+	}
+	cr_assert_eq(count, 3);
+	cr_assert_eq(up, (1u << 1) | (1u << 2));
+}
+
+Test(storaged, sigterm_stops_every_node_with_status_0)
+{
+	struct pifs_frame f = make_frame(10000, 7);
+	uint32_t chain[] = {1};
+	struct pifs_msg rep;
+	int i, st;
+
+	write_conf(17190);
+	for (i = 1; i <= NODES; i++)
+		start(i);
+	cr_assert_eq(put(3, &f, chain, 1, 0, &rep), 0);
+	for (i = NODES; i >= 1; i--) {
+		st = stop(i);
+		cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "node %d: status %d", i, st);
+	}
+	pifs_frame_release(&f);
+}
+
+Test(storaged, a_bad_config_or_command_line_exits_2_and_starts_nothing)
+{
+	const char *bad_node[] = {"pifs-storaged", "-c", c.conf, "-n", "9", NULL};
+	const char *bad_flag[] = {"pifs-storaged", "--frobnicate", NULL};
+	const char *no_conf[] = {"pifs-storaged", "-c", "/nonexistent/pifs.conf", "-n", "1", NULL};
+	const char *bad_conf[] = {"pifs-storaged", "-c", c.conf, "-n", "1", NULL};
+	char data[128];
+	struct stat sb;
+	FILE *f;
+	int st;
+
+	write_conf(17195);
+	st = wait_exit(spawn(bad_node), WAIT_MS);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 2);
+	st = wait_exit(spawn(bad_flag), WAIT_MS);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 2);
+	st = wait_exit(spawn(no_conf), WAIT_MS);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 2);
+	f = fopen(c.conf, "a");
+	cr_assert_not_null(f);
+	fputs("adress = 1.2.3.4:5\n", f);
+	fclose(f);
+	st = wait_exit(spawn(bad_conf), WAIT_MS);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 2);
+	snprintf(data, sizeof(data), "%s/n1", c.dir);
+	cr_assert_neq(stat(data, &sb), 0, "nothing may start on a bad config");
+}

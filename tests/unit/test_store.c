@@ -1,0 +1,471 @@
+/* test_store.c - the chunk store keeps, serves, counts and quarantines chunks. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "store.h"
+
+static char base[64];	/* the test's directory, removed whole afterwards */
+static char dir[128];	/* the data directory in it */
+static struct pifs_store *st;
+static struct pifs_buf scratch;
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+static void setup(void)
+{
+	mkdir("/tmp/pifs-storaged", 0755);
+	snprintf(base, sizeof(base), "/tmp/pifs-storaged/store-XXXXXX");
+	cr_assert_not_null(mkdtemp(base));
+	snprintf(dir, sizeof(dir), "%s/data", base);
+	pifs_buf_init(&scratch);
+	st = NULL;
+}
+
+static void teardown(void)
+{
+	pifs_store_close(st);
+	pifs_buf_fini(&scratch);
+	nftw(base, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+TestSuite(store, .init = setup, .fini = teardown);
+
+/* A frame of @len bytes of @seed-dependent data; @text makes it compressible. */
+static struct pifs_frame make_frame(size_t len, unsigned seed, bool text)
+{
+	struct pifs_frame f;
+	uint8_t *raw = malloc(len ? len : 1);
+	size_t i;
+
+	cr_assert_not_null(raw);
+	for (i = 0; i < len; i++)
+		raw[i] = text ? (uint8_t)("pifs chunk store "[(i + seed) % 17])
+			      : (uint8_t)((i * 2654435761u + seed * 40503u) >> 13);
+	cr_assert_eq(pifs_frame_pack(&f, raw, len), 0);
+	free(raw);
+	return f;
+}
+
+static void open_store(uint64_t reserve)
+{
+	cr_assert_eq(pifs_store_open(dir, reserve, &st), 0);
+}
+
+static void path_of(const struct pifs_chunk_id *id, char *out, size_t cap)
+{
+	char hex[33];
+
+	pifs_chunk_id_hex(id, hex);
+	snprintf(out, cap, "%s/chunks/%.2s/%.2s/%s", dir, hex, hex + 2, hex);
+}
+
+static void quarantine_path_of(const struct pifs_chunk_id *id, char *out, size_t cap)
+{
+	char hex[33];
+
+	pifs_chunk_id_hex(id, hex);
+	snprintf(out, cap, "%s/quarantine/%s", dir, hex);
+}
+
+/* Overwrite one byte of the file at @path. */
+static void poke(const char *path, off_t off, uint8_t v)
+{
+	int fd = open(path, O_WRONLY);
+
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(pwrite(fd, &v, 1, off), 1);
+	close(fd);
+}
+
+static bool exists(const char *path)
+{
+	struct stat sb;
+
+	return stat(path, &sb) == 0;
+}
+
+static struct pifs_store_stat stat_of(void)
+{
+	struct pifs_store_stat s;
+
+	cr_assert_eq(pifs_store_stat(st, &s), 0);
+	return s;
+}
+
+Test(store, put_then_get_returns_the_same_frame)
+{
+	struct pifs_frame raw = make_frame(100000, 1, false), lz = make_frame(200000, 2, true);
+	void *got;
+	size_t len;
+
+	cr_assert_eq(lz.hdr.codec, PIFS_CODEC_LZ4, "the text frame should be compressed");
+	open_store(0);
+	cr_assert_eq(pifs_store_put(st, raw.data, raw.len, 0, &scratch), 0);
+	cr_assert_eq(pifs_store_put(st, lz.data, lz.len, PIFS_STORE_SYNC, &scratch), 0);
+	cr_assert_eq(pifs_store_get(st, &raw.hdr.id, &scratch, &got, &len), 0);
+	cr_assert_eq(len, raw.len);
+	cr_assert_arr_eq(got, raw.data, len);
+	free(got);
+	cr_assert_eq(pifs_store_get(st, &lz.hdr.id, &scratch, &got, &len), 0);
+	cr_assert_eq(len, lz.len);
+	cr_assert_arr_eq(got, lz.data, len);
+	free(got);
+	pifs_frame_release(&raw);
+	pifs_frame_release(&lz);
+}
+
+Test(store, keeps_a_chunk_as_its_frame_under_a_fanned_out_name)
+{
+	struct pifs_frame f = make_frame(5000, 3, false);
+	char path[PATH_MAX];
+	struct stat sb;
+
+	open_store(0);
+	cr_assert_eq(pifs_store_put(st, f.data, f.len, 0, &scratch), 0);
+	path_of(&f.hdr.id, path, sizeof(path));
+	cr_assert_eq(stat(path, &sb), 0, "no file at %s", path);
+	cr_assert_eq((size_t)sb.st_size, f.len);
+	pifs_frame_release(&f);
+}
+
+Test(store, get_of_a_missing_chunk_is_enoent)
+{
+	struct pifs_chunk_id id = {1, 2};
+	void *got = NULL;
+	size_t len;
+
+	open_store(0);
+	cr_assert_eq(pifs_store_get(st, &id, &scratch, &got, &len), -ENOENT);
+	cr_assert_null(got);
+}
+
+Test(store, put_of_a_chunk_already_here_keeps_one_copy)
+{
+	struct pifs_frame f = make_frame(4096, 4, false);
+	struct pifs_store_stat s;
+
+	open_store(0);
+	cr_assert_eq(pifs_store_put(st, f.data, f.len, 0, &scratch), 0);
+	cr_assert_eq(pifs_store_put(st, f.data, f.len, PIFS_STORE_SYNC, &scratch), 0);
+	s = stat_of();
+	cr_assert_eq(s.chunks, 1);
+	cr_assert_eq(s.bytes, f.len);
+	pifs_frame_release(&f);
+}
+
+Test(store, put_replaces_a_corrupt_copy_and_quarantines_it)
+{
+	struct pifs_frame f = make_frame(4096, 5, false);
+	char path[PATH_MAX], qpath[PATH_MAX];
+	struct pifs_store_stat s;
+	void *got;
+	size_t len;
+
+	open_store(0);
+	cr_assert_eq(pifs_store_put(st, f.data, f.len, 0, &scratch), 0);
+	path_of(&f.hdr.id, path, sizeof(path));
+	poke(path, PIFS_FRAME_HDR + 7, (uint8_t)(f.data[PIFS_FRAME_HDR + 7] ^ 0x40));
+	cr_assert_eq(pifs_store_put(st, f.data, f.len, 0, &scratch), 0);
+	quarantine_path_of(&f.hdr.id, qpath, sizeof(qpath));
+	cr_assert(exists(qpath), "the damaged copy should be in quarantine");
+	cr_assert_eq(pifs_store_get(st, &f.hdr.id, &scratch, &got, &len), 0);
+	cr_assert_arr_eq(got, f.data, f.len);
+	free(got);
+	s = stat_of();
+	cr_assert_eq(s.chunks, 1);
+	cr_assert_eq(s.corrupt, 1);
+	pifs_frame_release(&f);
+}
+
+Test(store, get_quarantines_a_flipped_bit_and_says_ebadmsg)
+{
+	struct pifs_frame f = make_frame(70000, 6, true);
+	char path[PATH_MAX], qpath[PATH_MAX];
+	struct pifs_store_stat s;
+	void *got = NULL;
+	size_t len;
+
+	open_store(0);
+	cr_assert_eq(pifs_store_put(st, f.data, f.len, 0, &scratch), 0);
+	path_of(&f.hdr.id, path, sizeof(path));
+	poke(path, (off_t)f.len - 1, (uint8_t)(f.data[f.len - 1] ^ 1));
+	cr_assert_eq(pifs_store_get(st, &f.hdr.id, &scratch, &got, &len), -EBADMSG);
+	cr_assert_null(got);
+	quarantine_path_of(&f.hdr.id, qpath, sizeof(qpath));
+	cr_assert(exists(qpath));
+	cr_assert_not(exists(path), "a corrupt chunk must not stay where it is served from");
+	cr_assert_eq(pifs_store_get(st, &f.hdr.id, &scratch, &got, &len), -ENOENT);
+	s = stat_of();
+	cr_assert_eq(s.chunks, 0);
+	cr_assert_eq(s.bytes, 0);
+	cr_assert_eq(s.corrupt, 1);
+	pifs_frame_release(&f);
+}
+
+Test(store, get_quarantines_a_truncated_chunk)
+{
+	struct pifs_frame f = make_frame(9000, 7, false);
+	char path[PATH_MAX];
+	void *got;
+	size_t len;
+
+	open_store(0);
+	cr_assert_eq(pifs_store_put(st, f.data, f.len, 0, &scratch), 0);
+	path_of(&f.hdr.id, path, sizeof(path));
+	cr_assert_eq(truncate(path, 100), 0);
+	cr_assert_eq(pifs_store_get(st, &f.hdr.id, &scratch, &got, &len), -EBADMSG);
+	cr_assert_eq(stat_of().corrupt, 1);
+	pifs_frame_release(&f);
+}
+
+Test(store, get_quarantines_a_file_that_holds_another_chunk)
+{
+	struct pifs_frame a = make_frame(3000, 8, false), b = make_frame(3000, 9, false);
+	char pa[PATH_MAX], pb[PATH_MAX];
+	void *got;
+	size_t len;
+
+	open_store(0);
+	cr_assert_eq(pifs_store_put(st, a.data, a.len, 0, &scratch), 0);
+	cr_assert_eq(pifs_store_put(st, b.data, b.len, 0, &scratch), 0);
+	path_of(&a.hdr.id, pa, sizeof(pa));
+	path_of(&b.hdr.id, pb, sizeof(pb));
+	cr_assert_eq(rename(pa, pb), 0);
+	cr_assert_eq(pifs_store_get(st, &b.hdr.id, &scratch, &got, &len), -EBADMSG);
+	pifs_frame_release(&a);
+	pifs_frame_release(&b);
+}
+
+Test(store, get_quarantines_a_frame_of_another_version)
+{
+	struct pifs_frame f = make_frame(3000, 10, false);
+	char path[PATH_MAX];
+	void *got;
+	size_t len;
+
+	open_store(0);
+	cr_assert_eq(pifs_store_put(st, f.data, f.len, 0, &scratch), 0);
+	path_of(&f.hdr.id, path, sizeof(path));
+	poke(path, 4, PIFS_FRAME_VERSION + 1);
+	cr_assert_eq(pifs_store_get(st, &f.hdr.id, &scratch, &got, &len), -EBADMSG);
+	cr_assert_eq(stat_of().corrupt, 1);
+	pifs_frame_release(&f);
+}
+
+Test(store, put_of_a_frame_that_does_not_parse_is_ebadmsg)
+{
+	struct pifs_frame f = make_frame(3000, 11, false);
+
+	open_store(0);
+	f.data[0] ^= 0xff;
+	cr_assert_eq(pifs_store_put(st, f.data, f.len, 0, &scratch), -EBADMSG);
+	cr_assert_eq(pifs_store_put(st, f.data, 10, 0, &scratch), -EBADMSG);
+	cr_assert_eq(stat_of().chunks, 0);
+	pifs_frame_release(&f);
+}
+
+Test(store, refuses_new_chunks_below_the_reserve_with_enospc_but_serves_and_dedups)
+{
+	struct pifs_frame f = make_frame(3000, 12, false), g = make_frame(3000, 13, false);
+	void *got;
+	size_t len;
+
+	open_store(0);
+	cr_assert_eq(pifs_store_put(st, f.data, f.len, 0, &scratch), 0);
+	pifs_store_close(st);
+	/* No disk has this much free, so every new chunk crosses the reserve. */
+	open_store(UINT64_MAX / 2);
+	cr_assert_eq(pifs_store_put(st, g.data, g.len, 0, &scratch), -ENOSPC);
+	cr_assert_eq(pifs_store_put(st, f.data, f.len, 0, &scratch), 0,
+		     "a chunk already here takes no space");
+	cr_assert_eq(pifs_store_get(st, &f.hdr.id, &scratch, &got, &len), 0);
+	free(got);
+	cr_assert_eq(stat_of().chunks, 1);
+	pifs_frame_release(&f);
+	pifs_frame_release(&g);
+}
+
+Test(store, del_removes_a_chunk_and_its_count)
+{
+	struct pifs_frame f = make_frame(3000, 14, false);
+	void *got;
+	size_t len;
+
+	open_store(0);
+	cr_assert_eq(pifs_store_put(st, f.data, f.len, 0, &scratch), 0);
+	cr_assert_eq(pifs_store_del(st, &f.hdr.id), 0);
+	cr_assert_eq(pifs_store_get(st, &f.hdr.id, &scratch, &got, &len), -ENOENT);
+	cr_assert_eq(stat_of().chunks, 0);
+	cr_assert_eq(stat_of().bytes, 0);
+	pifs_frame_release(&f);
+}
+
+Test(store, del_of_a_missing_chunk_is_enoent)
+{
+	struct pifs_chunk_id id = {3, 4};
+
+	open_store(0);
+	cr_assert_eq(pifs_store_del(st, &id), -ENOENT);
+}
+
+Test(store, sync_of_chunks_here_succeeds)
+{
+	struct pifs_frame f[3] = {make_frame(100, 15, false), make_frame(200, 16, false),
+				  make_frame(300, 17, false)};
+	struct pifs_chunk_id ids[3];
+	int i;
+
+	open_store(0);
+	for (i = 0; i < 3; i++) {
+		cr_assert_eq(pifs_store_put(st, f[i].data, f[i].len, 0, &scratch), 0);
+		ids[i] = f[i].hdr.id;
+	}
+	cr_assert_eq(pifs_store_sync(st, ids, 3), 0);
+	cr_assert_eq(pifs_store_sync(st, ids, 0), 0);
+	for (i = 0; i < 3; i++)
+		pifs_frame_release(&f[i]);
+}
+
+Test(store, sync_of_a_missing_chunk_is_enoent_and_still_syncs_the_others)
+{
+	struct pifs_frame f = make_frame(100, 18, false);
+	struct pifs_chunk_id ids[2];
+
+	open_store(0);
+	cr_assert_eq(pifs_store_put(st, f.data, f.len, 0, &scratch), 0);
+	ids[0] = (struct pifs_chunk_id){5, 6};
+	ids[1] = f.hdr.id;
+	cr_assert_eq(pifs_store_sync(st, ids, 2), -ENOENT);
+	pifs_frame_release(&f);
+}
+
+Test(store, open_counts_the_chunks_already_on_disk)
+{
+	struct pifs_frame a = make_frame(1000, 19, false), b = make_frame(2000, 20, false);
+	struct pifs_store_stat s;
+
+	open_store(0);
+	cr_assert_eq(pifs_store_put(st, a.data, a.len, 0, &scratch), 0);
+	cr_assert_eq(pifs_store_put(st, b.data, b.len, 0, &scratch), 0);
+	pifs_store_close(st);
+	open_store(0);
+	s = stat_of();
+	cr_assert_eq(s.chunks, 2);
+	cr_assert_eq(s.bytes, a.len + b.len);
+	cr_assert_gt(s.capacity, 0);
+	cr_assert_leq(s.free, s.capacity);
+	pifs_frame_release(&a);
+	pifs_frame_release(&b);
+}
+
+Test(store, open_empties_the_tmp_directory)
+{
+	char path[PATH_MAX];
+	FILE *f;
+
+	open_store(0);
+	pifs_store_close(st);
+	st = NULL;
+	snprintf(path, sizeof(path), "%s/tmp/leftover", dir);
+	f = fopen(path, "w");
+	cr_assert_not_null(f);
+	fputs("half a chunk", f);
+	fclose(f);
+	open_store(0);
+	cr_assert_not(exists(path));
+}
+
+Test(store, open_of_a_directory_in_use_is_ebusy)
+{
+	struct pifs_store *other = NULL;
+
+	open_store(0);
+	cr_assert_eq(pifs_store_open(dir, 0, &other), -EBUSY);
+	cr_assert_null(other);
+}
+
+Test(store, open_without_the_parent_directory_is_enoent)
+{
+	char deep[PATH_MAX];
+
+	snprintf(deep, sizeof(deep), "%s/not-mounted/data", base);
+	cr_assert_eq(pifs_store_open(deep, 0, &st), -ENOENT);
+	cr_assert_not(exists(deep));
+}
+
+Test(store, open_of_a_file_is_enotdir)
+{
+	FILE *f = fopen(dir, "w");
+
+	cr_assert_not_null(f);
+	fclose(f);
+	cr_assert_eq(pifs_store_open(dir, 0, &st), -ENOTDIR);
+}
+
+Test(store, open_of_an_overlong_path_is_enametoolong)
+{
+	char *longpath = malloc(PATH_MAX + 1);
+
+	cr_assert_not_null(longpath);
+	memset(longpath, 'a', PATH_MAX);
+	longpath[0] = '/';
+	longpath[PATH_MAX] = '\0';
+	cr_assert_eq(pifs_store_open(longpath, 0, &st), -ENAMETOOLONG);
+	free(longpath);
+}
+
+struct racer {
+	struct pifs_frame *f;
+	int rc;
+};
+
+static void *race_put(void *arg)
+{
+	struct racer *r = arg;
+	struct pifs_buf s;
+	int i;
+
+	pifs_buf_init(&s);
+	for (i = 0; i < 50 && r->rc == 0; i++)
+		r->rc = pifs_store_put(st, r->f->data, r->f->len, 0, &s);
+	pifs_buf_fini(&s);
+	return NULL;
+}
+
+Test(store, writers_of_the_same_chunk_at_once_leave_one_counted_copy)
+{
+	struct pifs_frame f = make_frame(50000, 21, false);
+	struct racer r[4];
+	pthread_t t[4];
+	struct pifs_store_stat s;
+	int i;
+
+	open_store(0);
+	for (i = 0; i < 4; i++) {
+		r[i] = (struct racer){&f, 0};
+		cr_assert_eq(pthread_create(&t[i], NULL, race_put, &r[i]), 0);
+	}
+	for (i = 0; i < 4; i++) {
+		pthread_join(t[i], NULL);
+		cr_assert_eq(r[i].rc, 0);
+	}
+	s = stat_of();
+	cr_assert_eq(s.chunks, 1);
+	cr_assert_eq(s.bytes, f.len);
+	pifs_frame_release(&f);
+}
