@@ -43,24 +43,24 @@
 struct peer {
 	uint32_t id;
 	char endpoint[300];
-	void *sock;		/* DEALER connected to the node's ROUTER, or NULL */
-	int64_t warned_at;	/* pifs_now_ms() of the last warning about it */
-	unsigned quiet;		/* failures not logged since */
+	void *sock;	   /* DEALER connected to the node's ROUTER, or NULL */
+	int64_t warned_at; /* pifs_now_ms() of the last warning about it */
+	unsigned quiet;	   /* failures not logged since */
 };
 
 struct pending {
 	bool used;
-	bool unsent;		/* @msg and @pay wait until the peer can take them */
-	uint32_t peer;		/* the node forwarded to */
-	uint64_t fwd_reqid;	/* the forward's request id on that node's socket */
-	uint64_t reqid;		/* the request we answer */
+	bool unsent;	    /* @msg and @pay wait until the peer can take them */
+	uint32_t peer;	    /* the node forwarded to */
+	uint64_t fwd_reqid; /* the forward's request id on that node's socket */
+	uint64_t reqid;	    /* the request we answer */
 	struct pifs_chunk_id id;
-	int local_rc;		/* of our own copy */
-	int64_t deadline;	/* pifs_now_ms() */
+	int local_rc;	  /* of our own copy */
+	int64_t deadline; /* pifs_now_ms() */
 	int timeout_ms;
 	uint8_t ident[PIFS_IDENT_MAX];
 	size_t ilen;
-	zmq_msg_t msg, pay;	/* the forward, while @unsent */
+	zmq_msg_t msg, pay; /* the forward, while @unsent */
 };
 
 /* Where a reply goes: the requester's routing identity and request id. */
@@ -74,19 +74,19 @@ struct pifs_chunk_worker {
 	struct pifsd *d;
 	unsigned index;
 	pthread_t thread;
-	void *sock;		/* DEALER to the broker */
-	void *ctl;		/* SUB to PIFS_CTL_WORKERS */
-	struct peer *peers;	/* owned; @npeers of @peer_cap */
+	void *sock;	    /* DEALER to the broker */
+	void *ctl;	    /* SUB to PIFS_CTL_WORKERS */
+	struct peer *peers; /* owned; @npeers of @peer_cap */
 	size_t npeers, peer_cap;
-	zmq_pollitem_t *items;	/* owned; 2 + @peer_cap */
-	size_t *item_peer;	/* owned; the peer of items[2 + i] */
+	zmq_pollitem_t *items; /* owned; 2 + @peer_cap */
+	size_t *item_peer;     /* owned; the peer of items[2 + i] */
 	struct pending pend[MAX_PENDING];
 	size_t npend;
 	uint64_t next_reqid;
-	uint32_t rest;			/* nodes in @list after next_hop */
-	struct pifs_buf scratch;	/* raw bytes of a chunk being verified */
-	struct pifs_buf enc;		/* an encoded forward */
-	struct pifs_buf list;		/* a chain, or the nodes of an R_PUT */
+	uint32_t rest;		 /* nodes in @list after next_hop */
+	struct pifs_buf scratch; /* raw bytes of a chunk being verified */
+	struct pifs_buf enc;	 /* an encoded forward */
+	struct pifs_buf list;	 /* a chain, or the nodes of an R_PUT */
 };
 
 static uint32_t self_id(const struct pifs_chunk_worker *w)
@@ -109,7 +109,7 @@ static void reply(struct pifs_chunk_worker *w, const struct req *r, struct pifs_
 }
 
 static void status(struct pifs_chunk_worker *w, const struct req *r, int rc, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 
 /* Reply R_STATUS @rc with a sentence for an operator (none when @fmt is NULL). */
 static void status(struct pifs_chunk_worker *w, const struct req *r, int rc, const char *fmt, ...)
@@ -218,15 +218,20 @@ static void warn_downstream(struct pifs_chunk_worker *w, const struct pending *p
 		peer->quiet = 0;
 	}
 	pifs_chunk_id_hex(&p->id, hex);
-	if (rc == -ETIMEDOUT)
+	if (rc == -EHOSTUNREACH && peer)
+		pifs_warn("node %u: could not reach node %u at %s to forward chunk %s within %d "
+			  "ms%s; those chunks have fewer copies until heal adds them",
+			  self_id(w), p->peer, peer->endpoint, hex, p->timeout_ms, more);
+	else if (rc == -ETIMEDOUT)
 		pifs_warn("node %u: node %u did not acknowledge chunk %s within %d ms%s; those "
 			  "chunks have fewer copies until heal adds them",
 			  self_id(w), p->peer, hex, p->timeout_ms, more);
 	else
 		pifs_warn("node %u: node %u did not store chunk %s: %s%s%.*s%s; those chunks have "
 			  "fewer copies until heal adds them",
-			  self_id(w), p->peer, hex, strerror(-rc), detail && detail->len ? ": " : "",
-			  detail ? (int)detail->len : 0, detail && detail->p ? detail->p : "", more);
+			  self_id(w), p->peer, hex, strerror(-rc),
+			  detail && detail->len ? ": " : "", detail ? (int)detail->len : 0,
+			  detail && detail->p ? detail->p : "", more);
 }
 
 /* The downstream part of a forward is over: answer the request and free the
@@ -519,13 +524,12 @@ static void put(struct pifs_chunk_worker *w, const struct req *r,
 	}
 	if (rc == 1)
 		p = forward(w, r, q, next, pay, hex);
-	rc = pifs_store_put(d->store, data, len,
-			    (q->flags & PIFS_PUT_SYNC) ? PIFS_STORE_SYNC : 0, &w->scratch);
+	rc = pifs_store_put(d->store, data, len, (q->flags & PIFS_PUT_SYNC) ? PIFS_STORE_SYNC : 0,
+			    &w->scratch);
 	if (rc < 0)
 		pifs_warn("node %u: could not store chunk %s in %s: %s; %s", self_id(w), hex,
 			  d->data, strerror(-rc),
-			  rc == -ENOSPC ? "free some space or add a node"
-					: "check the data disk");
+			  rc == -ENOSPC ? "free some space or add a node" : "check the data disk");
 	if (p) {
 		p->local_rc = rc;
 		return;
@@ -634,6 +638,13 @@ static void handle(struct pifs_chunk_worker *w, zmq_msg_t *ident, zmq_msg_t *bod
 	struct pifs_msg m;
 	int rc;
 
+	/* ZeroMQ caps routing identities at 255 bytes; a longer one is no
+	 * identity the ROUTER made, and could not be kept in a pending entry. */
+	if (r.ilen > PIFS_IDENT_MAX) {
+		pifs_err("node %u: chunk worker %u got a routing identity of %zu bytes; dropped",
+			 self_id(w), w->index, r.ilen);
+		return;
+	}
 	rc = pifs_proto_decode(zmq_msg_data(body), zmq_msg_size(body), &m);
 	r.reqid = m.reqid;
 	if (rc < 0) {
@@ -732,14 +743,16 @@ static void drain_peer(struct pifs_chunk_worker *w, struct peer *peer)
 		if (pifs_proto_decode(zmq_msg_data(&msg), zmq_msg_size(&msg), &rep) == 0) {
 			for (i = 0; i < MAX_PENDING && !p; i++)
 				if (w->pend[i].used && !w->pend[i].unsent &&
-				    w->pend[i].peer == peer->id && w->pend[i].fwd_reqid == rep.reqid)
+				    w->pend[i].peer == peer->id &&
+				    w->pend[i].fwd_reqid == rep.reqid)
 					p = &w->pend[i];
 		}
 		/* No entry: a late answer to a forward we gave up on. */
 		if (p && rep.type == PIFS_MSG_R_PUT)
 			settle(w, p, &rep.u.R_PUT.nodes, 0, NULL);
 		else if (p && rep.type == PIFS_MSG_R_STATUS)
-			settle(w, p, NULL, rep.u.R_STATUS.status < 0 ? rep.u.R_STATUS.status : -EPROTO,
+			settle(w, p, NULL,
+			       rep.u.R_STATUS.status < 0 ? rep.u.R_STATUS.status : -EPROTO,
 			       &rep.u.R_STATUS.detail);
 		else if (p)
 			settle(w, p, NULL, -EPROTO, NULL);
@@ -762,7 +775,7 @@ static void flush_peer(struct pifs_chunk_worker *w, struct peer *peer)
 		if (rc < 0)
 			settle(w, p, NULL, rc, NULL);
 		else if (p->unsent)
-			return;	/* full again */
+			return; /* full again */
 	}
 }
 
@@ -813,7 +826,8 @@ static size_t build_items(struct pifs_chunk_worker *w)
 		if (!w->peers[i].sock)
 			continue;
 		for (j = 0; j < MAX_PENDING; j++)
-			if (w->pend[j].used && w->pend[j].unsent && w->pend[j].peer == w->peers[i].id)
+			if (w->pend[j].used && w->pend[j].unsent &&
+			    w->pend[j].peer == w->peers[i].id)
 				ev |= ZMQ_POLLOUT;
 		w->item_peer[n - 2] = i;
 		w->items[n++] = (zmq_pollitem_t){w->peers[i].sock, 0, ev, 0};

@@ -7,8 +7,8 @@
 #define PIFS_CTL_H
 
 #define PIFS_CTL_ENDPOINT "inproc://pifs-storaged-ctl"
-#define PIFS_CTL_HEARTBEAT "heartbeat"	/* stop the heartbeat */
-#define PIFS_CTL_WORKERS "workers"	/* stop the chunk workers and the metadata service */
+#define PIFS_CTL_HEARTBEAT "heartbeat" /* stop the heartbeat */
+#define PIFS_CTL_WORKERS "workers"     /* stop the chunk workers and the metadata service */
 
 /* Bind the publisher in @zctx (borrowed). *@pub is closed with zmq_close.
  * Returns 0 or -errno. */

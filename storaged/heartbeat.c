@@ -15,11 +15,11 @@
 struct pifs_heartbeat {
 	struct pifsd *d;
 	pthread_t thread;
-	void *ctl;		/* SUB to PIFS_CTL_HEARTBEAT */
-	struct pifs_rpc *rpc;	/* to the voter; made by the thread */
+	void *ctl;	      /* SUB to PIFS_CTL_HEARTBEAT */
+	struct pifs_rpc *rpc; /* to the voter; made by the thread */
 	char endpoint[300];
 	int timeout_ms;
-	bool unreachable;	/* warned already: say it once, not every beat */
+	bool unreachable; /* warned already: say it once, not every beat */
 };
 
 static uint32_t self_id(const struct pifs_heartbeat *hb)
@@ -60,8 +60,8 @@ static void beat(struct pifs_heartbeat *hb)
 	memset(&st, 0, sizeof(st));
 	rc = pifs_store_stat(d->store, &st);
 	if (rc < 0)
-		pifs_warn("node %u: could not read the space of %s: %s; reporting zero", self_id(hb),
-			  d->data, strerror(-rc));
+		pifs_warn("node %u: could not read the space of %s: %s; reporting zero",
+			  self_id(hb), d->data, strerror(-rc));
 	pifs_msg_init(&req, PIFS_MSG_NODE_HELLO);
 	req.u.NODE_HELLO.id = self_id(hb);
 	req.u.NODE_HELLO.addr = pifs_str_of(d->self->addr);
@@ -75,15 +75,17 @@ static void beat(struct pifs_heartbeat *hb)
 	if (rc < 0) {
 		/* Only an R_STATUS to this very request says why; anything else
 		 * in @rep is stale. */
-		if (rep.type == PIFS_MSG_R_STATUS && rep.reqid == req.reqid && rep.u.R_STATUS.detail.p)
+		if (rep.type == PIFS_MSG_R_STATUS && rep.reqid == req.reqid &&
+		    rep.u.R_STATUS.detail.p)
 			detail = rep.u.R_STATUS.detail;
 		if (!hb->unreachable)
-			pifs_warn("node %u: metadata voter node %u at %s did not take the heartbeat: "
-				  "%s%s%.*s; retrying every %" PRIu32 " ms: check that it runs and "
-				  "that its address is reachable",
-				  self_id(hb), d->voter->id, hb->endpoint, strerror(-rc),
-				  detail.len ? ": " : "", (int)detail.len, detail.len ? detail.p : "",
-				  d->conf->heartbeat_ms);
+			pifs_warn(
+			    "node %u: metadata voter node %u at %s did not take the heartbeat: "
+			    "%s%s%.*s; retrying every %" PRIu32 " ms: check that it runs and "
+			    "that its address is reachable",
+			    self_id(hb), d->voter->id, hb->endpoint, strerror(-rc),
+			    detail.len ? ": " : "", (int)detail.len, detail.len ? detail.p : "",
+			    d->conf->heartbeat_ms);
 		hb->unreachable = true;
 		return;
 	}

@@ -35,73 +35,73 @@
 #define EXIT_USAGE 2
 
 static const char help_text[] =
-	"pifs-storaged - the storage daemon of a pifs cluster\n"
-	"\n"
-	"Usage: pifs-storaged [-c FILE] -n ID [-d DIR] [-l HOST:PORT] [--log-level LEVEL]\n"
-	"       pifs-storaged --help | --version\n"
-	"\n"
-	"pifs-storaged keeps one node's share of a pifs cluster. It stores chunks of\n"
-	"files (compressed, checksummed, named by their hash) under its data\n"
-	"directory, verifies every chunk before it acknowledges it and whenever it\n"
-	"reads it, passes each new chunk on down its replication chain, and serves\n"
-	"chunks to clients and peers. On the node that the config makes the\n"
-	"metadata voter (meta = yes) it also runs the metadata service: the\n"
-	"namespace and the cluster map, with a write-ahead log and snapshots in\n"
-	"DATA/meta. Every node sends a heartbeat to the voter. The daemon runs in\n"
-	"the foreground and logs to stderr: run it under systemd or another\n"
-	"supervisor.\n"
-	"\n"
-	"Options:\n"
-	"  -c, --config FILE       the cluster's configuration file, the same on every\n"
-	"                          node (default: $PIFS_CONF, else " DEFAULT_CONF ")\n"
-	"  -n, --node ID           which [node ID] section of the config this daemon\n"
-	"                          is (required)\n"
-	"  -d, --data DIR          the data directory (default: the node's 'data' key);\n"
-	"                          created if its parent exists, never with parents, so\n"
-	"                          that an unmounted disk is not replaced by the SD card\n"
-	"  -l, --listen HOST:PORT  bind here instead of the node's 'address' (such as\n"
-	"                          0.0.0.0:7070); other nodes still use 'address'\n"
-	"      --log-level LEVEL   error, warn, info (default) or debug\n"
-	"  -h, --help              show this help and exit\n"
-	"  -V, --version           show the version and exit\n"
-	"\n"
-	"Configuration file (INI; see the pifs documentation for every key):\n"
-	"  [cluster]\n"
-	"  replicas = 2            ; copies of every chunk\n"
-	"  chunk_size = 4M\n"
-	"  heartbeat = 1s          ; how often each node reports to the voter\n"
-	"  down_after = 5s         ; no heartbeat for this long: the node is down\n"
-	"  reserve = 256M          ; refuse new chunks rather than go below this free\n"
-	"\n"
-	"  [node 1]\n"
-	"  address = 192.168.1.11:7070\n"
-	"  data = /srv/pifs\n"
-	"  meta = yes              ; the metadata voter\n"
-	"  weight = 100            ; optional; default: the data disk's size in GiB\n"
-	"\n"
-	"  [client]\n"
-	"  timeout = 10s           ; how long a request waits for a node; a node\n"
-	"                          ; forwarding a chunk waits a share of it\n"
-	"\n"
-	"Data directory:\n"
-	"  chunks/ab/cd/ID         one file per chunk, as sent on the wire\n"
-	"  quarantine/ID           chunks that failed verification (never served)\n"
-	"  tmp/                    chunks being written; emptied at start\n"
-	"  meta/                   metadata log and snapshot (voter only)\n"
-	"  lock                    held while a daemon uses the directory\n"
-	"\n"
-	"Signals:\n"
-	"  SIGTERM, SIGINT         stop taking requests, answer those in flight, write\n"
-	"                          a metadata snapshot (voter), exit 0; a second signal\n"
-	"                          stops without waiting\n"
-	"\n"
-	"Example:\n"
-	"  pifs-storaged -c /etc/pifs/pifs.conf --node 1\n"
-	"\n"
-	"Exit status:\n"
-	"  0  stopped by SIGTERM or SIGINT, or --help or --version\n"
-	"  1  could not start or had to stop: data directory, address or metadata log\n"
-	"  2  bad command line or configuration file; nothing was started\n";
+    "pifs-storaged - the storage daemon of a pifs cluster\n"
+    "\n"
+    "Usage: pifs-storaged [-c FILE] -n ID [-d DIR] [-l HOST:PORT] [--log-level LEVEL]\n"
+    "       pifs-storaged --help | --version\n"
+    "\n"
+    "pifs-storaged keeps one node's share of a pifs cluster. It stores chunks of\n"
+    "files (compressed, checksummed, named by their hash) under its data\n"
+    "directory, verifies every chunk before it acknowledges it and whenever it\n"
+    "reads it, passes each new chunk on down its replication chain, and serves\n"
+    "chunks to clients and peers. On the node that the config makes the\n"
+    "metadata voter (meta = yes) it also runs the metadata service: the\n"
+    "namespace and the cluster map, with a write-ahead log and snapshots in\n"
+    "DATA/meta. Every node sends a heartbeat to the voter. The daemon runs in\n"
+    "the foreground and logs to stderr: run it under systemd or another\n"
+    "supervisor.\n"
+    "\n"
+    "Options:\n"
+    "  -c, --config FILE       the cluster's configuration file, the same on every\n"
+    "                          node (default: $PIFS_CONF, else " DEFAULT_CONF ")\n"
+    "  -n, --node ID           which [node ID] section of the config this daemon\n"
+    "                          is (required)\n"
+    "  -d, --data DIR          the data directory (default: the node's 'data' key);\n"
+    "                          created if its parent exists, never with parents, so\n"
+    "                          that an unmounted disk is not replaced by the SD card\n"
+    "  -l, --listen HOST:PORT  bind here instead of the node's 'address' (such as\n"
+    "                          0.0.0.0:7070); other nodes still use 'address'\n"
+    "      --log-level LEVEL   error, warn, info (default) or debug\n"
+    "  -h, --help              show this help and exit\n"
+    "  -V, --version           show the version and exit\n"
+    "\n"
+    "Configuration file (INI; see the pifs documentation for every key):\n"
+    "  [cluster]\n"
+    "  replicas = 2            ; copies of every chunk\n"
+    "  chunk_size = 4M\n"
+    "  heartbeat = 1s          ; how often each node reports to the voter\n"
+    "  down_after = 5s         ; no heartbeat for this long: the node is down\n"
+    "  reserve = 256M          ; refuse new chunks rather than go below this free\n"
+    "\n"
+    "  [node 1]\n"
+    "  address = 192.168.1.11:7070\n"
+    "  data = /srv/pifs\n"
+    "  meta = yes              ; the metadata voter\n"
+    "  weight = 100            ; optional; default: the data disk's size in GiB\n"
+    "\n"
+    "  [client]\n"
+    "  timeout = 10s           ; how long a request waits for a node; a node\n"
+    "                          ; forwarding a chunk waits a share of it\n"
+    "\n"
+    "Data directory:\n"
+    "  chunks/ab/cd/ID         one file per chunk, as sent on the wire\n"
+    "  quarantine/ID           chunks that failed verification (never served)\n"
+    "  tmp/                    chunks being written; emptied at start\n"
+    "  meta/                   metadata log and snapshot (voter only)\n"
+    "  lock                    held while a daemon uses the directory\n"
+    "\n"
+    "Signals:\n"
+    "  SIGTERM, SIGINT         stop taking requests, answer those in flight, write\n"
+    "                          a metadata snapshot (voter), exit 0; a second signal\n"
+    "                          stops without waiting\n"
+    "\n"
+    "Example:\n"
+    "  pifs-storaged -c /etc/pifs/pifs.conf --node 1\n"
+    "\n"
+    "Exit status:\n"
+    "  0  stopped by SIGTERM or SIGINT, or --help or --version\n"
+    "  1  could not start or had to stop: data directory, address or metadata log\n"
+    "  2  bad command line or configuration file; nothing was started\n";
 
 struct args {
 	const char *config;
@@ -129,14 +129,10 @@ static int usage_error(const char *fmt, ...)
 static int parse_args(int argc, char **argv, struct args *a)
 {
 	static const struct option opts[] = {
-		{"config", required_argument, NULL, 'c'},
-		{"node", required_argument, NULL, 'n'},
-		{"data", required_argument, NULL, 'd'},
-		{"listen", required_argument, NULL, 'l'},
-		{"log-level", required_argument, NULL, 'L'},
-		{"help", no_argument, NULL, 'h'},
-		{"version", no_argument, NULL, 'V'},
-		{NULL, 0, NULL, 0},
+	    {"config", required_argument, NULL, 'c'},	 {"node", required_argument, NULL, 'n'},
+	    {"data", required_argument, NULL, 'd'},	 {"listen", required_argument, NULL, 'l'},
+	    {"log-level", required_argument, NULL, 'L'}, {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},	 {NULL, 0, NULL, 0},
 	};
 	unsigned long v;
 	char *end;
@@ -157,9 +153,10 @@ static int parse_args(int argc, char **argv, struct args *a)
 			v = strtoul(optarg, &end, 10);
 			if (errno || end == optarg || *end || v < 1 || v > 2147483647ul ||
 			    optarg[0] == '-')
-				return usage_error("--node wants a node id from 1 to 2147483647, not "
-						   "'%s'",
-						   optarg);
+				return usage_error(
+				    "--node wants a node id from 1 to 2147483647, not "
+				    "'%s'",
+				    optarg);
 			a->node = (uint32_t)v;
 			break;
 		case 'd':
@@ -173,9 +170,10 @@ static int parse_args(int argc, char **argv, struct args *a)
 		case 'L':
 			a->level = pifs_log_parse_level(optarg);
 			if (a->level < 0)
-				return usage_error("--log-level wants error, warn, info or debug, not "
-						   "'%s'",
-						   optarg);
+				return usage_error(
+				    "--log-level wants error, warn, info or debug, not "
+				    "'%s'",
+				    optarg);
 			break;
 		case 'h':
 			fputs(help_text, stdout);
@@ -222,8 +220,7 @@ static void stop_workers(struct pifsd *d, struct pifs_server *srv,
 	int i;
 
 	atomic_store(&d->workers_stop, true);
-	if (srv)
-		pifs_server_publish(srv, PIFS_CTL_WORKERS);
+	pifs_server_publish(srv, PIFS_CTL_WORKERS);
 	for (i = 0; i < PIFS_WORKERS; i++)
 		pifs_chunk_worker_join(workers[i]);
 	pifs_metad_free(md);
@@ -264,10 +261,11 @@ static int run(struct pifsd *d, const char *endpoint, const char *listen_addr, i
 		if (rc < 0)
 			goto out_server;
 	} else if (d->self->meta) {
-		pifs_warn("node %u: the config makes it a metadata voter, but this version runs the "
-			  "metadata service on the first voter only (node %u); this node serves "
-			  "chunks",
-			  d->self->id, d->voter->id);
+		pifs_warn(
+		    "node %u: the config makes it a metadata voter, but this version runs the "
+		    "metadata service on the first voter only (node %u); this node serves "
+		    "chunks",
+		    d->self->id, d->voter->id);
 	}
 	for (i = 0; i < PIFS_WORKERS; i++) {
 		rc = pifs_chunk_worker_start(d, (unsigned)i, &workers[i]);

@@ -37,8 +37,8 @@
 /* What the last heartbeat of a node said. */
 struct live {
 	uint32_t id;
-	int64_t seen_ms;	/* pifs_now_ms(), for down_after */
-	int64_t seen_ns;	/* pifs_now_ns(), for operators */
+	int64_t seen_ms; /* pifs_now_ms(), for down_after */
+	int64_t seen_ns; /* pifs_now_ns(), for operators */
 	uint64_t capacity, free, used, chunks;
 };
 
@@ -56,17 +56,17 @@ struct pifs_metad {
 	char dir[PATH_MAX];
 	bool started;
 	pthread_t thread;
-	void *sock;		/* DEALER to the broker */
-	void *ctl;		/* SUB to PIFS_CTL_WORKERS */
-	int64_t last_now;	/* the last "now" stamped, so that stamps increase */
-	bool dirty;		/* the batch logged a mutation */
-	struct live *live;	/* owned; @nlive of @live_cap */
+	void *sock;	   /* DEALER to the broker */
+	void *ctl;	   /* SUB to PIFS_CTL_WORKERS */
+	int64_t last_now;  /* the last "now" stamped, so that stamps increase */
+	bool dirty;	   /* the batch logged a mutation */
+	struct live *live; /* owned; @nlive of @live_cap */
 	size_t nlive, live_cap;
-	struct slot *slots;	/* owned; BATCH */
-	struct pifs_buf entry;	/* an encoded log entry */
-	struct pifs_buf scratch;	/* what apply's and query's replies borrow */
-	struct pifs_buf aux;	/* node lists rewritten with liveness */
-	char detail[512];	/* the sentence of the reply being built */
+	struct slot *slots;	 /* owned; BATCH */
+	struct pifs_buf entry;	 /* an encoded log entry */
+	struct pifs_buf scratch; /* what apply's and query's replies borrow */
+	struct pifs_buf aux;	 /* node lists rewritten with liveness */
+	char detail[512];	 /* the sentence of the reply being built */
 };
 
 static uint32_t self_id(const struct pifs_metad *md)
@@ -83,7 +83,7 @@ static uint64_t map_epoch(const struct pifs_metad *md)
 }
 
 static void set_status(struct pifs_metad *md, struct pifs_msg *rep, int rc, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 
 /* Make @rep an R_STATUS whose sentence lives in md->detail until the next one. */
 static void set_status(struct pifs_metad *md, struct pifs_msg *rep, int rc, const char *fmt, ...)
@@ -179,8 +179,8 @@ static void log_node_add(struct pifs_metad *md, const struct pifs_msg_NODE_ADD *
 			 const struct pifs_msg *rep, bool joined)
 {
 	if (rep->type == PIFS_MSG_R_STATUS && rep->u.R_STATUS.status < 0)
-		pifs_warn("node %u: could not record node %u in the cluster map: %s",
-			  self_id(md), a->id, strerror(-rep->u.R_STATUS.status));
+		pifs_warn("node %u: could not record node %u in the cluster map: %s", self_id(md),
+			  a->id, strerror(-rep->u.R_STATUS.status));
 	else if (joined)
 		pifs_info("node %u: node %u joins the cluster map with weight %u", self_id(md),
 			  a->id, a->weight);
@@ -237,8 +237,10 @@ static int hello(struct pifs_metad *md, const struct pifs_msg_NODE_HELLO *h, str
 		add.u.NODE_ADD.id = h->id;
 		add.u.NODE_ADD.weight = known || !cn->weight ? 0 : cn->weight;
 		if (add.u.NODE_ADD.weight == 0 && h->capacity > 0)
-			add.u.NODE_ADD.weight = h->capacity >> 30 ? (uint32_t)(h->capacity >> 30) : 1;
-		add.u.NODE_ADD.flags = known ? flags : PIFS_NODE_IN | (cn->meta ? PIFS_NODE_META : 0);
+			add.u.NODE_ADD.weight =
+			    h->capacity >> 30 ? (uint32_t)(h->capacity >> 30) : 1;
+		add.u.NODE_ADD.flags =
+		    known ? flags : PIFS_NODE_IN | (cn->meta ? PIFS_NODE_META : 0);
 		add.u.NODE_ADD.addr = cn ? pifs_str_of(cn->addr) : h->addr;
 		rc = mutate(md, &add, &added);
 		if (rc < 0)
@@ -299,7 +301,7 @@ static int cluster_stat(struct pifs_metad *md, struct pifs_msg *rep)
 	pifs_msg_init(&q, PIFS_MSG_MAP_GET);
 	pifs_meta_query(md->meta, &q, &map, &md->scratch);
 	if (map.type != PIFS_MSG_R_MAP) {
-		*rep = map;	/* the state's own refusal, such as "not initialised" */
+		*rep = map; /* the state's own refusal, such as "not initialised" */
 		return 0;
 	}
 	pifs_buf_reset(&md->aux);
@@ -310,7 +312,8 @@ static int cluster_stat(struct pifs_metad *md, struct pifs_msg *rep)
 		memset(&ns, 0, sizeof(ns));
 		ns.id = n.id;
 		ns.weight = n.weight;
-		ns.flags = is_up(md, l) ? n.flags | PIFS_NODE_UP : n.flags & ~(uint32_t)PIFS_NODE_UP;
+		ns.flags =
+		    is_up(md, l) ? n.flags | PIFS_NODE_UP : n.flags & ~(uint32_t)PIFS_NODE_UP;
 		ns.addr = n.addr;
 		if (l) {
 			ns.last_seen = l->seen_ns;
@@ -547,8 +550,8 @@ static int bootstrap(struct pifs_metad *md)
 	commit(md);
 	pifs_info("node %u: new cluster %016" PRIx64 " in %s: %u replicas, %u KiB chunks, %zu "
 		  "nodes",
-		  self_id(md), cluster_id, md->dir, conf->replicas,
-		  conf->chunk_size >> 10, conf->n_nodes);
+		  self_id(md), cluster_id, md->dir, conf->replicas, conf->chunk_size >> 10,
+		  conf->n_nodes);
 	return 0;
 }
 

@@ -24,10 +24,10 @@ struct pifs_nodemap_entry {
 
 struct pifs_nodemap {
 	pthread_mutex_t lock;
-	_Atomic uint64_t epoch;		/* 0 until a map is installed */
+	_Atomic uint64_t epoch; /* 0 until a map is installed */
 	size_t n;
-	struct pifs_nodemap_entry *nodes;	/* owned; @n entries, under @lock */
-	const struct pifs_conf *conf;	/* borrowed */
+	struct pifs_nodemap_entry *nodes; /* owned; @n entries, under @lock */
+	const struct pifs_conf *conf;	  /* borrowed */
 };
 
 /* An empty map that falls back on @conf (borrowed; must outlive @m). */
@@ -36,8 +36,8 @@ void pifs_nodemap_init(struct pifs_nodemap *m, const struct pifs_conf *conf);
 void pifs_nodemap_fini(struct pifs_nodemap *m);
 
 /* Replace the map with the one in @r (borrowed), unless ours is as new. One
- * thread installs (the heartbeat); any thread may read meanwhile. Returns 1 if installed, 0 if not newer, -EBADMSG for a malformed node list
- * or -ENOMEM. */
+ * thread installs (the heartbeat); any thread may read meanwhile. Returns 1 if installed, 0 if not
+ * newer, -EBADMSG for a malformed node list or -ENOMEM. */
 int pifs_nodemap_install(struct pifs_nodemap *m, const struct pifs_msg_R_MAP *r);
 
 static inline uint64_t pifs_nodemap_epoch(struct pifs_nodemap *m)

@@ -32,12 +32,12 @@
 
 struct pifs_server {
 	struct pifsd *d;
-	void *ctl;	/* PUB for PIFS_CTL_* */
-	void *router;	/* the node's address */
-	void *chunk;	/* DEALER bound on PIFS_CHUNK_ENDPOINT */
-	void *meta;	/* DEALER bound on PIFS_META_ENDPOINT, on the voter only */
+	void *ctl;    /* PUB for PIFS_CTL_* */
+	void *router; /* the node's address */
+	void *chunk;  /* DEALER bound on PIFS_CHUNK_ENDPOINT */
+	void *meta;   /* DEALER bound on PIFS_META_ENDPOINT, on the voter only */
 	char endpoint[300];
-	uint64_t inflight;	/* requests handed on and not yet answered */
+	uint64_t inflight; /* requests handed on and not yet answered */
 };
 
 static uint32_t self_id(const struct pifs_server *s)
@@ -357,7 +357,8 @@ int pifs_server_run(struct pifs_server *s, int sigfd)
 			if (read(sigfd, &si, sizeof(si)) != sizeof(si))
 				si.ssi_signo = 0;
 			if (draining) {
-				pifs_warn("node %u: SIG%s again: stopping now, %" PRIu64 " requests "
+				pifs_warn("node %u: SIG%s again: stopping now, %" PRIu64
+					  " requests "
 					  "unanswered",
 					  self_id(s), signame(si.ssi_signo), s->inflight);
 				break;

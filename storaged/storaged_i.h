@@ -28,10 +28,10 @@
 #define PIFS_IDENT_MAX 255
 
 struct pifsd {
-	const struct pifs_conf *conf;		/* borrowed */
-	const struct pifs_conf_node *self;	/* borrowed from @conf */
-	const struct pifs_conf_node *voter;	/* the metadata voter, from @conf */
-	const char *data;			/* the data directory, borrowed */
+	const struct pifs_conf *conf;	    /* borrowed */
+	const struct pifs_conf_node *self;  /* borrowed from @conf */
+	const struct pifs_conf_node *voter; /* the metadata voter, from @conf */
+	const char *data;		    /* the data directory, borrowed */
 	void *zctx;
 	struct pifs_store *store;
 	struct pifs_nodemap map;
@@ -40,7 +40,7 @@ struct pifsd {
 	 * when the topic went out still stops at its next poll timeout. */
 	atomic_bool heartbeat_stop;
 	atomic_bool workers_stop;
-	atomic_bool heartbeat_running;		/* cleared when the heartbeat exits */
+	atomic_bool heartbeat_running; /* cleared when the heartbeat exits */
 };
 
 /* Does this node run the metadata service? Until Raft arrives only the first

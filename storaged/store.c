@@ -33,14 +33,14 @@
 #define TMP_PATH 58
 
 struct pifs_store {
-	int dfd;		/* DATA */
-	int lockfd;		/* DATA/lock, flock'ed */
-	char *dir;		/* owned, for messages */
+	int dfd;    /* DATA */
+	int lockfd; /* DATA/lock, flock'ed */
+	char *dir;  /* owned, for messages */
 	uint64_t reserve;
 	_Atomic uint64_t chunks;
 	_Atomic uint64_t bytes;
 	_Atomic uint64_t corrupt;
-	_Atomic uint64_t seq;	/* names temporary files */
+	_Atomic uint64_t seq; /* names temporary files */
 };
 
 static void chunk_path(const struct pifs_chunk_id *id, char out[CHUNK_PATH], char hex[33])
@@ -259,7 +259,7 @@ void pifs_store_close(struct pifs_store *st)
 	if (!st)
 		return;
 	if (st->lockfd >= 0)
-		close(st->lockfd);	/* releases the flock */
+		close(st->lockfd); /* releases the flock */
 	if (st->dfd >= 0)
 		close(st->dfd);
 	free(st->dir);

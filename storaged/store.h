@@ -24,16 +24,16 @@
 #include "frame.h"
 
 /* pifs_store_put flags. */
-#define PIFS_STORE_SYNC 0x1	/* fsync the file and its directory before returning */
+#define PIFS_STORE_SYNC 0x1 /* fsync the file and its directory before returning */
 
 struct pifs_store;
 
 struct pifs_store_stat {
-	uint64_t capacity;	/* bytes of the file system holding DATA */
-	uint64_t free;		/* bytes available to this process there */
-	uint64_t chunks;	/* chunk files */
-	uint64_t bytes;		/* their sizes, summed */
-	uint64_t corrupt;	/* files in quarantine */
+	uint64_t capacity; /* bytes of the file system holding DATA */
+	uint64_t free;	   /* bytes available to this process there */
+	uint64_t chunks;   /* chunk files */
+	uint64_t bytes;	   /* their sizes, summed */
+	uint64_t corrupt;  /* files in quarantine */
 };
 
 /* Open the store in @dir (borrowed; created if its parent exists), take its

@@ -1,6 +1,7 @@
 /* test_storaged.c - pifs-storaged as a process: a chain put lands on every
  * node of the chain, bad requests get error replies, metadata survives a
- * restart, and SIGTERM stops it cleanly.
+ * restart, and SIGTERM stops it cleanly. Also the daemon's node map, which
+ * resolves chain nodes to addresses (suite "nodemap").
  *
  * Each test starts its own daemons (fork/exec) on its own loopback ports in
  * 17110-17199 and its own directory under /tmp/pifs-storaged; the fixture's
@@ -19,6 +20,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "nodemap.h"
 #include "rpc.h"
 
 #define NODES 3
@@ -78,7 +80,7 @@ static void write_conf(int port)
 	cr_assert_not_null(f);
 	c.port = port;
 	fprintf(f, "[cluster]\nreplicas = 2\nchunk_size = 1M\nheartbeat = 200ms\n"
-		   "down_after = 1s\nreserve = 1M\n\n");
+		   "down_after = 3s\nreserve = 1M\n\n");
 	for (i = 1; i <= NODES; i++)
 		fprintf(f, "[node %d]\naddress = 127.0.0.1:%d\ndata = %s/n%d\n%s\n", i, port + i,
 			c.dir, i, i == 1 ? "meta = yes\n" : "");
@@ -121,8 +123,8 @@ static struct pifs_rpc *rpc_to(int id)
 /* Start node @id and wait until it answers NODE_STAT. */
 static void start(int id)
 {
-	const char *argv[] = {"pifs-storaged", "-c", c.conf, "-n", NULL, "--log-level", "debug",
-			      NULL};
+	const char *argv[] = {"pifs-storaged", "-c",	c.conf, "-n", NULL,
+			      "--log-level",   "debug", NULL};
 	struct pifs_msg req, rep;
 	char idstr[16];
 	int64_t until = pifs_now_ms() + WAIT_MS;
@@ -435,22 +437,22 @@ Test(storaged, malformed_requests_get_error_replies_and_the_node_keeps_serving)
 	cr_assert_eq(pifs_proto_encode(&m, &enc), 0);
 	parts[0] = enc.p;
 	lens[0] = enc.len;
-	expect_status(sock, parts, lens, 1, 45, -EBADMSG);	/* no frame */
+	expect_status(sock, parts, lens, 1, 45, -EBADMSG); /* no frame */
 	parts[1] = junk;
 	lens[1] = sizeof(junk);
 	enc.p[15] = 46;
-	expect_status(sock, parts, lens, 2, 46, -EBADMSG);	/* a frame that is no frame */
+	expect_status(sock, parts, lens, 2, 46, -EBADMSG); /* a frame that is no frame */
 	parts[2] = parts[3] = junk;
 	lens[2] = lens[3] = 3;
 	enc.p[15] = 47;
-	expect_status(sock, parts, lens, 4, 47, -EBADMSG);	/* too many parts */
+	expect_status(sock, parts, lens, 4, 47, -EBADMSG); /* too many parts */
 	pifs_buf_reset(&enc);
 	pifs_msg_init(&m, PIFS_MSG_R_STATUS);
 	m.reqid = 48;
 	cr_assert_eq(pifs_proto_encode(&m, &enc), 0);
 	parts[0] = enc.p;
 	lens[0] = enc.len;
-	expect_status(sock, parts, lens, 1, 48, -EOPNOTSUPP);	/* a reply as a request */
+	expect_status(sock, parts, lens, 1, 48, -EOPNOTSUPP); /* a reply as a request */
 	pifs_buf_reset(&enc);
 	pifs_msg_init(&m, PIFS_MSG_GETATTR);
 	m.reqid = 49;
@@ -517,7 +519,7 @@ Test(storaged, the_map_lists_every_node_and_marks_the_running_ones_up)
 	write_conf(17180);
 	start(1);
 	start(2);
-	usleep(500000);	/* two heartbeats */
+	usleep(500000); /* two heartbeats */
 	pifs_msg_init(&req, PIFS_MSG_MAP_GET);
 	cr_assert_eq(pifs_rpc_call(rpc_to(1), &req, NULL, 0, &rep, NULL, NULL, WAIT_MS), 0);
 	cr_assert_eq(rep.type, PIFS_MSG_R_MAP);
@@ -533,6 +535,44 @@ Test(storaged, the_map_lists_every_node_and_marks_the_running_ones_up)
 	}
 	cr_assert_eq(count, 3);
 	cr_assert_eq(up, (1u << 1) | (1u << 2));
+}
+
+Test(storaged, status_and_df_count_the_space_the_heartbeats_report)
+{
+	struct pifs_msg req, rep;
+	struct pifs_cursor cur;
+	struct pifs_nodestat ns;
+	uint64_t cap = 0;
+	uint32_t count = 0;
+
+	write_conf(17185);
+	start(1);
+	start(2);
+	usleep(500000); /* two heartbeats */
+	pifs_msg_init(&req, PIFS_MSG_CLUSTER_STAT);
+	cr_assert_eq(pifs_rpc_call(rpc_to(1), &req, NULL, 0, &rep, NULL, NULL, WAIT_MS), 0);
+	cr_assert_eq(rep.type, PIFS_MSG_R_CLUSTER);
+	cr_assert_eq(rep.u.R_CLUSTER.replicas, 2);
+	cr_assert_eq(rep.u.R_CLUSTER.chunk_size, 1u << 20);
+	pifs_cursor_init(&cur, &rep.u.R_CLUSTER.nodes);
+	while (pifs_nodestat_next(&cur, &ns) == 1) {
+		count++;
+		if (ns.id == 3) {
+			cr_assert_eq(ns.last_seen, 0, "node 3 never said hello");
+			cr_assert_not(ns.flags & PIFS_NODE_UP);
+			continue;
+		}
+		cr_assert(ns.flags & PIFS_NODE_UP, "node %u should be up", ns.id);
+		cr_assert_gt(ns.capacity, 0);
+		cr_assert_gt(ns.last_seen, 0);
+		cap += ns.capacity;
+	}
+	cr_assert_eq(count, 3);
+	pifs_msg_init(&req, PIFS_MSG_STATFS);
+	cr_assert_eq(pifs_rpc_call(rpc_to(1), &req, NULL, 0, &rep, NULL, NULL, WAIT_MS), 0);
+	cr_assert_eq(rep.type, PIFS_MSG_R_STATFS);
+	cr_assert_eq(rep.u.R_STATFS.capacity, cap, "df sums the capacity of every node");
+	cr_assert_gt(rep.u.R_STATFS.free, 0);
 }
 
 Test(storaged, sigterm_stops_every_node_with_status_0)
@@ -579,4 +619,139 @@ Test(storaged, a_bad_config_or_command_line_exits_2_and_starts_nothing)
 	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 2);
 	snprintf(data, sizeof(data), "%s/n1", c.dir);
 	cr_assert_neq(stat(data, &sb), 0, "nothing may start on a bad config");
+}
+
+/* The node map, without daemons. */
+
+static struct pifs_conf_node conf_nodes[2] = {
+    {.id = 1, .addr = "10.0.0.1:7070", .data = "/srv/pifs", .meta = true},
+    {.id = 2, .addr = "10.0.0.2:7070", .data = "/srv/pifs"},
+};
+
+static void conf_of_two(struct pifs_conf *conf)
+{
+	pifs_conf_init(conf);
+	conf->n_nodes = 2;
+	conf->nodes = conf_nodes;
+}
+
+/* An R_MAP of @n nodes (id, addr) at @epoch; the records go in @b. */
+static struct pifs_msg_R_MAP map_of(struct pifs_buf *b, uint64_t epoch, int n, const uint32_t *ids,
+				    const char *const *addrs)
+{
+	struct pifs_msg_R_MAP m;
+	struct pifs_node node;
+	int i;
+
+	memset(&m, 0, sizeof(m));
+	pifs_buf_reset(b);
+	for (i = 0; i < n; i++) {
+		node.id = ids[i];
+		node.weight = 1;
+		node.flags = PIFS_NODE_IN;
+		node.addr = pifs_str_of(addrs[i]);
+		cr_assert_eq(pifs_node_append(b, &node), 0);
+	}
+	m.epoch = epoch;
+	m.nodes = pifs_list_of(b, (uint32_t)n);
+	return m;
+}
+
+Test(nodemap, uses_the_config_until_a_map_arrives)
+{
+	struct pifs_nodemap nm;
+	struct pifs_conf conf;
+	char ep[64];
+
+	conf_of_two(&conf);
+	pifs_nodemap_init(&nm, &conf);
+	cr_assert_eq(pifs_nodemap_epoch(&nm), 0);
+	cr_assert_eq(pifs_nodemap_endpoint(&nm, 2, ep, sizeof(ep)), 0);
+	cr_assert_str_eq(ep, "tcp://10.0.0.2:7070");
+	pifs_nodemap_fini(&nm);
+}
+
+Test(nodemap, a_newer_map_moves_a_node_and_an_older_one_is_ignored)
+{
+	const uint32_t ids[] = {2, 3};
+	const char *const moved[] = {"10.0.0.22:7070", "10.0.0.3:7070"};
+	const char *const old[] = {"10.0.0.99:7070", "10.0.0.98:7070"};
+	struct pifs_msg_R_MAP m;
+	struct pifs_nodemap nm;
+	struct pifs_conf conf;
+	struct pifs_buf b;
+	char ep[64];
+
+	conf_of_two(&conf);
+	pifs_buf_init(&b);
+	pifs_nodemap_init(&nm, &conf);
+	m = map_of(&b, 5, 2, ids, moved);
+	cr_assert_eq(pifs_nodemap_install(&nm, &m), 1);
+	cr_assert_eq(pifs_nodemap_epoch(&nm), 5);
+	m = map_of(&b, 4, 2, ids, old);
+	cr_assert_eq(pifs_nodemap_install(&nm, &m), 0);
+	cr_assert_eq(pifs_nodemap_endpoint(&nm, 2, ep, sizeof(ep)), 0);
+	cr_assert_str_eq(ep, "tcp://10.0.0.22:7070");
+	cr_assert_eq(pifs_nodemap_endpoint(&nm, 3, ep, sizeof(ep)), 0, "a node only the map has");
+	cr_assert_str_eq(ep, "tcp://10.0.0.3:7070");
+	cr_assert_eq(pifs_nodemap_endpoint(&nm, 1, ep, sizeof(ep)), 0,
+		     "a node only the config has");
+	cr_assert_str_eq(ep, "tcp://10.0.0.1:7070");
+	pifs_nodemap_fini(&nm);
+	pifs_buf_fini(&b);
+}
+
+Test(nodemap, a_node_nobody_knows_is_enoent)
+{
+	struct pifs_nodemap nm;
+	struct pifs_conf conf;
+	char ep[64];
+
+	conf_of_two(&conf);
+	pifs_nodemap_init(&nm, &conf);
+	cr_assert_eq(pifs_nodemap_endpoint(&nm, 7, ep, sizeof(ep)), -ENOENT);
+	pifs_nodemap_fini(&nm);
+}
+
+Test(nodemap, an_address_without_a_port_is_einval)
+{
+	const uint32_t ids[] = {4};
+	const char *const addrs[] = {"10.0.0.4"};
+	struct pifs_msg_R_MAP m;
+	struct pifs_nodemap nm;
+	struct pifs_conf conf;
+	struct pifs_buf b;
+	char ep[64];
+
+	conf_of_two(&conf);
+	pifs_buf_init(&b);
+	pifs_nodemap_init(&nm, &conf);
+	m = map_of(&b, 2, 1, ids, addrs);
+	cr_assert_eq(pifs_nodemap_install(&nm, &m), 1);
+	cr_assert_eq(pifs_nodemap_endpoint(&nm, 4, ep, sizeof(ep)), -EINVAL);
+	pifs_nodemap_fini(&nm);
+	pifs_buf_fini(&b);
+}
+
+Test(nodemap, a_map_whose_list_lies_about_its_count_is_ebadmsg_and_changes_nothing)
+{
+	const uint32_t ids[] = {2};
+	const char *const addrs[] = {"10.0.0.22:7070"};
+	struct pifs_msg_R_MAP m;
+	struct pifs_nodemap nm;
+	struct pifs_conf conf;
+	struct pifs_buf b;
+	char ep[64];
+
+	conf_of_two(&conf);
+	pifs_buf_init(&b);
+	pifs_nodemap_init(&nm, &conf);
+	m = map_of(&b, 3, 1, ids, addrs);
+	m.nodes.count = 2;
+	cr_assert_eq(pifs_nodemap_install(&nm, &m), -EBADMSG);
+	cr_assert_eq(pifs_nodemap_epoch(&nm), 0);
+	cr_assert_eq(pifs_nodemap_endpoint(&nm, 2, ep, sizeof(ep)), 0);
+	cr_assert_str_eq(ep, "tcp://10.0.0.2:7070");
+	pifs_nodemap_fini(&nm);
+	pifs_buf_fini(&b);
 }

@@ -13,8 +13,8 @@
 
 #include "store.h"
 
-static char base[64];	/* the test's directory, removed whole afterwards */
-static char dir[128];	/* the data directory in it */
+static char base[64]; /* the test's directory, removed whole afterwards */
+static char dir[128]; /* the data directory in it */
 static struct pifs_store *st;
 static struct pifs_buf scratch;
 
