@@ -202,6 +202,25 @@ void pifs_ccache_fail(struct pifs_ccache *c, struct pifs_centry *e, int err)
 	pthread_mutex_unlock(&c->mu);
 }
 
+void pifs_ccache_hold(struct pifs_ccache *c, struct pifs_centry *e)
+{
+	pthread_mutex_lock(&c->mu);
+	e->refs++;
+	pthread_mutex_unlock(&c->mu);
+}
+
+int pifs_ccache_wait(struct pifs_ccache *c, struct pifs_centry *e)
+{
+	int rc;
+
+	pthread_mutex_lock(&c->mu);
+	while (e->state == LOADING)
+		pthread_cond_wait(&c->loaded, &c->mu);
+	rc = e->state == READY ? 0 : e->err;
+	pthread_mutex_unlock(&c->mu);
+	return rc;
+}
+
 void pifs_ccache_release(struct pifs_ccache *c, struct pifs_centry *e)
 {
 	if (!e)

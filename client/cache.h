@@ -63,6 +63,13 @@ void pifs_ccache_fill(struct pifs_ccache *c, struct pifs_centry *e, uint8_t *dat
  * later lookups try again. The caller keeps its reference. */
 void pifs_ccache_fail(struct pifs_ccache *c, struct pifs_centry *e, int err);
 
+/* Take one more reference to @e, which the caller holds. */
+void pifs_ccache_hold(struct pifs_ccache *c, struct pifs_centry *e);
+
+/* Wait until the entry @e, which the caller holds, is filled or failed.
+ * Returns 0, or the -errno its loader passed to pifs_ccache_fail. */
+int pifs_ccache_wait(struct pifs_ccache *c, struct pifs_centry *e);
+
 /* Drop a reference. NULL-safe. */
 void pifs_ccache_release(struct pifs_ccache *c, struct pifs_centry *e);
 

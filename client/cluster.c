@@ -17,6 +17,12 @@
 
 #define EP_MAX 300
 
+/* Node liveness (the UP flag) changes without a new map epoch, so a map in
+ * use is fetched again when it is older than this, and after a node did
+ * not answer (at most once per MAP_RETRY_MS). */
+#define MAP_MAX_AGE_MS 5000
+#define MAP_RETRY_MS 1000
+
 struct mnode {
 	uint32_t id, weight, flags;
 	char ep[EP_MAX];
@@ -47,6 +53,7 @@ struct pifs_cluster {
 	struct pifs_rpc *map_rpc;
 
 	pthread_rwlock_t map_lock;
+	int64_t fetched_ms;	/* when the map was last fetched */
 	uint64_t epoch;
 	uint32_t replicas, chunk_size;
 	struct mnode *nodes;	/* owned; @n */
@@ -242,6 +249,7 @@ static int map_install(struct pifs_cluster *cl, const struct pifs_msg_R_MAP *m)
 		cl->epoch = m->epoch;
 		cl->replicas = m->replicas ? m->replicas : 1;
 		cl->chunk_size = m->chunk_size;
+		cl->fetched_ms = pifs_now_ms();
 		nodes = NULL;
 	}
 	pthread_rwlock_unlock(&cl->map_lock);
@@ -249,21 +257,51 @@ static int map_install(struct pifs_cluster *cl, const struct pifs_msg_R_MAP *m)
 	return 0;
 }
 
-/* Fetch the map if the metadata service has one newer than ours. */
-static int map_fetch(struct pifs_cluster *cl, int timeout_ms)
+/* Fetch the map (the newest, with the nodes' liveness as of now). Called
+ * with fetch_mu held. */
+static int map_fetch_locked(struct pifs_cluster *cl, int timeout_ms)
 {
 	struct pifs_msg req, rep;
 	int rc;
 
-	pthread_mutex_lock(&cl->fetch_mu);
+	memset(&rep, 0, sizeof(rep));
 	pifs_msg_init(&req, PIFS_MSG_MAP_GET);
 	req.u.MAP_GET.have_epoch = epoch_now(cl);
 	pifs_rpc_set_epoch(cl->map_rpc, req.u.MAP_GET.have_epoch);
 	rc = pifs_rpc_call(cl->map_rpc, &req, NULL, 0, &rep, NULL, NULL, timeout_ms);
 	if (rc == 0 && rep.type == PIFS_MSG_R_MAP)
 		rc = map_install(cl, &rep.u.R_MAP);
+	return rc;
+}
+
+static int map_fetch(struct pifs_cluster *cl, int timeout_ms)
+{
+	int rc;
+
+	pthread_mutex_lock(&cl->fetch_mu);
+	rc = map_fetch_locked(cl, timeout_ms);
 	pthread_mutex_unlock(&cl->fetch_mu);
 	return rc;
+}
+
+/* Fetch the map again when it is older than @max_age_ms, unless another
+ * thread is fetching it right now: nobody waits for this. */
+static void map_refresh(struct pifs_cluster *cl, int64_t max_age_ms)
+{
+	int64_t fetched;
+
+	pthread_rwlock_rdlock(&cl->map_lock);
+	fetched = cl->fetched_ms;
+	pthread_rwlock_unlock(&cl->map_lock);
+	if (pifs_now_ms() - fetched < max_age_ms || pthread_mutex_trylock(&cl->fetch_mu) != 0)
+		return;
+	if (map_fetch_locked(cl, cl->timeout_ms) < 0) {
+		/* Do not ask again at once: the service may be restarting. */
+		pthread_rwlock_wrlock(&cl->map_lock);
+		cl->fetched_ms = pifs_now_ms() - max_age_ms + MAP_RETRY_MS;
+		pthread_rwlock_unlock(&cl->map_lock);
+	}
+	pthread_mutex_unlock(&cl->fetch_mu);
 }
 
 /* A reply came with map epoch @epoch: catch up when it is newer. */
@@ -322,6 +360,7 @@ static struct mnode *map_copy(struct pifs_cluster *cl, size_t *n, uint32_t *repl
 {
 	struct mnode *copy;
 
+	map_refresh(cl, MAP_MAX_AGE_MS);
 	pthread_rwlock_rdlock(&cl->map_lock);
 	copy = malloc((cl->n ? cl->n : 1) * sizeof(*copy));
 	if (copy) {
@@ -575,6 +614,8 @@ int pifs_cluster_get(struct pifs_cluster *cl, const struct pifs_chunk_id *id, ui
 		if (grc != -ENOENT)
 			pifs_warn("chunk %s: node %" PRIu32 " (%s) could not serve it: %s; trying "
 				  "the next owner", hex, m->id, m->ep, strerror(-grc));
+		if (grc == -ETIMEDOUT || grc == -EHOSTUNREACH)
+			map_refresh(cl, MAP_RETRY_MS);
 	}
 	if (rc == -EIO)
 		pifs_err("chunk %s: no node of %zu served a copy that verifies; run 'pifs-admin "

@@ -19,9 +19,9 @@
 #define NBUCKETS 256
 #define NSEEN 4096
 #define UPLOADERS 4
-#define PREFETCHERS 2
+#define FETCHERS 2
 #define PREFETCH_AHEAD 2
-#define PREFETCH_QUEUE 16
+#define PREFETCH_QUEUE 8
 #define UPLOAD_BUDGET (32u << 20)	/* bytes of buffers queued or in flight */
 #define DIRTY_PER_FILE (8u << 20)	/* bytes of unsealed buffers per inode */
 #define MAX_OFFSET ((uint64_t)INT64_MAX)
@@ -74,6 +74,13 @@ struct pifs_file {
 	uint64_t read_next, pf_next;
 };
 
+/* A chunk to load into its reserved cache entry; the job holds a reference. */
+struct fjob {
+	struct pifs_centry *e;
+	bool prefetch;
+	struct fjob *next;
+};
+
 struct seen {
 	uint64_t ino, version;
 };
@@ -98,12 +105,15 @@ struct pifs_data {
 	pthread_t up[UPLOADERS];
 	int n_up;
 
+	/* Every chunk fetch goes through the few fetcher threads: a socket
+	 * keeps its last reply (a whole chunk) until its next request, so
+	 * fetching on every FUSE thread would pin a chunk per thread and node. */
 	pthread_mutex_t pmu;
 	pthread_cond_t pcond;
-	struct pifs_chunk_id pq[PREFETCH_QUEUE];
-	int pq_len;
+	struct fjob *fhead, *ftail;
+	int n_prefetch;
 	bool pstop;
-	pthread_t pf[PREFETCHERS];
+	pthread_t pf[FETCHERS];
 	int n_pf;
 };
 
@@ -187,13 +197,51 @@ static uint32_t min_u32(uint64_t a, uint64_t b)
 
 /* ---- the chunk cache ---- */
 
+/* Queue a load; demand loads go before prefetches. Returns false when the
+ * queue is closed. */
+static bool fetch_push(struct pifs_data *d, struct fjob *j)
+{
+	bool ok;
+
+	pthread_mutex_lock(&d->pmu);
+	ok = !d->pstop;
+	if (ok && j->prefetch) {
+		j->next = NULL;
+		if (d->ftail)
+			d->ftail->next = j;
+		else
+			d->fhead = j;
+		d->ftail = j;
+		d->n_prefetch++;
+	} else if (ok) {
+		j->next = d->fhead;
+		d->fhead = j;
+		if (!d->ftail)
+			d->ftail = j;
+	}
+	pthread_cond_signal(&d->pcond);
+	pthread_mutex_unlock(&d->pmu);
+	return ok;
+}
+
+static void fetch_run(struct pifs_data *d, struct pifs_centry *e)
+{
+	uint8_t *raw;
+	uint32_t len;
+	int rc = pifs_cluster_get(d->cl, &e->id, &raw, &len);
+
+	if (rc < 0)
+		pifs_ccache_fail(d->cache, e, rc);
+	else
+		pifs_ccache_fill(d->cache, e, raw, len);
+}
+
 /* A reference to the raw bytes of chunk @id, from the cache or the nodes. */
 static int chunk_acquire(struct pifs_data *d, const struct pifs_chunk_id *id,
 			 struct pifs_centry **out)
 {
 	struct pifs_centry *e;
-	uint8_t *raw;
-	uint32_t len;
+	struct fjob *j;
 	int rc;
 
 	rc = pifs_ccache_lookup(d->cache, id, &e);
@@ -203,13 +251,24 @@ static int chunk_acquire(struct pifs_data *d, const struct pifs_chunk_id *id,
 	}
 	if (rc < 0)
 		return rc == -ENOMEM ? rc : -EIO;
-	rc = pifs_cluster_get(d->cl, id, &raw, &len);
+	/* This thread reserved the entry: a fetcher loads it. */
+	j = calloc(1, sizeof(*j));
+	if (j) {
+		pifs_ccache_hold(d->cache, e);
+		j->e = e;
+		if (!fetch_push(d, j)) {
+			pifs_ccache_release(d->cache, e);
+			free(j);
+			j = NULL;
+		}
+	}
+	if (!j)
+		fetch_run(d, e);
+	rc = pifs_ccache_wait(d->cache, e);
 	if (rc < 0) {
-		pifs_ccache_fail(d->cache, e, rc);
 		pifs_ccache_release(d->cache, e);
 		return rc == -ENOMEM ? rc : -EIO;
 	}
-	pifs_ccache_fill(d->cache, e, raw, len);
 	*out = e;
 	return 0;
 }
@@ -447,48 +506,57 @@ static void *uploader(void *arg)
 	}
 }
 
-/* ---- prefetch ---- */
+/* ---- fetchers ---- */
 
 static void prefetch_queue(struct pifs_data *d, const struct pifs_chunk_id *ids, int n)
 {
-	pthread_mutex_lock(&d->pmu);
-	for (int i = 0; i < n && d->pq_len < PREFETCH_QUEUE; i++)
-		d->pq[d->pq_len++] = ids[i];
-	pthread_cond_signal(&d->pcond);
-	pthread_mutex_unlock(&d->pmu);
-}
-
-static void *prefetcher(void *arg)
-{
-	struct pifs_data *d = arg;
-
-	for (;;) {
-		struct pifs_chunk_id id;
+	for (int i = 0; i < n; i++) {
 		struct pifs_centry *e;
-		uint8_t *raw;
-		uint32_t len;
-		int rc;
+		struct fjob *j;
+		bool room;
 
 		pthread_mutex_lock(&d->pmu);
-		while (!d->pq_len && !d->pstop)
-			pthread_cond_wait(&d->pcond, &d->pmu);
-		if (d->pstop) {
-			pthread_mutex_unlock(&d->pmu);
-			return NULL;
-		}
-		id = d->pq[0];
-		memmove(&d->pq[0], &d->pq[1], (size_t)(--d->pq_len) * sizeof(d->pq[0]));
+		room = d->n_prefetch < PREFETCH_QUEUE;
 		pthread_mutex_unlock(&d->pmu);
-
 		/* A chunk cached or being loaded already needs nothing. */
-		if (pifs_ccache_reserve(d->cache, &id, &e) != 1)
+		if (!room || pifs_ccache_reserve(d->cache, &ids[i], &e) != 1)
 			continue;
-		rc = pifs_cluster_get(d->cl, &id, &raw, &len);
-		if (rc < 0)
-			pifs_ccache_fail(d->cache, e, rc);
-		else
-			pifs_ccache_fill(d->cache, e, raw, len);
+		j = calloc(1, sizeof(*j));
+		if (j) {
+			j->e = e;
+			j->prefetch = true;
+			if (fetch_push(d, j))
+				continue;
+			free(j);
+		}
+		pifs_ccache_fail(d->cache, e, -ENOMEM);
 		pifs_ccache_release(d->cache, e);
+	}
+}
+
+static void *fetcher(void *arg)
+{
+	struct pifs_data *d = arg;
+	struct fjob *j;
+
+	for (;;) {
+		pthread_mutex_lock(&d->pmu);
+		while (!d->fhead && !d->pstop)
+			pthread_cond_wait(&d->pcond, &d->pmu);
+		j = d->fhead;
+		if (j) {
+			d->fhead = j->next;
+			if (!d->fhead)
+				d->ftail = NULL;
+			if (j->prefetch)
+				d->n_prefetch--;
+		}
+		pthread_mutex_unlock(&d->pmu);
+		if (!j)
+			return NULL;
+		fetch_run(d, j->e);
+		pifs_ccache_release(d->cache, j->e);
+		free(j);
 	}
 }
 
@@ -548,8 +616,8 @@ int pifs_data_new(struct pifs_cluster *cl, uint64_t cache_bytes, struct pifs_dat
 		if (rc == 0)
 			d->n_up++;
 	}
-	for (int i = 0; i < PREFETCHERS && rc == 0; i++) {
-		rc = -pthread_create(&d->pf[i], NULL, prefetcher, d);
+	for (int i = 0; i < FETCHERS && rc == 0; i++) {
+		rc = -pthread_create(&d->pf[i], NULL, fetcher, d);
 		if (rc == 0)
 			d->n_pf++;
 	}
@@ -571,6 +639,16 @@ void pifs_data_free(struct pifs_data *d)
 		pthread_cond_wait(&d->bcond, &d->qmu);
 	pthread_mutex_unlock(&d->qmu);
 	stop_workers(d);
+	/* Handles the kernel never released (the session was stopped by a
+	 * signal with files open) were flushed by then; free their state. */
+	for (size_t b = 0; b < NBUCKETS; b++) {
+		while (d->table[b]) {
+			struct pifs_file *f = d->table[b];
+
+			d->table[b] = f->hnext;
+			file_free(f);
+		}
+	}
 	pifs_ccache_free(d->cache);
 	pthread_cond_destroy(&d->pcond);
 	pthread_mutex_destroy(&d->pmu);

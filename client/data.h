@@ -31,8 +31,8 @@ struct pifs_file;
  * pifs_data_free. */
 int pifs_data_new(struct pifs_cluster *cl, uint64_t cache_bytes, struct pifs_data **out /* OUT */);
 
-/* Stop the workers (after the queued uploads are done) and free everything.
- * Every file must have been released. NULL-safe. */
+/* Stop the workers (after the queued uploads are done) and free everything,
+ * the state of files still open included: flush them first. NULL-safe. */
 void pifs_data_free(struct pifs_data *d);
 
 /* Open a handle on the inode @attr->ino with the chunk list @refs (both

@@ -362,9 +362,13 @@ int main(int argc, char **argv)
 	if (!lcfg)
 		goto out_cluster;
 	fuse_loop_cfg_set_max_threads(lcfg, 16);
+	/* The loop returns the number of the signal that ended it (SIGTERM,
+	 * SIGINT, SIGHUP: a clean stop), or a -errno. */
 	rc = fuse_session_loop_mt(se, lcfg);
 	fuse_loop_cfg_destroy(lcfg);
-	status = rc == 0 ? 0 : 1;
+	status = rc < 0 ? 1 : 0;
+	if (rc < 0)
+		pifs_err("the FUSE session on %s failed: %s", mnt, strerror(-rc));
 	rc = pifs_data_flush_all(m.data);
 	if (rc < 0) {
 		pifs_err("unmount of %s: some file data could not be stored: %s", mnt,

@@ -65,6 +65,11 @@ static void release_reply(struct pifs_rpc *r)
 	r->have_rmsg = r->have_rpay = false;
 }
 
+void pifs_rpc_release(struct pifs_rpc *r)
+{
+	release_reply(r);
+}
+
 static int open_socket(struct pifs_rpc *r)
 {
 	int one = 1, rc;

@@ -62,6 +62,10 @@ int pifs_rpc_send_owned(struct pifs_rpc *r, struct pifs_msg *req, void *data, si
 int pifs_rpc_recv(struct pifs_rpc *r, uint64_t reqid, struct pifs_msg *rep, const void **payload,
 		  size_t *plen, int timeout_ms);
 
+/* Drop the last reply (and its payload) now rather than at the next recv:
+ * a thread that read a 4 MiB chunk should not keep it pinned while idle. */
+void pifs_rpc_release(struct pifs_rpc *r);
+
 /* pifs_rpc_send then pifs_rpc_recv for its reply, within @timeout_ms in all. */
 int pifs_rpc_call(struct pifs_rpc *r, struct pifs_msg *req, const void *payload, size_t plen,
 		  struct pifs_msg *rep, const void **rpayload, size_t *rplen, int timeout_ms);

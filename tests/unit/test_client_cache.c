@@ -205,3 +205,61 @@ Test(cache, waiters_get_the_error_of_a_failed_load_and_may_retry)
 	pifs_ccache_release(c, e);
 	pifs_ccache_free(c);
 }
+
+struct filler {
+	struct pifs_ccache *c;
+	struct pifs_centry *e;
+	int err;
+};
+
+static void *fill_later(void *arg)
+{
+	struct filler *f = arg;
+
+	usleep(20 * 1000);
+	if (f->err)
+		pifs_ccache_fail(f->c, f->e, f->err);
+	else
+		pifs_ccache_fill(f->c, f->e, calloc(1, 77), 77);
+	pifs_ccache_release(f->c, f->e);
+	return NULL;
+}
+
+Test(cache, wait_returns_once_another_thread_filled_the_entry)
+{
+	struct pifs_ccache *c = pifs_ccache_new(1 << 20);
+	struct pifs_chunk_id id = id_of(8);
+	struct filler f = {.c = c};
+	struct pifs_centry *e;
+	pthread_t t;
+
+	cr_assert_eq(pifs_ccache_lookup(c, &id, &e), 1);
+	pifs_ccache_hold(c, e);
+	f.e = e;
+	cr_assert_eq(pthread_create(&t, NULL, fill_later, &f), 0);
+	cr_assert_eq(pifs_ccache_wait(c, e), 0);
+	cr_assert_eq(e->len, 77);
+	pthread_join(t, NULL);
+	pifs_ccache_release(c, e);
+	cr_assert(pifs_ccache_contains(c, &id));
+	pifs_ccache_free(c);
+}
+
+Test(cache, wait_returns_the_error_of_a_failed_load)
+{
+	struct pifs_ccache *c = pifs_ccache_new(1 << 20);
+	struct pifs_chunk_id id = id_of(9);
+	struct filler f = {.c = c, .err = -EBADMSG};
+	struct pifs_centry *e;
+	pthread_t t;
+
+	cr_assert_eq(pifs_ccache_lookup(c, &id, &e), 1);
+	pifs_ccache_hold(c, e);
+	f.e = e;
+	cr_assert_eq(pthread_create(&t, NULL, fill_later, &f), 0);
+	cr_assert_eq(pifs_ccache_wait(c, e), -EBADMSG);
+	pthread_join(t, NULL);
+	pifs_ccache_release(c, e);
+	cr_assert_not(pifs_ccache_contains(c, &id));
+	pifs_ccache_free(c);
+}
