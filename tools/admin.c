@@ -235,6 +235,8 @@ static const char *stat_problem(const struct node_view *n, char *buf, size_t cap
 		snprintf(buf, cap, "answers as node %" PRIu32, n->stat_id);
 	else if (n->stat_rc == -ETIMEDOUT || n->stat_rc == -EHOSTUNREACH)
 		snprintf(buf, cap, "unreachable");
+	else if (n->stat_rc == -EBADMSG || n->stat_rc == -EPROTO)
+		snprintf(buf, cap, "bad reply: another version?");
 	else
 		snprintf(buf, cap, "error: %s", strerror(-n->stat_rc));
 	return buf;
@@ -341,9 +343,18 @@ static int fetch_cluster(struct admin *a, struct cluster_view *v)
 		return rc;
 	}
 	pifs_msg_init(&req, PIFS_MSG_CLUSTER_STAT);
+	pifs_msg_init(&rep, PIFS_MSG_NONE);
 	rc = pifs_rpc_call(r, &req, NULL, 0, &rep, NULL, NULL, a->timeout_ms);
 	if (rc == -ETIMEDOUT || rc == -EHOSTUNREACH || rc == -ECONNREFUSED) {
 		unreachable_meta(a, rc);
+		goto out_free;
+	}
+	if ((rc == -EBADMSG || rc == -EPROTO) && rep.type != PIFS_MSG_R_STATUS) {
+		fprintf(stderr,
+			PROG ": the metadata service at %s (node %" PRIu32 ") sent a reply to "
+			     "CLUSTER_STAT that does not decode (%s): are pifs-admin and "
+			     "pifs-storaged built from the same version?\n",
+			a->meta->addr, a->meta->id, strerror(-rc));
 		goto out_free;
 	}
 	if (rc < 0) {
@@ -616,7 +627,7 @@ static int cmd_nodes(struct admin *a)
 	       "PLACE", "META", "WEIGHT", "USED/CAPACITY", "CHUNKS", "LAST SEEN");
 	for (size_t i = 0; i < v.n_nodes; i++) {
 		const struct node_view *n = &v.nodes[i];
-		char use[64], chunks[24];
+		char use[400], chunks[24];
 
 		if (n->stat_rc == 0) {
 			snprintf(use, sizeof(use), "%s/%s (%.0f%%)", human(n->used, b1, sizeof(b1)),

@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# cli.sh - every program explains itself with --help, refuses an unknown flag
+# with status 2, names FILE:LINE of a bad configuration line, and pifs-admin
+# says what to do when nothing answers. No cluster runs here.
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+it_workdir
+out=$WORK/out
+err=$WORK/err
+
+# run EXPECTED_STATUS WHAT -- COMMAND...: run it, keep stdout and stderr, check the status.
+run() {
+	local want=$1 what=$2 rc=0
+	shift 3
+	"$@" </dev/null >"$out" 2>"$err" || rc=$?
+	[[ $rc == "$want" ]] || {
+		head -n 5 "$out" | sed 's/^/  stdout: /'
+		head -n 5 "$err" | sed 's/^/  stderr: /'
+		fail "$what: '$*' exited with $rc, expected $want"
+	}
+}
+
+expect_usage() {
+	grep -qiE 'usage|synopsis' "$out" || fail "$1: no usage text (Usage or SYNOPSIS) on stdout"
+}
+
+step "--help of every program"
+run 0 "pifs-storaged --help" -- "$STORAGED" --help
+expect_usage "pifs-storaged --help"
+run 0 "pifs-mount --help" -- "$MOUNT" --help
+expect_usage "pifs-mount --help"
+run 0 "pifs-admin --help" -- "$ADMIN" --help
+expect_usage "pifs-admin --help"
+for c in status nodes df; do
+	run 0 "pifs-admin $c --help" -- "$ADMIN" "$c" --help
+	grep -q "Usage: pifs-admin .* $c" "$out" || fail "pifs-admin $c --help does not show its own usage"
+	grep -q "Exit status" "$out" || fail "pifs-admin $c --help does not give its exit status"
+done
+run 0 "pifs-local --help" -- "$PIFS_LOCAL" --help
+expect_usage "pifs-local --help"
+run 0 "pifs-local up --help" -- "$PIFS_LOCAL" up --help
+expect_usage "pifs-local up --help"
+run 0 "bootstrap --help" -- "$IT_SRC/tools/bootstrap" --help
+expect_usage "bootstrap --help"
+
+step "an unknown flag exits 2 with a message"
+mkdir -p "$WORK/m"
+run 2 "pifs-storaged with an unknown flag" -- "$STORAGED" --no-such-flag
+[[ -s $err ]] || fail "pifs-storaged --no-such-flag printed nothing on stderr"
+run 2 "pifs-mount with an unknown flag" -- "$MOUNT" --no-such-flag "$WORK/m"
+[[ -s $err ]] || fail "pifs-mount --no-such-flag printed nothing on stderr"
+for args in "--no-such-flag status" "status --no-such-flag" "-Z df" "nodes extra" "frobnicate" "" \
+	"--timeout soon status" "--config"; do
+	# shellcheck disable=SC2086 # the words are the arguments
+	run 2 "pifs-admin $args" -- "$ADMIN" $args
+	grep -q '^pifs-admin: ' "$err" || fail "pifs-admin $args: no 'pifs-admin: ...' message"
+	grep -q "Try 'pifs-admin --help'" "$err" || fail "pifs-admin $args: no hint to --help"
+done
+run 2 "pifs-local with an unknown flag" -- "$PIFS_LOCAL" up "$WORK/c" --no-such-flag
+[[ -s $err ]] || fail "pifs-local up --no-such-flag printed nothing on stderr"
+[[ ! -e $WORK/c/pifs.conf ]] || fail "pifs-local up with a bad flag still wrote a configuration"
+run 2 "bootstrap with an unknown flag" -- "$IT_SRC/tools/bootstrap" --no-such-flag
+
+step "a bad configuration line is named as FILE:LINE:"
+port=17390
+while [[ -n $(ss -ltnH "sport = :$port") ]]; do port=$((port + 1)); done
+good() {
+	cat <<CONF
+[cluster]
+replicas = 1
+chunk_size = 1M
+
+[node 1]
+address = 127.0.0.1:$port
+data = $WORK/node1
+meta = yes
+CONF
+}
+good >"$WORK/good.conf"
+# Line 6 (address) misspelt.
+good | sed 's/^address/adress/' >"$WORK/key.conf"
+# Line 3 is not a key = value line at all.
+good | sed '3s/.*/this line makes no sense/' >"$WORK/garbage.conf"
+for f in key garbage; do
+	line=$( [[ $f == key ]] && echo 6 || echo 3)
+	run 2 "pifs-storaged with $f.conf" -- "$STORAGED" -c "$WORK/$f.conf" --node 1 --data "$WORK/node1"
+	grep -q "$f.conf:$line:" "$err" ||
+		fail "pifs-storaged does not name $f.conf:$line: for the bad line; it said: $(head -c 300 "$err")"
+	run 2 "pifs-admin with $f.conf" -- "$ADMIN" -c "$WORK/$f.conf" status
+	grep -q "$f.conf:$line:" "$err" ||
+		fail "pifs-admin does not name $f.conf:$line: for the bad line; it said: $(head -c 300 "$err")"
+done
+run 2 "pifs-admin with a missing configuration file" -- "$ADMIN" -c "$WORK/none.conf" status
+grep -q "none.conf" "$err" || fail "pifs-admin does not name the missing file"
+
+step "pifs-admin when no metadata service answers"
+for c in status nodes df; do
+	run 1 "pifs-admin $c with nothing running" -- "$ADMIN" -c "$WORK/good.conf" --timeout 300ms "$c"
+	grep -q "cannot reach the metadata service at 127.0.0.1:$port (node 1): is pifs-storaged running there?" "$err" ||
+		fail "pifs-admin $c: wrong message when nothing answers: $(cat "$err")"
+done
