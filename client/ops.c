@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "health.h"
 #include "log.h"
 #include "meta.h"
 
@@ -472,6 +473,12 @@ static int open_file(struct pifs_mount *m, uint64_t ino, struct fuse_file_info *
 	pifs_msg_init(&msg, PIFS_MSG_OPEN);
 	msg.u.OPEN.ino = ino;
 	rc = call(m, &msg, &rep);
+	/* The name the kernel looked up was replaced (a rename over it, an
+	 * unlink) since: ESTALE makes the kernel look the name up again and
+	 * open what it names now, so "write a temp file, rename it over"
+	 * never shows a reader a missing file. */
+	if (rc == -ENOENT)
+		rc = -ESTALE;
 	if (rc == 0 && rep.type != PIFS_MSG_R_FILE)
 		rc = -EPROTO;
 	if (rc < 0)
@@ -791,6 +798,16 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
 {
 	struct pifs_msg msg;
 
+	if (pifs_health_reserved(name)) {
+		reply_err(req, -EPERM);
+		return;
+	}
+	/* pifs keeps no ACLs: storing one as a plain attribute would let cp -a
+	 * believe it set the mode. Refused, cp falls back to chmod. */
+	if (strncmp(name, "system.posix_acl_", 17) == 0) {
+		reply_err(req, -EOPNOTSUPP);
+		return;
+	}
 	if (size > PIFS_META_XATTR_MAX) {
 		reply_err(req, -E2BIG);
 		return;
@@ -823,10 +840,32 @@ static void reply_xattr_call(fuse_req_t req, struct pifs_msg *msg, size_t size)
 		fuse_reply_buf(req, (const char *)rep.u.R_XATTR.value.p, rep.u.R_XATTR.value.len);
 }
 
+/* The virtual attributes of health.h: computed here, never stored. */
+static void reply_health(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+{
+	char *value;
+	size_t len;
+	int rc = pifs_health_get(mnt_of(req)->cl, ino, name, &value, &len);
+
+	if (rc == 0 && size != 0 && len > size)
+		rc = -ERANGE;
+	if (rc < 0)
+		reply_err(req, rc);
+	else if (size == 0)
+		fuse_reply_xattr(req, len);
+	else
+		fuse_reply_buf(req, value, len);
+	free(value);
+}
+
 static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
 	struct pifs_msg msg;
 
+	if (pifs_health_reserved(name)) {
+		reply_health(req, ino, name, size);
+		return;
+	}
 	pifs_msg_init(&msg, PIFS_MSG_GETXATTR);
 	msg.u.GETXATTR.ino = ino;
 	msg.u.GETXATTR.name = pifs_str_of(name);
@@ -846,6 +885,10 @@ static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
 	struct pifs_msg msg;
 
+	if (pifs_health_reserved(name)) {
+		reply_err(req, -EPERM);
+		return;
+	}
 	pifs_msg_init(&msg, PIFS_MSG_REMOVEXATTR);
 	msg.u.REMOVEXATTR.ino = ino;
 	msg.u.REMOVEXATTR.name = pifs_str_of(name);
