@@ -658,20 +658,36 @@ static int op_init(struct pifs_meta *m, const struct pifs_msg_INIT *o, struct pi
 	return 0;
 }
 
-static int op_node_add(struct pifs_meta *m, const struct pifs_msg_NODE_ADD *o, struct pifs_msg *rep)
+/* Where node @id is, or would go, in m->nodes (sorted by id). */
+static uint32_t node_pos(const struct pifs_meta *m, uint32_t id)
 {
 	uint32_t lo = 0, hi = m->nnodes;
-	struct node *n, *v;
-	char *addr;
 
 	while (lo < hi) {
 		uint32_t mid = lo + (hi - lo) / 2;
 
-		if (m->nodes[mid].id < o->id)
+		if (m->nodes[mid].id < id)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
+	return lo;
+}
+
+/* The index of node @id in m->nodes, or -1. */
+static long node_find(const struct pifs_meta *m, uint32_t id)
+{
+	uint32_t i = node_pos(m, id);
+
+	return i < m->nnodes && m->nodes[i].id == id ? (long)i : -1;
+}
+
+static int op_node_add(struct pifs_meta *m, const struct pifs_msg_NODE_ADD *o, struct pifs_msg *rep)
+{
+	uint32_t lo = node_pos(m, o->id);
+	struct node *n, *v;
+	char *addr;
+
 	n = lo < m->nnodes && m->nodes[lo].id == o->id ? &m->nodes[lo] : NULL;
 	if (n && n->weight == o->weight && n->flags == o->flags && n->alen == o->addr.len &&
 	    memcmp(n->addr, o->addr.p, o->addr.len) == 0) {
@@ -700,6 +716,54 @@ static int op_node_add(struct pifs_meta *m, const struct pifs_msg_NODE_ADD *o, s
 	n->flags = o->flags;
 	n->alen = o->addr.len;
 	n->addr = addr;
+	m->epoch++;
+	reply_status(rep, 0, NULL);
+	return 0;
+}
+
+
+static int op_node_set(struct pifs_meta *m, const struct pifs_msg_NODE_SET *o, struct pifs_msg *rep)
+{
+	long i = node_find(m, o->id);
+	struct node *n;
+	uint32_t flags;
+	char *addr = NULL;
+
+	if (i < 0)
+		return -ENOENT;
+	n = &m->nodes[i];
+	flags = (n->flags | o->set) & ~o->clear;
+	if (o->addr.len) {
+		addr = malloc(o->addr.len);
+		if (!addr)
+			return -ENOMEM;
+		memcpy(addr, o->addr.p, o->addr.len);
+		free(n->addr);
+		n->addr = addr;
+		n->alen = o->addr.len;
+	}
+	if (addr || flags != n->flags || (o->weight && o->weight != n->weight))
+		m->epoch++;
+	n->flags = flags;
+	if (o->weight)
+		n->weight = o->weight;
+	reply_status(rep, 0, NULL);
+	return 0;
+}
+
+static int op_node_del(struct pifs_meta *m, const struct pifs_msg_NODE_DEL *o, struct pifs_msg *rep)
+{
+	long i = node_find(m, o->id);
+
+	if (i < 0)
+		return -ENOENT;
+	/* Removing the voter would leave the log without a home: a voter is
+	 * replaced by moving its role first, never by deleting it. */
+	if (m->nodes[i].flags & PIFS_NODE_META)
+		return -EBUSY;
+	free(m->nodes[i].addr);
+	memmove(&m->nodes[i], &m->nodes[i + 1], (m->nnodes - (uint32_t)i - 1) * sizeof(*m->nodes));
+	m->nnodes--;
 	m->epoch++;
 	reply_status(rep, 0, NULL);
 	return 0;
@@ -1214,6 +1278,10 @@ static int dispatch(struct pifs_meta *m, const struct pifs_msg *op, struct pifs_
 		return op_setxattr(m, &op->u.SETXATTR, rep);
 	case PIFS_MSG_REMOVEXATTR:
 		return op_removexattr(m, &op->u.REMOVEXATTR, rep);
+	case PIFS_MSG_NODE_SET:
+		return op_node_set(m, &op->u.NODE_SET, rep);
+	case PIFS_MSG_NODE_DEL:
+		return op_node_del(m, &op->u.NODE_DEL, rep);
 	default:
 		return -EINVAL;
 	}
@@ -1425,6 +1493,31 @@ static int q_map(const struct pifs_meta *m, struct pifs_msg *rep, struct pifs_bu
 	return 0;
 }
 
+/* One byte per id: 1 when some file references the chunk. Garbage
+ * collection on the storage nodes asks this before deleting anything. */
+static int q_chunk_refs(const struct pifs_meta *m, const struct pifs_msg_CHUNK_REFS *q,
+			struct pifs_msg *rep, struct pifs_buf *scratch)
+{
+	struct pifs_cursor c;
+	struct pifs_chunkid id;
+	int rc;
+
+	if (pifs_buf_reserve(scratch, q->ids.count) < 0)
+		return -ENOMEM;
+	pifs_cursor_init(&c, &q->ids);
+	while ((rc = pifs_chunkid_next(&c, &id)) == 1) {
+		const struct chunk *ch = chunk_get(m, &id.id);
+
+		scratch->p[scratch->len++] = ch && ch->refs > 0;
+	}
+	if (rc < 0)
+		return rc;
+	pifs_msg_init(rep, PIFS_MSG_R_HAS);
+	rep->u.R_HAS.have.p = scratch->p;
+	rep->u.R_HAS.have.len = (uint32_t)scratch->len;
+	return 0;
+}
+
 static int answer(const struct pifs_meta *m, const struct pifs_msg *q, struct pifs_msg *rep,
 		  struct pifs_buf *scratch)
 {
@@ -1453,6 +1546,8 @@ static int answer(const struct pifs_meta *m, const struct pifs_msg *q, struct pi
 		return 0;
 	case PIFS_MSG_MAP_GET:
 		return q_map(m, rep, scratch);
+	case PIFS_MSG_CHUNK_REFS:
+		return q_chunk_refs(m, &q->u.CHUNK_REFS, rep, scratch);
 	default:
 		return -EINVAL;
 	}

@@ -414,6 +414,7 @@ static void fmt_list(struct fmt *f, const char *n, const struct pifs_list *l)
 #define fmt_Lnodeid fmt_list
 #define fmt_Lnode fmt_list
 #define fmt_Lnodestat fmt_list
+#define fmt_Lmove fmt_list
 
 int pifs_proto_format(const struct pifs_msg *m, char *out, size_t cap)
 {

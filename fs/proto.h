@@ -35,10 +35,13 @@
 #define PIFS_NODE_UP 0x2	/* it answered its last heartbeat in time */
 #define PIFS_NODE_META 0x4	/* a metadata voter */
 #define PIFS_NODE_DRAIN 0x8	/* being emptied */
+#define PIFS_NODE_NEW 0x10	/* joined by itself, waiting to be admitted */
 
 /* WORK_START flags. */
 #define PIFS_WORK_SCRUB 0x0
 #define PIFS_WORK_HEAL 0x1
+#define PIFS_WORK_GC 0x2
+#define PIFS_WORK_DRYRUN 0x4	/* with GC: count what could go, delete nothing */
 
 /* CHUNK_PUT flags. */
 #define PIFS_PUT_SYNC 0x1	/* fsync the chunk file before acknowledging */
@@ -103,6 +106,7 @@ enum pifs_msg_kind {
 #define PIFS_CT_Lnodeid struct pifs_list
 #define PIFS_CT_Lnode struct pifs_list
 #define PIFS_CT_Lnodestat struct pifs_list
+#define PIFS_CT_Lmove struct pifs_list
 
 /* The records: struct pifs_attr, struct pifs_dirent, ... */
 #define F(type, name) PIFS_CT_##type name;

@@ -1697,3 +1697,94 @@ Test(meta, load_refuses_dangling_entries_and_wrong_parents)
 	cr_assert_eq(load_dirs(twice, 2), -EBADMSG);
 	cr_assert_eq(load_dirs(no_root, 1), -EBADMSG);
 }
+
+static int node_set_(uint32_t id, uint32_t set, uint32_t clear, uint32_t weight)
+{
+	struct pifs_msg op;
+
+	pifs_msg_init(&op, PIFS_MSG_NODE_SET);
+	op.u.NODE_SET.id = id;
+	op.u.NODE_SET.set = set;
+	op.u.NODE_SET.clear = clear;
+	op.u.NODE_SET.weight = weight;
+	return apply_to(m, &op);
+}
+
+static int node_del_(uint32_t id)
+{
+	struct pifs_msg op;
+
+	pifs_msg_init(&op, PIFS_MSG_NODE_DEL);
+	op.u.NODE_DEL.id = id;
+	return apply_to(m, &op);
+}
+
+Test(meta, node_set_changes_only_what_it_names_and_bumps_the_epoch)
+{
+	struct pifs_meta_stats st;
+	uint32_t flags, weight;
+	uint64_t epoch;
+
+	cr_assert_eq(node_add_(2, 5, PIFS_NODE_IN | PIFS_NODE_UP, "10.0.0.2:7070"), 0);
+	pifs_meta_stats(m, &st);
+	epoch = st.epoch;
+	cr_assert_eq(node_set_(2, PIFS_NODE_DRAIN, PIFS_NODE_IN, 0), 0);
+	cr_assert_eq(pifs_meta_node(m, 2, &flags, &weight), 0);
+	cr_assert_eq(flags, PIFS_NODE_UP | PIFS_NODE_DRAIN);
+	cr_assert_eq(weight, 5);
+	pifs_meta_stats(m, &st);
+	cr_assert_eq(st.epoch, epoch + 1);
+	cr_assert_eq(node_set_(2, 0, 0, 9), 0);
+	cr_assert_eq(pifs_meta_node(m, 2, &flags, &weight), 0);
+	cr_assert_eq(weight, 9);
+	cr_assert_eq(flags, PIFS_NODE_UP | PIFS_NODE_DRAIN);
+	/* Nothing changes: the epoch stays, so nobody refetches the map. */
+	pifs_meta_stats(m, &st);
+	epoch = st.epoch;
+	cr_assert_eq(node_set_(2, PIFS_NODE_UP, 0, 9), 0);
+	pifs_meta_stats(m, &st);
+	cr_assert_eq(st.epoch, epoch);
+	cr_assert_eq(node_set_(3, PIFS_NODE_IN, 0, 0), -ENOENT);
+}
+
+Test(meta, node_del_takes_a_node_out_of_the_map_but_never_the_voter)
+{
+	uint32_t flags, weight;
+
+	cr_assert_eq(node_add_(1, 1, PIFS_NODE_IN | PIFS_NODE_META, "10.0.0.1:7070"), 0);
+	cr_assert_eq(node_add_(2, 1, PIFS_NODE_IN, "10.0.0.2:7070"), 0);
+	cr_assert_eq(node_add_(3, 1, PIFS_NODE_IN, "10.0.0.3:7070"), 0);
+	cr_assert_eq(node_del_(2), 0);
+	cr_assert_eq(pifs_meta_node(m, 2, &flags, &weight), -ENOENT);
+	cr_assert_eq(pifs_meta_node(m, 3, &flags, &weight), 0);
+	cr_assert_eq(node_del_(2), -ENOENT);
+	cr_assert_eq(node_del_(1), -EBUSY);
+	cr_assert_eq(pifs_meta_node(m, 1, &flags, &weight), 0);
+}
+
+Test(meta, chunk_refs_says_which_chunks_files_still_use)
+{
+	struct pifs_chunkref r = ref(0, 0x11, 100);
+	struct pifs_chunkid ids[3] = {{cid(0x11)}, {cid(0x22)}, {cid(0x11)}};
+	struct pifs_buf l;
+	struct pifs_msg q;
+	uint64_t f = mk(ROOT, "f", S_IFREG | 0644);
+
+	cr_assert_eq(commit_(f, 100, &r, 1), 0);
+	pifs_buf_init(&l);
+	for (int i = 0; i < 3; i++)
+		cr_assert_eq(pifs_chunkid_append(&l, &ids[i]), 0);
+	pifs_msg_init(&q, PIFS_MSG_CHUNK_REFS);
+	q.u.CHUNK_REFS.ids = pifs_list_of(&l, 3);
+	cr_assert_eq(query(&q), 0);
+	cr_assert_eq(rep.type, PIFS_MSG_R_HAS);
+	cr_assert_eq(rep.u.R_HAS.have.len, 3);
+	cr_assert_eq(rep.u.R_HAS.have.p[0], 1);
+	cr_assert_eq(rep.u.R_HAS.have.p[1], 0);
+	cr_assert_eq(rep.u.R_HAS.have.p[2], 1);
+	/* Once the file is gone, so is the reference. */
+	cr_assert_eq(unlink_(ROOT, "f"), 0);
+	cr_assert_eq(query(&q), 0);
+	cr_assert_eq(rep.u.R_HAS.have.p[0], 0);
+	pifs_buf_fini(&l);
+}
