@@ -37,7 +37,19 @@ struct key {
 #define NODE(field)                                                                                \
 	offsetof(struct pifs_conf_node, field), sizeof(((struct pifs_conf_node *)0)->field)
 
-enum { CK_REPLICAS, CK_CHUNK_SIZE, CK_HEARTBEAT, CK_DOWN_AFTER, CK_OUT_AFTER, CK_RESERVE, CK_N };
+enum {
+	CK_REPLICAS,
+	CK_CHUNK_SIZE,
+	CK_HEARTBEAT,
+	CK_DOWN_AFTER,
+	CK_OUT_AFTER,
+	CK_RESERVE,
+	CK_HEAL_INTERVAL,
+	CK_HEAL_RATE,
+	CK_SCRUB_INTERVAL,
+	CK_SCRUB_RATE,
+	CK_N
+};
 
 static const struct key cluster_keys[CK_N] = {
     [CK_REPLICAS] = {"replicas", K_INT, CONF(replicas), 1, 8, false, "a whole number from 1 to 8"},
@@ -51,6 +63,14 @@ static const struct key cluster_keys[CK_N] = {
 		      "a duration such as 10m or 1h"},
     [CK_RESERVE] = {"reserve", K_SIZE, CONF(reserve_bytes), 0, UINT64_MAX, false,
 		    "a size such as 256M or 1G"},
+    [CK_HEAL_INTERVAL] = {"heal_interval", K_DURATION, CONF(heal_interval_ms), 100, UINT32_MAX,
+			  false, "a duration from 100ms to 49 days, such as 60s"},
+    [CK_HEAL_RATE] = {"heal_rate", K_SIZE, CONF(heal_rate), 0, UINT64_MAX, false,
+		      "bytes per second, such as 50M, or 0 for no limit"},
+    [CK_SCRUB_INTERVAL] = {"scrub_interval", K_DURATION, CONF(scrub_interval_ms), 0, UINT64_MAX,
+			   false, "a duration such as 168h (a week), or 0 for no scheduled scrub"},
+    [CK_SCRUB_RATE] = {"scrub_rate", K_SIZE, CONF(scrub_rate), 0, UINT64_MAX, false,
+		       "bytes per second, such as 20M, or 0 for no limit"},
 };
 
 enum { NK_ADDRESS, NK_DATA, NK_META, NK_WEIGHT, NK_N };
@@ -156,6 +176,10 @@ void pifs_conf_init(struct pifs_conf *c)
 	c->reserve_bytes = 256ull << 20;
 	c->cache_bytes = 64ull << 20;
 	c->timeout_ms = 10000;
+	c->heal_interval_ms = 60 * 1000;
+	c->heal_rate = 50ull << 20;
+	c->scrub_interval_ms = 7ull * 24 * 60 * 60 * 1000;
+	c->scrub_rate = 20ull << 20;
 	c->n_nodes = 0;
 	c->nodes = NULL;
 }

@@ -10,6 +10,10 @@
  *   down_after = 5s       ; no heartbeat for this long: the node is down
  *   out_after = 10m       ; down for this long: its data is copied elsewhere
  *   reserve = 256M        ; a node with less free space refuses new chunks
+ *   heal_interval = 60s   ; how often each node checks that its chunks are home
+ *   heal_rate = 50M       ; bytes/s each node may copy for heal (0: no limit)
+ *   scrub_interval = 168h ; how often each node re-reads every chunk (0: never)
+ *   scrub_rate = 20M      ; bytes/s each node may read for scrub (0: no limit)
  *
  *   [node 1]
  *   address = 192.168.1.11:7070
@@ -49,6 +53,10 @@ struct pifs_conf {
 	uint64_t reserve_bytes;
 	uint64_t cache_bytes;
 	uint32_t timeout_ms;
+	uint32_t heal_interval_ms;
+	uint64_t heal_rate;	    /* bytes/s; 0: no limit */
+	uint64_t scrub_interval_ms; /* 0: no scheduled scrub */
+	uint64_t scrub_rate;	    /* bytes/s; 0: no limit */
 	size_t n_nodes;
 	struct pifs_conf_node *nodes; /* owned; @n_nodes, in file order */
 };

@@ -19,8 +19,10 @@
 #include <zmq.h>
 
 #include "ctl.h"
+#include "heal.h"
 #include "log.h"
 #include "rpc.h"
+#include "scrub.h"
 
 /* Forwards in flight per worker. Each holds a reference to one frame until
  * it is on the wire, so this bounds what a slow downstream node can pin. */
@@ -350,10 +352,15 @@ static int send_forward(struct peer *peer, struct pending *p)
 }
 
 /* Find the next node of @chain (skipping this one, which has the chunk by
- * now) and put the nodes after it in w->list. Returns 1 with *@next set, 0
- * when the chain ends here, or -EBADMSG. */
-static int next_hop(struct pifs_chunk_worker *w, const struct pifs_list *chain, uint32_t *next)
+ * now) and put the nodes after it in w->list. A node that our map says is
+ * down is skipped too, so that a write never waits for a dead node, unless
+ * the writer's map (@epoch) is newer than ours: then the writer knows
+ * better. Returns 1 with *@next set, 0 when the chain ends here, or -errno. */
+static int next_hop(struct pifs_chunk_worker *w, const struct pifs_list *chain, uint64_t epoch,
+		    uint32_t *next)
 {
+	struct pifsd *d = w->d;
+	bool trust = pifs_nodemap_epoch(&d->map) && pifs_nodemap_epoch(&d->map) >= epoch;
 	struct pifs_nodeid n;
 	struct pifs_cursor c;
 	bool found = false;
@@ -364,10 +371,16 @@ static int next_hop(struct pifs_chunk_worker *w, const struct pifs_list *chain, 
 	pifs_cursor_init(&c, chain);
 	while ((rc = pifs_nodeid_next(&c, &n)) == 1) {
 		if (!found) {
-			if (n.id != self_id(w)) {
-				*next = n.id;
-				found = true;
+			if (n.id == self_id(w))
+				continue;
+			if (trust && pifs_nodemap_is_down(&d->map, n.id)) {
+				pifs_debug("node %u: not forwarding to node %u, which the map says "
+					   "is down",
+					   self_id(w), n.id);
+				continue;
 			}
+			*next = n.id;
+			found = true;
 		} else if (pifs_nodeid_append(&w->list, &n) == 0) {
 			w->rest++;
 		} else {
@@ -471,7 +484,7 @@ static int verify(struct pifs_chunk_worker *w, const void *data, size_t len,
 }
 
 static void put(struct pifs_chunk_worker *w, const struct req *r,
-		const struct pifs_msg_CHUNK_PUT *q, zmq_msg_t *pay)
+		const struct pifs_msg_CHUNK_PUT *q, uint64_t epoch, zmq_msg_t *pay)
 {
 	struct pifsd *d = w->d;
 	struct pifs_frame_hdr h;
@@ -516,7 +529,7 @@ static void put(struct pifs_chunk_worker *w, const struct req *r,
 		       hex, self_id(w), strerror(-rc));
 		return;
 	}
-	rc = next_hop(w, &q->chain, &next);
+	rc = next_hop(w, &q->chain, epoch, &next);
 	if (rc < 0) {
 		status(w, r, rc, "the chain of CHUNK_PUT %s to node %u is malformed", hex,
 		       self_id(w));
@@ -554,12 +567,14 @@ static void get(struct pifs_chunk_worker *w, const struct req *r,
 		return;
 	}
 	pifs_chunk_id_hex(&q->id, hex);
+	if (rc == -EBADMSG)
+		pifs_scrub_corrupt(w->d->scrub, &q->id);
 	if (rc == -ENOENT)
 		status(w, r, rc, "node %u has no chunk %s", self_id(w), hex);
 	else if (rc == -EBADMSG)
 		status(w, r, rc,
-		       "chunk %s on node %u is corrupt and was quarantined; read it from another "
-		       "replica",
+		       "chunk %s on node %u is corrupt: it was quarantined and is being repaired; "
+		       "read it from another replica",
 		       hex, self_id(w));
 	else
 		status(w, r, rc, "node %u could not read chunk %s: %s; check its data disk",
@@ -611,6 +626,57 @@ static void del(struct pifs_chunk_worker *w, const struct req *r,
 		status(w, r, 0, NULL);
 }
 
+/* Say which of the chunks asked about are here. */
+static void has(struct pifs_chunk_worker *w, const struct req *r,
+		const struct pifs_msg_CHUNK_HAS *q)
+{
+	struct pifs_chunkid c;
+	struct pifs_cursor cur;
+	struct pifs_msg rep;
+	uint32_t n = 0;
+	int rc = 0;
+
+	pifs_buf_reset(&w->list);
+	if (pifs_buf_reserve(&w->list, q->ids.count ? q->ids.count : 1) < 0) {
+		status(w, r, -ENOMEM, "node %u is out of memory", self_id(w));
+		return;
+	}
+	pifs_cursor_init(&cur, &q->ids);
+	while (n < q->ids.count && pifs_chunkid_next(&cur, &c) == 1) {
+		rc = pifs_store_has(w->d->store, &c.id);
+		if (rc < 0)
+			break;
+		w->list.p[n++] = (uint8_t)rc;
+	}
+	if (rc < 0) {
+		/* A wrong "no" could make a node drop what we hold: say nothing. */
+		status(w, r, rc, "node %u could not look up its chunks in %s: %s; check the disk",
+		       self_id(w), w->d->data, strerror(-rc));
+		return;
+	}
+	w->list.len = n;
+	pifs_msg_init(&rep, PIFS_MSG_R_HAS);
+	rep.u.R_HAS.have.p = w->list.p;
+	rep.u.R_HAS.have.len = n;
+	reply(w, r, &rep, NULL, 0);
+}
+
+static void work_start(struct pifs_chunk_worker *w, const struct req *r,
+		       const struct pifs_msg_WORK_START *q)
+{
+	if (q->flags == PIFS_WORK_HEAL) {
+		pifs_heal_kick(w->d->heal);
+	} else if (q->flags == PIFS_WORK_SCRUB) {
+		pifs_scrub_kick(w->d->scrub);
+	} else {
+		status(w, r, -EINVAL,
+		       "WORK_START to node %u has flags %#x; it takes 0 (scrub) or %#x (heal)",
+		       self_id(w), q->flags, PIFS_WORK_HEAL);
+		return;
+	}
+	status(w, r, 0, NULL);
+}
+
 static void node_stat(struct pifs_chunk_worker *w, const struct req *r)
 {
 	struct pifs_store_stat st;
@@ -629,6 +695,8 @@ static void node_stat(struct pifs_chunk_worker *w, const struct req *r)
 	rep.u.R_NODE.used = st.bytes;
 	rep.u.R_NODE.chunks = st.chunks;
 	rep.u.R_NODE.corrupt = st.corrupt;
+	pifs_heal_report(w->d->heal, &rep.u.R_NODE.work);
+	pifs_scrub_report(w->d->scrub, &rep.u.R_NODE.work);
 	reply(w, r, &rep, NULL, 0);
 }
 
@@ -653,7 +721,7 @@ static void handle(struct pifs_chunk_worker *w, zmq_msg_t *ident, zmq_msg_t *bod
 	}
 	switch (m.type) {
 	case PIFS_MSG_CHUNK_PUT:
-		put(w, &r, &m.u.CHUNK_PUT, pay);
+		put(w, &r, &m.u.CHUNK_PUT, m.epoch, pay);
 		break;
 	case PIFS_MSG_CHUNK_GET:
 		get(w, &r, &m.u.CHUNK_GET);
@@ -666,6 +734,12 @@ static void handle(struct pifs_chunk_worker *w, zmq_msg_t *ident, zmq_msg_t *bod
 		break;
 	case PIFS_MSG_NODE_STAT:
 		node_stat(w, &r);
+		break;
+	case PIFS_MSG_CHUNK_HAS:
+		has(w, &r, &m.u.CHUNK_HAS);
+		break;
+	case PIFS_MSG_WORK_START:
+		work_start(w, &r, &m.u.WORK_START);
 		break;
 	default:
 		status(w, &r, -EOPNOTSUPP, "%s is not a chunk request", pifs_proto_name(m.type));

@@ -1,4 +1,5 @@
-/* chunk.h - the chunk workers: CHUNK_PUT/GET/SYNC/DEL and NODE_STAT.
+/* chunk.h - the chunk workers: CHUNK_PUT/GET/SYNC/DEL/HAS, NODE_STAT and
+ * WORK_START.
  *
  * A worker takes requests from the broker's inproc DEALER, answers on the
  * same socket with the requester's routing identity first, and forwards

@@ -9,8 +9,10 @@
 #include <zmq.h>
 
 #include "ctl.h"
+#include "heal.h"
 #include "log.h"
 #include "rpc.h"
+#include "scrub.h"
 
 struct pifs_heartbeat {
 	struct pifsd *d;
@@ -44,9 +46,12 @@ static void fetch_map(struct pifs_heartbeat *hb)
 		pifs_warn("node %u: could not fetch the cluster map from node %u: %s; using the "
 			  "addresses of the config until the next heartbeat",
 			  self_id(hb), hb->d->voter->id, strerror(-rc));
-	else if (rc == 1)
+	else if (rc == 1) {
 		pifs_info("node %u: cluster map epoch %" PRIu64 " installed (%" PRIu32 " nodes)",
 			  self_id(hb), rep.u.R_MAP.epoch, rep.u.R_MAP.nodes.count);
+		/* A new map may move chunks: heal looks at once. */
+		pifs_heal_kick(hb->d->heal);
+	}
 }
 
 static void beat(struct pifs_heartbeat *hb)
@@ -69,6 +74,8 @@ static void beat(struct pifs_heartbeat *hb)
 	req.u.NODE_HELLO.free = st.free;
 	req.u.NODE_HELLO.used = st.bytes;
 	req.u.NODE_HELLO.chunks = st.chunks;
+	pifs_heal_report(d->heal, &req.u.NODE_HELLO.work);
+	pifs_scrub_report(d->scrub, &req.u.NODE_HELLO.work);
 	pifs_rpc_set_epoch(hb->rpc, pifs_nodemap_epoch(&d->map));
 	pifs_msg_init(&rep, PIFS_MSG_NONE);
 	rc = pifs_rpc_call(hb->rpc, &req, NULL, 0, &rep, NULL, NULL, hb->timeout_ms);

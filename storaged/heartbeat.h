@@ -1,9 +1,10 @@
 /* heartbeat.h - this node's heartbeat to the metadata voter.
  *
  * Every `heartbeat` of the config, the node sends NODE_HELLO with its space
- * and chunk figures; the voter marks it up and answers with the map epoch.
+ * and chunk figures and the progress of its heal and scrub; the voter marks
+ * it up and answers with the map epoch.
  * When that epoch is newer than the node's map, the heartbeat fetches the
- * map (MAP_GET) and installs it for the chunk workers. */
+ * map (MAP_GET), installs it for the chunk workers, and starts a heal pass. */
 #ifndef PIFS_HEARTBEAT_H
 #define PIFS_HEARTBEAT_H
 

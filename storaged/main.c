@@ -20,9 +20,11 @@
 
 #include "chunk.h"
 #include "ctl.h"
+#include "heal.h"
 #include "heartbeat.h"
 #include "log.h"
 #include "metad.h"
+#include "scrub.h"
 #include "server.h"
 #include "storaged_i.h"
 
@@ -44,12 +46,15 @@ static const char help_text[] =
     "files (compressed, checksummed, named by their hash) under its data\n"
     "directory, verifies every chunk before it acknowledges it and whenever it\n"
     "reads it, passes each new chunk on down its replication chain, and serves\n"
-    "chunks to clients and peers. On the node that the config makes the\n"
-    "metadata voter (meta = yes) it also runs the metadata service: the\n"
-    "namespace and the cluster map, with a write-ahead log and snapshots in\n"
-    "DATA/meta. Every node sends a heartbeat to the voter. The daemon runs in\n"
-    "the foreground and logs to stderr: run it under systemd or another\n"
-    "supervisor.\n"
+    "chunks to clients and peers. In the background it copies its chunks to the\n"
+    "nodes that should hold them and drops copies that are no longer needed\n"
+    "(heal and rebalance), and re-reads every chunk to repair damaged ones from\n"
+    "another copy (scrub). On the node that the config makes the metadata\n"
+    "voter (meta = yes) it also runs the metadata service: the namespace and\n"
+    "the cluster map, with a write-ahead log and snapshots in DATA/meta. Every\n"
+    "node sends a heartbeat to the voter, which marks a silent node down, and\n"
+    "out after out_after. The daemon runs in the foreground and logs to\n"
+    "stderr: run it under systemd or another supervisor.\n"
     "\n"
     "Options:\n"
     "  -c, --config FILE       the cluster's configuration file, the same on every\n"
@@ -71,7 +76,12 @@ static const char help_text[] =
     "  chunk_size = 4M\n"
     "  heartbeat = 1s          ; how often each node reports to the voter\n"
     "  down_after = 5s         ; no heartbeat for this long: the node is down\n"
+    "  out_after = 10m         ; down for this long: its chunks are copied elsewhere\n"
     "  reserve = 256M          ; refuse new chunks rather than go below this free\n"
+    "  heal_interval = 60s     ; how often to check that every chunk is on its owners\n"
+    "  heal_rate = 50M         ; bytes/s that heal may copy (0: no limit)\n"
+    "  scrub_interval = 168h   ; how often to re-read and verify every chunk (0: never)\n"
+    "  scrub_rate = 20M        ; bytes/s that scrub may read (0: no limit)\n"
     "\n"
     "  [node 1]\n"
     "  address = 192.168.1.11:7070\n"
@@ -86,6 +96,7 @@ static const char help_text[] =
     "Data directory:\n"
     "  chunks/ab/cd/ID         one file per chunk, as sent on the wire\n"
     "  quarantine/ID           chunks that failed verification (never served)\n"
+    "  scrub.last              its time is the end of the last complete scrub\n"
     "  tmp/                    chunks being written; emptied at start\n"
     "  meta/                   metadata log and snapshot (voter only)\n"
     "  lock                    held while a daemon uses the directory\n"
@@ -235,6 +246,7 @@ static int run(struct pifsd *d, const char *endpoint, const char *listen_addr, i
 	struct pifs_server *srv = NULL;
 	struct pifs_metad *md = NULL;
 	int rc, status = EXIT_FAILURE, i;
+	bool started = false;
 
 	rc = pifs_store_open(d->data, d->conf->reserve_bytes, &d->store);
 	if (rc < 0) {
@@ -255,6 +267,13 @@ static int run(struct pifsd *d, const char *endpoint, const char *listen_addr, i
 					     "the node's address or --listen"
 					   : "check the node's address in the config or --listen");
 		goto out_ctx;
+	}
+	rc = pifs_heal_new(d, &d->heal);
+	if (rc == 0)
+		rc = pifs_scrub_new(d, &d->scrub);
+	if (rc < 0) {
+		pifs_err("node %u: cannot set up heal and scrub: %s", d->self->id, strerror(-rc));
+		goto out_server;
 	}
 	if (pifsd_is_voter(d)) {
 		rc = pifs_metad_open(d, &md);
@@ -277,6 +296,9 @@ static int run(struct pifsd *d, const char *endpoint, const char *listen_addr, i
 	rc = pifs_heartbeat_start(d, &hb);
 	if (rc < 0)
 		goto out_threads;
+	if ((rc = pifs_heal_start(d->heal)) < 0 || (rc = pifs_scrub_start(d->scrub)) < 0)
+		goto out_threads;
+	started = true;
 	pifs_info("node %u ready on %s (data %s)", d->self->id, listen_addr, d->data);
 	rc = pifs_server_run(srv, sigfd);
 	if (rc < 0)
@@ -285,14 +307,21 @@ static int run(struct pifsd *d, const char *endpoint, const char *listen_addr, i
 	else
 		status = EXIT_SUCCESS;
 out_threads:
-	if (!hb)
+	if (!started)
 		pifs_err("node %u: cannot start its threads: %s", d->self->id, strerror(-rc));
 	/* Already done by the broker on a signal; needed on the other paths. */
 	atomic_store(&d->heartbeat_stop, true);
 	pifs_server_publish(srv, PIFS_CTL_HEARTBEAT);
+	pifs_heal_stop(d->heal);
+	pifs_scrub_stop(d->scrub);
 	pifs_heartbeat_join(hb);
 	stop_workers(d, srv, workers, md);
 out_server:
+	/* After the workers, which may still hand them corrupt chunks. */
+	pifs_heal_free(d->heal);
+	pifs_scrub_free(d->scrub);
+	d->heal = NULL;
+	d->scrub = NULL;
 	pifs_server_close(srv);
 out_ctx:
 	zmq_ctx_term(d->zctx);

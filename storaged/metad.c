@@ -40,6 +40,15 @@ struct live {
 	int64_t seen_ms; /* pifs_now_ms(), for down_after */
 	int64_t seen_ns; /* pifs_now_ns(), for operators */
 	uint64_t capacity, free, used, chunks;
+	struct pifs_work work;
+};
+
+/* A change of a node's flags that the liveness check logs. */
+struct change {
+	uint32_t id, weight, flags;
+	char addr[256];
+	double silent_s;
+	bool out;
 };
 
 /* One request of a batch: where its reply goes, and the encoded reply. */
@@ -56,16 +65,18 @@ struct pifs_metad {
 	char dir[PATH_MAX];
 	bool started;
 	pthread_t thread;
-	void *sock;	   /* DEALER to the broker */
-	void *ctl;	   /* SUB to PIFS_CTL_WORKERS */
-	int64_t last_now;  /* the last "now" stamped, so that stamps increase */
-	bool dirty;	   /* the batch logged a mutation */
-	struct live *live; /* owned; @nlive of @live_cap */
+	void *sock;	    /* DEALER to the broker */
+	void *ctl;	    /* SUB to PIFS_CTL_WORKERS */
+	int64_t last_now;   /* the last "now" stamped, so that stamps increase */
+	int64_t start_ms;   /* pifs_now_ms() at open: the grace of nodes not heard yet */
+	int64_t next_check; /* pifs_now_ms() of the next liveness check */
+	bool dirty;	    /* the batch logged a mutation */
+	struct live *live;  /* owned; @nlive of @live_cap */
 	size_t nlive, live_cap;
 	struct slot *slots;	 /* owned; BATCH */
 	struct pifs_buf entry;	 /* an encoded log entry */
 	struct pifs_buf scratch; /* what apply's and query's replies borrow */
-	struct pifs_buf aux;	 /* node lists rewritten with liveness */
+	struct pifs_buf aux;	 /* the node list of CLUSTER_STAT */
 	char detail[512];	 /* the sentence of the reply being built */
 };
 
@@ -170,34 +181,35 @@ static struct live *find_live(struct pifs_metad *md, uint32_t id)
 	return NULL;
 }
 
-static bool is_up(const struct pifs_metad *md, const struct live *l)
-{
-	return l && pifs_now_ms() - l->seen_ms <= (int64_t)md->d->conf->down_after_ms;
-}
-
 static void log_node_add(struct pifs_metad *md, const struct pifs_msg_NODE_ADD *a,
-			 const struct pifs_msg *rep, bool joined)
+			 const struct pifs_msg *rep, bool joined, bool weighed, bool came_up)
 {
-	if (rep->type == PIFS_MSG_R_STATUS && rep->u.R_STATUS.status < 0)
+	if (rep->type == PIFS_MSG_R_STATUS && rep->u.R_STATUS.status < 0) {
 		pifs_warn("node %u: could not record node %u in the cluster map: %s", self_id(md),
 			  a->id, strerror(-rep->u.R_STATUS.status));
-	else if (joined)
+		return;
+	}
+	if (joined)
 		pifs_info("node %u: node %u joins the cluster map with weight %u", self_id(md),
 			  a->id, a->weight);
-	else
+	else if (weighed)
 		pifs_info("node %u: node %u gets weight %u, the size of its disk in GiB",
 			  self_id(md), a->id, a->weight);
+	if (came_up && !joined)
+		pifs_info("node %u: node %u is up%s", self_id(md), a->id,
+			  (a->flags & PIFS_NODE_IN) ? "" : " (draining: it stays out)");
 }
 
-/* A heartbeat: note the node's figures, and complete its map entry when it
- * is new to the map or its weight is "auto". */
+/* A heartbeat: note the node's figures, and log its map entry when it is
+ * new to the map, its weight is "auto", or the map says it is down: a node
+ * that answers is up, and in again unless it is being drained. */
 static int hello(struct pifs_metad *md, const struct pifs_msg_NODE_HELLO *h, struct pifs_msg *rep)
 {
 	const struct pifs_conf_node *cn = pifs_conf_node(md->d->conf, h->id);
-	uint32_t flags = 0, weight = 0;
+	uint32_t flags = 0, weight = 0, nflags, nweight;
 	struct pifs_msg add, added;
 	struct live *l;
-	bool known;
+	bool known, came_up;
 	int rc;
 
 	known = pifs_meta_node(md->meta, h->id, &flags, &weight) == 0;
@@ -230,61 +242,30 @@ static int hello(struct pifs_metad *md, const struct pifs_msg_NODE_HELLO *h, str
 	l->free = h->free;
 	l->used = h->used;
 	l->chunks = h->chunks;
+	l->work = h->work;
+	nflags = known ? flags : PIFS_NODE_IN | (cn->meta ? PIFS_NODE_META : 0);
+	came_up = !(nflags & PIFS_NODE_UP);
+	nflags |= PIFS_NODE_UP;
+	if (came_up && !(nflags & PIFS_NODE_DRAIN))
+		nflags |= PIFS_NODE_IN;
 	/* Weight "auto" is the disk's size in GiB, which only the node can
 	 * tell: it is filled in at the first heartbeat that reports one. */
-	if (!known || (weight == 0 && h->capacity > 0)) {
+	nweight = known ? weight : cn->weight;
+	if (nweight == 0 && h->capacity > 0)
+		nweight = h->capacity >> 30 ? (uint32_t)(h->capacity >> 30) : 1;
+	if (!known || nweight != weight || nflags != flags) {
 		pifs_msg_init(&add, PIFS_MSG_NODE_ADD);
 		add.u.NODE_ADD.id = h->id;
-		add.u.NODE_ADD.weight = known || !cn->weight ? 0 : cn->weight;
-		if (add.u.NODE_ADD.weight == 0 && h->capacity > 0)
-			add.u.NODE_ADD.weight =
-			    h->capacity >> 30 ? (uint32_t)(h->capacity >> 30) : 1;
-		add.u.NODE_ADD.flags =
-		    known ? flags : PIFS_NODE_IN | (cn->meta ? PIFS_NODE_META : 0);
+		add.u.NODE_ADD.weight = nweight;
+		add.u.NODE_ADD.flags = nflags;
 		add.u.NODE_ADD.addr = cn ? pifs_str_of(cn->addr) : h->addr;
 		rc = mutate(md, &add, &added);
 		if (rc < 0)
 			return rc;
-		log_node_add(md, &add.u.NODE_ADD, &added, !known);
+		log_node_add(md, &add.u.NODE_ADD, &added, !known, known && nweight != weight,
+			     came_up);
 	}
 	set_status(md, rep, 0, NULL);
-	return 0;
-}
-
-/* Copy the nodes of @map (borrowed) into md->aux with the "up" flag of now. */
-static int nodes_with_liveness(struct pifs_metad *md, const struct pifs_list *map, uint32_t *count)
-{
-	struct pifs_cursor c;
-	struct pifs_node n;
-	int rc;
-
-	*count = 0;
-	pifs_buf_reset(&md->aux);
-	pifs_cursor_init(&c, map);
-	while ((rc = pifs_node_next(&c, &n)) == 1) {
-		if (is_up(md, find_live(md, n.id)))
-			n.flags |= PIFS_NODE_UP;
-		else
-			n.flags &= ~(uint32_t)PIFS_NODE_UP;
-		if (pifs_node_append(&md->aux, &n) < 0)
-			return -ENOMEM;
-		(*count)++;
-	}
-	return rc < 0 ? rc : 0;
-}
-
-static int map_get(struct pifs_metad *md, const struct pifs_msg *q, struct pifs_msg *rep)
-{
-	uint32_t count;
-	int rc;
-
-	pifs_meta_query(md->meta, q, rep, &md->scratch);
-	if (rep->type != PIFS_MSG_R_MAP)
-		return 0;
-	rc = nodes_with_liveness(md, &rep->u.R_MAP.nodes, &count);
-	if (rc < 0)
-		return rc;
-	rep->u.R_MAP.nodes = pifs_list_of(&md->aux, count);
 	return 0;
 }
 
@@ -312,8 +293,7 @@ static int cluster_stat(struct pifs_metad *md, struct pifs_msg *rep)
 		memset(&ns, 0, sizeof(ns));
 		ns.id = n.id;
 		ns.weight = n.weight;
-		ns.flags =
-		    is_up(md, l) ? n.flags | PIFS_NODE_UP : n.flags & ~(uint32_t)PIFS_NODE_UP;
+		ns.flags = n.flags;
 		ns.addr = n.addr;
 		if (l) {
 			ns.last_seen = l->seen_ns;
@@ -321,6 +301,7 @@ static int cluster_stat(struct pifs_metad *md, struct pifs_msg *rep)
 			ns.free = l->free;
 			ns.used = l->used;
 			ns.chunks = l->chunks;
+			ns.work = l->work;
 		}
 		if (pifs_nodestat_append(&md->aux, &ns) < 0)
 			return -ENOMEM;
@@ -385,7 +366,7 @@ static int process(struct pifs_metad *md, const void *body, size_t len, struct p
 		if (m.type == PIFS_MSG_NODE_HELLO)
 			rc = hello(md, &m.u.NODE_HELLO, rep);
 		else if (m.type == PIFS_MSG_MAP_GET)
-			rc = map_get(md, &m, rep);
+			rc = pifs_meta_query(md->meta, &m, rep, &md->scratch);
 		else
 			rc = cluster_stat(md, rep);
 		break;
@@ -461,6 +442,106 @@ static void send_replies(struct pifs_metad *md, size_t n)
 	}
 }
 
+/* How often the liveness of the nodes is checked: often enough that a node
+ * is marked down within a quarter of down_after of its deadline. */
+static int64_t check_period(const struct pifs_metad *md)
+{
+	int64_t p = md->d->conf->down_after_ms / 4;
+
+	return p < 50 ? 50 : p > IDLE_MS ? IDLE_MS : p;
+}
+
+/* Is a liveness check due? Not while requests wait: after this thread was
+ * busy (a snapshot, a slow disk), the heartbeats queued meanwhile are read
+ * first, so that the wait is not taken for silence; unless the check is
+ * late by down_after already. */
+static bool check_due(struct pifs_metad *md)
+{
+	int64_t now = pifs_now_ms();
+	int ev = 0;
+	size_t sz = sizeof(ev);
+
+	if (now < md->next_check)
+		return false;
+	if (now >= md->next_check + (int64_t)md->d->conf->down_after_ms)
+		return true;
+	return zmq_getsockopt(md->sock, ZMQ_EVENTS, &ev, &sz) < 0 || !(ev & ZMQ_POLLIN);
+}
+
+static void log_change(struct pifs_metad *md, const struct change *ch, const struct pifs_msg *rep)
+{
+	const struct pifs_conf *conf = md->d->conf;
+
+	if (rep->type == PIFS_MSG_R_STATUS && rep->u.R_STATUS.status < 0)
+		pifs_warn("node %u: could not mark node %u %s in the cluster map: %s", self_id(md),
+			  ch->id, ch->out ? "out" : "down", strerror(-rep->u.R_STATUS.status));
+	else if (ch->out)
+		pifs_info("node %u: node %u is out: its chunks are being copied to other nodes "
+			  "(no heartbeat for %.1f s); it comes back in by itself once it answers",
+			  self_id(md), ch->id, ch->silent_s);
+	else
+		pifs_info("node %u: node %u is down (no heartbeat for %.1f s); its chunks are read "
+			  "from the other owners; check that node: its chunks are copied elsewhere "
+			  "after %.1f s without a heartbeat",
+			  self_id(md), ch->id, ch->silent_s, (double)conf->out_after_ms / 1000);
+}
+
+/* Mark down the nodes silent for down_after, and out those silent for
+ * out_after. A node not heard since this service started counts from the
+ * start: a restart of the voter marks nobody down at once. */
+static void check_liveness(struct pifs_metad *md)
+{
+	const struct pifs_conf *conf = md->d->conf;
+	int64_t now = pifs_now_ms(), silent;
+	struct pifs_msg q, map, add, rep;
+	struct change *ch;
+	struct pifs_cursor c;
+	struct pifs_node n;
+	size_t nch = 0, i;
+
+	pifs_msg_init(&q, PIFS_MSG_MAP_GET);
+	pifs_meta_query(md->meta, &q, &map, &md->scratch);
+	if (map.type != PIFS_MSG_R_MAP)
+		return;
+	ch = calloc(map.u.R_MAP.nodes.count ? map.u.R_MAP.nodes.count : 1, sizeof(*ch));
+	if (!ch)
+		return;
+	/* Collected first: logging reuses the scratch the node list borrows. */
+	pifs_cursor_init(&c, &map.u.R_MAP.nodes);
+	while (nch < map.u.R_MAP.nodes.count && pifs_node_next(&c, &n) == 1) {
+		const struct live *l = find_live(md, n.id);
+		struct change *x = &ch[nch];
+
+		silent = now - (l ? l->seen_ms : md->start_ms);
+		if ((n.flags & PIFS_NODE_UP) && silent > (int64_t)conf->down_after_ms)
+			x->flags = n.flags & ~(uint32_t)PIFS_NODE_UP;
+		else if (!(n.flags & PIFS_NODE_UP) && (n.flags & PIFS_NODE_IN) &&
+			 silent > (int64_t)conf->out_after_ms)
+			x->flags = n.flags & ~(uint32_t)PIFS_NODE_IN;
+		else
+			continue;
+		if (pifs_str_copy(n.addr, x->addr, sizeof(x->addr)) < 0)
+			continue;
+		x->id = n.id;
+		x->weight = n.weight;
+		x->out = !(x->flags & PIFS_NODE_IN);
+		x->silent_s = (double)silent / 1000;
+		nch++;
+	}
+	for (i = 0; i < nch; i++) {
+		pifs_msg_init(&add, PIFS_MSG_NODE_ADD);
+		add.u.NODE_ADD.id = ch[i].id;
+		add.u.NODE_ADD.weight = ch[i].weight;
+		add.u.NODE_ADD.flags = ch[i].flags;
+		add.u.NODE_ADD.addr = pifs_str_of(ch[i].addr);
+		if (mutate(md, &add, &rep) < 0)
+			break;
+		log_change(md, &ch[i], &rep);
+	}
+	free(ch);
+	commit(md);
+}
+
 static void maybe_snapshot(struct pifs_metad *md)
 {
 	int rc;
@@ -484,7 +565,11 @@ static void *run(void *arg)
 		zmq_pollitem_t items[2] = {{md->ctl, 0, ZMQ_POLLIN, 0},
 					   {md->sock, 0, ZMQ_POLLIN, 0}};
 
-		rc = zmq_poll(items, 2, IDLE_MS);
+		if (check_due(md)) {
+			check_liveness(md);
+			md->next_check = pifs_now_ms() + check_period(md);
+		}
+		rc = zmq_poll(items, 2, check_period(md));
 		if (rc < 0 && errno == EINTR)
 			continue;
 		if (rc < 0) {
@@ -566,6 +651,7 @@ int pifs_metad_open(struct pifsd *d, struct pifs_metad **out)
 	if (!md)
 		return -ENOMEM;
 	md->d = d;
+	md->start_ms = pifs_now_ms();
 	pifs_buf_init(&md->entry);
 	pifs_buf_init(&md->scratch);
 	pifs_buf_init(&md->aux);

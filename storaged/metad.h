@@ -4,9 +4,13 @@
  * DATA/meta. One thread takes requests from the broker's inproc socket in
  * batches: every mutation of a batch is stamped, logged and applied, the log
  * is synced once, and only then are the batch's replies sent (group commit:
- * nothing is acknowledged before it is durable). It also keeps the table of
- * node liveness that heartbeats fill, for the map's "up" flags and for
- * status and df. */
+ * nothing is acknowledged before it is durable). It also keeps what each
+ * node's last heartbeat said (space, heal and scrub figures) for status and
+ * df, and logs the changes of liveness in the map, so that every client and
+ * daemon learns them through the map epoch: a node silent for down_after is
+ * down, one silent for out_after is out, and one that answers again is up
+ * (and in, unless it is being drained). After a restart every node gets
+ * down_after from the restart before it can be marked down. */
 #ifndef PIFS_METAD_H
 #define PIFS_METAD_H
 

@@ -11,6 +11,7 @@ void pifs_nodemap_init(struct pifs_nodemap *m, const struct pifs_conf *conf)
 	atomic_init(&m->epoch, 0);
 	m->n = 0;
 	m->nodes = NULL;
+	m->replicas = conf->replicas;
 	m->conf = conf;
 }
 
@@ -52,6 +53,7 @@ int pifs_nodemap_install(struct pifs_nodemap *m, const struct pifs_msg_R_MAP *r)
 	old = m->nodes;
 	m->nodes = nodes;
 	m->n = i;
+	m->replicas = r->replicas;
 	atomic_store(&m->epoch, r->epoch);
 	pthread_mutex_unlock(&m->lock);
 	free(old);
@@ -79,4 +81,41 @@ int pifs_nodemap_endpoint(struct pifs_nodemap *m, uint32_t id, char *out, size_t
 		memcpy(addr, cn->addr, sizeof(addr));
 	}
 	return pifs_conf_endpoint(addr, out, cap);
+}
+
+bool pifs_nodemap_is_down(struct pifs_nodemap *m, uint32_t id)
+{
+	bool down = false;
+	size_t i;
+
+	pthread_mutex_lock(&m->lock);
+	for (i = 0; i < m->n; i++) {
+		if (m->nodes[i].id == id) {
+			down = !(m->nodes[i].flags & PIFS_NODE_UP);
+			break;
+		}
+	}
+	pthread_mutex_unlock(&m->lock);
+	return down;
+}
+
+int pifs_nodemap_copy(struct pifs_nodemap *m, struct pifs_nodemap_entry **nodes, size_t *n,
+		      uint32_t *replicas, uint64_t *epoch)
+{
+	struct pifs_nodemap_entry *copy;
+
+	pthread_mutex_lock(&m->lock);
+	copy = malloc((m->n ? m->n : 1) * sizeof(*copy));
+	if (!copy) {
+		pthread_mutex_unlock(&m->lock);
+		return -ENOMEM;
+	}
+	if (m->n)
+		memcpy(copy, m->nodes, m->n * sizeof(*copy));
+	*nodes = copy;
+	*n = m->n;
+	*replicas = m->replicas;
+	*epoch = pifs_nodemap_epoch(m);
+	pthread_mutex_unlock(&m->lock);
+	return 0;
 }

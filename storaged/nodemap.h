@@ -1,7 +1,8 @@
 /* nodemap.h - the cluster map as this daemon last heard it.
  *
  * The heartbeat thread installs the map the metadata service sends; the chunk
- * workers read it to turn the node ids of a replication chain into addresses.
+ * workers read it to turn the node ids of a replication chain into addresses
+ * and to skip nodes that are down; heal and scrub take copies of it.
  * Until a map arrives, and for a node the map does not know, the addresses of
  * the configuration file are used. Thread-safe. */
 #ifndef PIFS_NODEMAP_H
@@ -9,6 +10,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -27,6 +29,7 @@ struct pifs_nodemap {
 	_Atomic uint64_t epoch; /* 0 until a map is installed */
 	size_t n;
 	struct pifs_nodemap_entry *nodes; /* owned; @n entries, under @lock */
+	uint32_t replicas;		  /* of the installed map, under @lock */
 	const struct pifs_conf *conf;	  /* borrowed */
 };
 
@@ -49,5 +52,15 @@ static inline uint64_t pifs_nodemap_epoch(struct pifs_nodemap *m)
  * Returns 0, -ENOENT for a node neither the map nor the config knows, or
  * -EINVAL for an address without a port. */
 int pifs_nodemap_endpoint(struct pifs_nodemap *m, uint32_t id, char *out, size_t cap);
+
+/* Does the installed map say that node @id is down (PIFS_NODE_UP clear)?
+ * False without a map and for a node the map does not list. */
+bool pifs_nodemap_is_down(struct pifs_nodemap *m, uint32_t id);
+
+/* A copy of the installed map: *@nodes (OUT, the caller frees with free()),
+ * *@n entries, the map's replicas and its epoch (0 without a map, and then
+ * no nodes). Returns 0 or -ENOMEM. */
+int pifs_nodemap_copy(struct pifs_nodemap *m, struct pifs_nodemap_entry **nodes /* OUT */,
+		      size_t *n /* OUT */, uint32_t *replicas /* OUT */, uint64_t *epoch /* OUT */);
 
 #endif

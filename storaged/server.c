@@ -13,8 +13,10 @@
 #include <zmq.h>
 
 #include "ctl.h"
+#include "heal.h"
 #include "log.h"
 #include "rpc.h"
+#include "scrub.h"
 
 /* The broker's queue to each chunk worker (the worker adds its own). */
 #define CHUNK_HWM 2
@@ -370,6 +372,9 @@ int pifs_server_run(struct pifs_server *s, int sigfd)
 			deadline = pifs_now_ms() + d->conf->timeout_ms + 1000;
 			atomic_store(&d->heartbeat_stop, true);
 			pifs_server_publish(s, PIFS_CTL_HEARTBEAT);
+			/* Their calls to other nodes end while requests drain. */
+			pifs_heal_stop(d->heal);
+			pifs_scrub_stop(d->scrub);
 		}
 		if (items[2].revents & ZMQ_POLLIN)
 			relay_replies(s, s->chunk);

@@ -2,9 +2,10 @@
  *
  * Threads: the main thread runs the broker (server.c) and the start and stop
  * sequence (main.c); PIFS_WORKERS chunk workers (chunk.c); on a metadata
- * voter, the metadata service (metad.c); the heartbeat (heartbeat.c). They
- * talk over inproc ZeroMQ sockets only; the store and the node map are the
- * only state they share, and both are thread-safe. */
+ * voter, the metadata service (metad.c); the heartbeat (heartbeat.c); the
+ * convergence loop (heal.c) and the scrub (scrub.c). They talk over inproc
+ * ZeroMQ sockets; the store, the node map, and the small thread-safe entry
+ * points of heal and scrub (kick, report, corrupt) are all they share. */
 #ifndef PIFS_STORAGED_I_H
 #define PIFS_STORAGED_I_H
 
@@ -27,6 +28,9 @@
  * identity is at most 255 bytes (ZeroMQ's limit). */
 #define PIFS_IDENT_MAX 255
 
+struct pifs_heal;
+struct pifs_scrub;
+
 struct pifsd {
 	const struct pifs_conf *conf;	    /* borrowed */
 	const struct pifs_conf_node *self;  /* borrowed from @conf */
@@ -35,6 +39,10 @@ struct pifsd {
 	void *zctx;
 	struct pifs_store *store;
 	struct pifs_nodemap map;
+	/* Made before the chunk workers start and freed after they stop, so
+	 * that the workers may always use them; their threads start last. */
+	struct pifs_heal *heal;
+	struct pifs_scrub *scrub;
 	/* Set by the main thread before it publishes the matching PIFS_CTL_*
 	 * topic, so that a thread whose subscription was not yet in place
 	 * when the topic went out still stops at its next poll timeout. */

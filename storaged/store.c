@@ -531,6 +531,27 @@ int pifs_store_get(struct pifs_store *st, const struct pifs_chunk_id *id, struct
 	return rc;
 }
 
+int pifs_store_verify(struct pifs_store *st, const struct pifs_chunk_id *id,
+		      struct pifs_buf *scratch)
+{
+	char path[CHUNK_PATH], hex[33];
+	uint8_t *p;
+	size_t len;
+	int fd, rc;
+
+	chunk_path(id, path, hex);
+	fd = openat(st->dfd, path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+	rc = load(st, fd, path, hex, id, scratch, &p, &len);
+	posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+	close(fd);
+	if (rc == 0)
+		free(p);
+	return rc;
+}
+
 static int cmp_id(const void *a, const void *b)
 {
 	const struct pifs_chunk_id *x = a, *y = b;
@@ -592,6 +613,54 @@ int pifs_store_del(struct pifs_store *st, const struct pifs_chunk_id *id)
 	atomic_fetch_sub(&st->chunks, 1);
 	atomic_fetch_sub(&st->bytes, (uint64_t)sb.st_size);
 	return 0;
+}
+
+int pifs_store_has(struct pifs_store *st, const struct pifs_chunk_id *id)
+{
+	char path[CHUNK_PATH], hex[33];
+
+	chunk_path(id, path, hex);
+	if (faccessat(st->dfd, path, F_OK, AT_EACCESS) == 0)
+		return 1;
+	return errno == ENOENT ? 0 : -errno;
+}
+
+struct walk {
+	int (*fn)(const struct pifs_chunk_id *id, uint64_t size, void *arg);
+	void *arg;
+};
+
+static int walk_file(int dfd, const char *name, void *arg)
+{
+	struct walk *wk = arg;
+	struct pifs_chunk_id id;
+	struct stat sb;
+
+	if (strlen(name) != 32 || pifs_chunk_id_parse(name, &id) < 0)
+		return 0;
+	if (fstatat(dfd, name, &sb, AT_SYMLINK_NOFOLLOW) < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (!S_ISREG(sb.st_mode))
+		return 0;
+	return wk->fn(&id, (uint64_t)sb.st_size, wk->arg);
+}
+
+static int walk_level2(int dfd, const char *name, void *arg)
+{
+	return strlen(name) == 2 ? each_entry(dfd, name, walk_file, arg) : 0;
+}
+
+static int walk_level1(int dfd, const char *name, void *arg)
+{
+	return strlen(name) == 2 ? each_entry(dfd, name, walk_level2, arg) : 0;
+}
+
+int pifs_store_each(struct pifs_store *st,
+		    int (*fn)(const struct pifs_chunk_id *id, uint64_t size, void *arg), void *arg)
+{
+	struct walk wk = {fn, arg};
+
+	return each_entry(st->dfd, "chunks", walk_level1, &wk);
 }
 
 int pifs_store_stat(struct pifs_store *st, struct pifs_store_stat *out)

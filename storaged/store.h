@@ -7,6 +7,8 @@
  *   DATA/tmp/                           chunks being written; emptied at open
  *   DATA/quarantine/<32 hex digits>     chunks that failed verification
  *   DATA/lock                           held (flock) while a store is open
+ *   DATA/scrub.last                     its time is the end of the last scrub
+ *                                       (scrub.c)
  *
  * A chunk is written to tmp/ and renamed into place without replacing an
  * existing file, so a reader never sees half a chunk and two writers of the
@@ -65,6 +67,15 @@ int pifs_store_put(struct pifs_store *st, const void *frame, size_t len, unsigne
 int pifs_store_get(struct pifs_store *st, const struct pifs_chunk_id *id, struct pifs_buf *scratch,
 		   void **frame /* OUT */, size_t *len /* OUT */);
 
+/* Re-read chunk @id from the disk rather than the page cache (clean cached
+ * pages are dropped first and after) and verify it, as pifs_store_get does:
+ * a chunk that fails is quarantined. For scrub, which must see what the disk
+ * holds and should not push clients' data out of the cache. @scratch as for
+ * pifs_store_get. Returns 0, -ENOENT, -EBADMSG (corrupt, now quarantined) or
+ * another -errno. */
+int pifs_store_verify(struct pifs_store *st, const struct pifs_chunk_id *id,
+		      struct pifs_buf *scratch);
+
 /* Make the @n chunks @ids (borrowed) durable: fsync each file and each
  * directory that holds one. Every chunk is tried; returns 0 or the first
  * -errno (-ENOENT for a chunk that is not here). */
@@ -72,6 +83,17 @@ int pifs_store_sync(struct pifs_store *st, const struct pifs_chunk_id *ids, size
 
 /* Delete chunk @id. Returns 0, -ENOENT or -errno. */
 int pifs_store_del(struct pifs_store *st, const struct pifs_chunk_id *id);
+
+/* Is chunk @id here (verified or not)? Returns 1, 0, or -errno. */
+int pifs_store_has(struct pifs_store *st, const struct pifs_chunk_id *id);
+
+/* Call @fn(@id, @size, @arg) for every chunk in the store, @size being the
+ * bytes of its file, in no particular order; @id is borrowed for the call.
+ * Chunks put or deleted meanwhile may be seen or not; @fn may itself put and
+ * delete. Stops at the first non-zero return of @fn and returns it. Returns
+ * 0, @fn's value, or -errno when a directory of the store cannot be read. */
+int pifs_store_each(struct pifs_store *st,
+		    int (*fn)(const struct pifs_chunk_id *id, uint64_t size, void *arg), void *arg);
 
 /* Fill @out with the space of the disk and the store's counters. Returns 0 or
  * -errno from statvfs. */

@@ -74,6 +74,10 @@ Test(config, loads_a_full_file)
 				   "down_after = 3s\n"
 				   "out_after = 1h\n"
 				   "reserve = 1G\n"
+				   "heal_interval = 30s\n"
+				   "heal_rate = 10M\n"
+				   "scrub_interval = 24h\n"
+				   "scrub_rate = 0\n"
 				   "\n"
 				   "# nodes\n"
 				   "[node 1]\n"
@@ -103,6 +107,10 @@ Test(config, loads_a_full_file)
 	cr_assert_eq(c.down_after_ms, 3000);
 	cr_assert_eq(c.out_after_ms, 3600000);
 	cr_assert_eq(c.reserve_bytes, 1ull << 30);
+	cr_assert_eq(c.heal_interval_ms, 30000);
+	cr_assert_eq(c.heal_rate, 10ull << 20);
+	cr_assert_eq(c.scrub_interval_ms, 24ull * 3600000);
+	cr_assert_eq(c.scrub_rate, 0);
 	cr_assert_eq(c.cache_bytes, 128ull << 20);
 	cr_assert_eq(c.timeout_ms, 120000);
 	cr_assert_eq(c.n_nodes, 3);
@@ -139,12 +147,32 @@ Test(config, fills_in_the_defaults)
 	cr_assert_eq(c.down_after_ms, 5000);
 	cr_assert_eq(c.out_after_ms, 600000);
 	cr_assert_eq(c.reserve_bytes, 256ull << 20);
+	cr_assert_eq(c.heal_interval_ms, 60000);
+	cr_assert_eq(c.heal_rate, 50ull << 20);
+	cr_assert_eq(c.scrub_interval_ms, 7ull * 24 * 3600000);
+	cr_assert_eq(c.scrub_rate, 20ull << 20);
 	cr_assert_eq(c.cache_bytes, 64ull << 20);
 	cr_assert_eq(c.timeout_ms, 10000);
 	pifs_conf_fini(&c);
 	pifs_conf_init(&c);
 	cr_assert_eq(c.replicas, 2);
 	cr_assert_null(pifs_conf_meta(&c));
+}
+
+Test(config, zero_turns_off_the_scheduled_scrub_and_the_copy_limits)
+{
+	struct pifs_conf c;
+	char err[256];
+
+	cr_assert_eq(load(&c,
+			  "[cluster]\nreplicas = 1\nheal_rate = 0\nscrub_interval = 0\n"
+			  "scrub_rate = 0\n" NODE1,
+			  err, sizeof(err)),
+		     0, "%s", err);
+	cr_assert_eq(c.heal_rate, 0);
+	cr_assert_eq(c.scrub_interval_ms, 0);
+	cr_assert_eq(c.scrub_rate, 0);
+	pifs_conf_fini(&c);
 }
 
 Test(config, reads_crlf_lines_and_a_byte_order_mark)
@@ -175,7 +203,8 @@ Test(config, names_an_unknown_key_and_lists_the_right_ones)
 		     7, "unknown key 'adress' in [node 1] (keys: address, data, meta, weight)");
 	expect_error("[cluster]\nreplica = 1\n", 2,
 		     "unknown key 'replica' in [cluster] (keys: replicas, chunk_size, heartbeat, "
-		     "down_after, out_after, reserve)");
+		     "down_after, out_after, reserve, heal_interval, heal_rate, scrub_interval, "
+		     "scrub_rate)");
 	expect_error(NODE1 "[client]\ncache_size = 1M\n", 6,
 		     "unknown key 'cache_size' in [client] (keys: cache, timeout)");
 }
@@ -232,6 +261,15 @@ Test(config, says_what_a_value_must_be)
 	expect_error("[cluster]\nheartbeat = 0\n" NODE1, 2, "heartbeat must be a duration");
 	expect_error("[cluster]\ndown_after = 50d\n" NODE1, 2, "down_after must be a duration");
 	expect_error("[cluster]\nreserve = lots\n" NODE1, 2, "reserve must be a size");
+	expect_error("[cluster]\nheal_interval = 50ms\n" NODE1, 2,
+		     "bad heal_interval '50ms' in [cluster]: heal_interval must be a duration "
+		     "from 100ms to 49 days");
+	expect_error("[cluster]\nheal_rate = fast\n" NODE1, 2,
+		     "heal_rate must be bytes per second, such as 50M, or 0 for no limit");
+	expect_error("[cluster]\nscrub_interval = weekly\n" NODE1, 2,
+		     "scrub_interval must be a duration such as 168h (a week), or 0");
+	expect_error("[cluster]\nscrub_rate = -1\n" NODE1, 2,
+		     "scrub_rate must be bytes per second");
 	expect_error("[client]\ntimeout = 1.5s\n" NODE1, 2, "timeout must be a duration");
 	expect_error("[client]\ncache = \n" NODE1, 2, "bad cache '' in [client]");
 	expect_error("[node 1]\nmeta = maybe\n", 2,

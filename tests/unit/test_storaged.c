@@ -1,10 +1,14 @@
 /* test_storaged.c - pifs-storaged as a process: a chain put lands on every
  * node of the chain, bad requests get error replies, metadata survives a
- * restart, and SIGTERM stops it cleanly. Also the daemon's node map, which
- * resolves chain nodes to addresses (suite "nodemap").
+ * restart, and SIGTERM stops it cleanly; nodes that stop answering are
+ * marked down and out in the map and up again when they return; heal gives
+ * chunks their missing copies and moves stand-in copies home; scrub repairs
+ * a corrupt chunk from another copy; a full node refuses chunks and the
+ * chain goes on without it (suite "storaged"). Also the daemon's node map,
+ * which resolves chain nodes to addresses (suite "nodemap").
  *
  * Each test starts its own daemons (fork/exec) on its own loopback ports in
- * 17110-17199 and its own directory under /tmp/pifs-storaged; the fixture's
+ * 17100-17199 and its own directory under /tmp/pifs-storaged; the fixture's
  * teardown kills whatever is left, so that no daemon outlives its test. */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -21,6 +25,7 @@
 #include <zmq.h>
 
 #include "nodemap.h"
+#include "place.h"
 #include "rpc.h"
 
 #define NODES 3
@@ -54,39 +59,78 @@ static void setup(void)
 	cr_assert_not_null(c.zctx);
 }
 
+static int wait_exit(pid_t pid, int ms);
+
+/* The first line of the daemons' log that a sanitizer wrote, into @out. */
+static bool sanitizer_report(char *out, size_t cap)
+{
+	char path[128];
+	bool found = false;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/daemon.log", c.dir);
+	f = fopen(path, "r");
+	if (!f)
+		return false;
+	while (!found && fgets(out, (int)cap, f))
+		found = strstr(out, "Sanitizer") || strstr(out, "runtime error:");
+	fclose(f);
+	return found;
+}
+
+/* Stop what is left: SIGTERM first, so that a sanitizer build reports what
+ * the daemon leaked or broke on its way out, then SIGKILL. */
 static void teardown(void)
 {
+	char report[512];
+	bool bad;
 	int i;
 
+	for (i = 1; i <= NODES; i++)
+		if (c.pid[i] > 0)
+			kill(c.pid[i], SIGTERM);
 	for (i = 1; i <= NODES; i++) {
 		pifs_rpc_free(c.rpc[i]);
-		if (c.pid[i] > 0) {
+		if (c.pid[i] > 0 && wait_exit(c.pid[i], WAIT_MS) == -1) {
 			kill(c.pid[i], SIGKILL);
 			waitpid(c.pid[i], NULL, 0);
 		}
 	}
 	zmq_ctx_term(c.zctx);
+	bad = sanitizer_report(report, sizeof(report));
 	nftw(c.dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	cr_assert_not(bad, "a daemon's sanitizer said: %s", report);
 }
 
 TestSuite(storaged, .init = setup, .fini = teardown, .timeout = 60);
 
-/* A config of three nodes on @port + 1..3; node 1 is the voter. */
-static void write_conf(int port)
+/* A config of three nodes on @port + 1..3 at @path; node 1 is the voter.
+ * @cluster adds lines to [cluster]; @reserve is the reserve's value. */
+static void write_conf_at(const char *path, int port, const char *cluster, const char *reserve)
 {
-	FILE *f = fopen(c.conf, "w");
+	FILE *f = fopen(path, "w");
 	int i;
 
 	cr_assert_not_null(f);
 	c.port = port;
-	fprintf(f, "[cluster]\nreplicas = 2\nchunk_size = 1M\nheartbeat = 200ms\n"
-		   "down_after = 3s\nreserve = 1M\n\n");
+	fprintf(f, "[cluster]\nreplicas = 2\nchunk_size = 1M\n%s\nreserve = %s\n\n",
+		cluster[0] ? cluster : "heartbeat = 200ms\ndown_after = 3s", reserve);
 	for (i = 1; i <= NODES; i++)
 		fprintf(f, "[node %d]\naddress = 127.0.0.1:%d\ndata = %s/n%d\n%s\n", i, port + i,
 			c.dir, i, i == 1 ? "meta = yes\n" : "");
 	fprintf(f, "[client]\ntimeout = 1s\n");
 	fclose(f);
 }
+
+static void write_conf(int port)
+{
+	write_conf_at(c.conf, port, "", "1M");
+}
+
+/* Quick liveness and heal, for the tests of failures. */
+#define FAST                                                                                       \
+	"heartbeat = 100ms\ndown_after = 1s\nout_after = 2500ms\nheal_interval = 1h\n"             \
+	"scrub_interval = 0"
 
 static pid_t spawn(const char *const argv[])
 {
@@ -120,10 +164,11 @@ static struct pifs_rpc *rpc_to(int id)
 	return c.rpc[id];
 }
 
-/* Start node @id and wait until it answers NODE_STAT. */
-static void start(int id)
+/* Start node @id with the config at @conf and wait until it answers
+ * NODE_STAT. */
+static void start_with(int id, const char *conf)
 {
-	const char *argv[] = {"pifs-storaged", "-c",	c.conf, "-n", NULL,
+	const char *argv[] = {"pifs-storaged", "-c",	conf, "-n", NULL,
 			      "--log-level",   "debug", NULL};
 	struct pifs_msg req, rep;
 	char idstr[16];
@@ -140,6 +185,11 @@ static void start(int id)
 	cr_assert_eq(rc, 0, "node %d did not answer within %d ms", id, WAIT_MS);
 	cr_assert_eq(rep.type, PIFS_MSG_R_NODE);
 	cr_assert_eq(rep.u.R_NODE.id, (uint32_t)id);
+}
+
+static void start(int id)
+{
+	start_with(id, c.conf);
 }
 
 /* Wait for @pid to exit; its wait status, or -1 after @ms. */
@@ -241,6 +291,232 @@ static int get(int from, const struct pifs_chunk_id *id, struct pifs_msg *rep, c
 	return pifs_rpc_call(rpc_to(from), &req, NULL, 0, rep, p, plen, WAIT_MS);
 }
 
+/* SIGKILL node @id, as a crash or a power cut would stop it. */
+static void crash(int id)
+{
+	cr_assert_eq(kill(c.pid[id], SIGKILL), 0);
+	waitpid(c.pid[id], NULL, 0);
+	c.pid[id] = 0;
+	pifs_rpc_free(c.rpc[id]);
+	c.rpc[id] = NULL;
+}
+
+/* The map as the voter has it: each node's flags and weight by id (0 for a
+ * node it does not list); returns its epoch. */
+static uint64_t voter_map(uint32_t flags[NODES + 1], uint32_t weights[NODES + 1])
+{
+	struct pifs_msg req, rep;
+	struct pifs_cursor cur;
+	struct pifs_node n;
+
+	memset(flags, 0, (NODES + 1) * sizeof(flags[0]));
+	if (weights)
+		memset(weights, 0, (NODES + 1) * sizeof(weights[0]));
+	pifs_msg_init(&req, PIFS_MSG_MAP_GET);
+	cr_assert_eq(pifs_rpc_call(rpc_to(1), &req, NULL, 0, &rep, NULL, NULL, WAIT_MS), 0);
+	cr_assert_eq(rep.type, PIFS_MSG_R_MAP);
+	pifs_cursor_init(&cur, &rep.u.R_MAP.nodes);
+	while (pifs_node_next(&cur, &n) == 1) {
+		cr_assert(n.id >= 1 && n.id <= NODES);
+		flags[n.id] = n.flags;
+		if (weights)
+			weights[n.id] = n.weight;
+	}
+	return rep.u.R_MAP.epoch;
+}
+
+static bool node_stat(int id, struct pifs_msg *rep)
+{
+	struct pifs_msg req;
+
+	pifs_msg_init(&req, PIFS_MSG_NODE_STAT);
+	return pifs_rpc_call(rpc_to(id), &req, NULL, 0, rep, NULL, NULL, WAIT_MS) == 0 &&
+	       rep->type == PIFS_MSG_R_NODE;
+}
+
+/* Wait until the voter's map has exactly the nodes of @up (a bit per id) up
+ * and every running node has installed that map. Returns its epoch. */
+static uint64_t settle(unsigned up)
+{
+	int64_t until = pifs_now_ms() + 10000;
+	uint32_t flags[NODES + 1];
+	struct pifs_msg rep;
+	uint64_t epoch = 0;
+	bool ok = false;
+	int i;
+
+	while (!ok && pifs_now_ms() < until) {
+		epoch = voter_map(flags, NULL);
+		ok = true;
+		for (i = 1; i <= NODES; i++)
+			ok = ok && !!(up & (1u << i)) == !!(flags[i] & PIFS_NODE_UP);
+		for (i = 1; ok && i <= NODES; i++)
+			if (c.pid[i] > 0)
+				ok = node_stat(i, &rep) && rep.epoch == epoch;
+		if (!ok)
+			usleep(50000);
+	}
+	cr_assert(ok, "the map did not settle with nodes %#x up within 10 s", up);
+	return epoch;
+}
+
+/* The nodes in of the voter's map, in HRW order for chunk @id, into
+ * @order; returns how many. */
+static int owners(const struct pifs_chunk_id *id, uint32_t order[NODES])
+{
+	uint32_t flags[NODES + 1], weights[NODES + 1];
+	struct pifs_place_node pn[NODES];
+	int i, n = 0;
+
+	voter_map(flags, weights);
+	for (i = 1; i <= NODES; i++) {
+		if (!(flags[i] & PIFS_NODE_IN))
+			continue;
+		pn[n].id = (uint32_t)i;
+		pn[n].weight = weights[i];
+		n++;
+	}
+	pifs_place_rank(id, pn, (size_t)n, order);
+	return n;
+}
+
+/* A frame of chunk whose HRW order puts the voter (node 1) first when
+ * @voter_first, else last, so that a test can stop an owner that is not the
+ * voter; its order goes in @order. */
+static struct pifs_frame frame_ranked(bool voter_first, uint32_t order[NODES])
+{
+	struct pifs_frame f;
+	unsigned seed;
+
+	for (seed = 100; seed < 400; seed++) {
+		f = make_frame(200000, seed);
+		cr_assert_eq(owners(&f.hdr.id, order), NODES);
+		if ((order[0] == 1) == voter_first && (voter_first || order[NODES - 1] == 1))
+			return f;
+		pifs_frame_release(&f);
+	}
+	cr_assert_fail("no chunk of 300 ranks the voter as wanted");
+	return f;
+}
+
+static void work_start(int id, uint32_t flags)
+{
+	struct pifs_msg req, rep;
+
+	pifs_msg_init(&req, PIFS_MSG_WORK_START);
+	req.u.WORK_START.flags = flags;
+	cr_assert_eq(pifs_rpc_call(rpc_to(id), &req, NULL, 0, &rep, NULL, NULL, WAIT_MS), 0);
+}
+
+/* Wait up to @ms for node @node to hold chunk @id (@want) or not. */
+static bool wait_file(int node, const struct pifs_chunk_id *id, bool want, int ms)
+{
+	int64_t until = pifs_now_ms() + ms;
+
+	while (has_chunk_file(node, id) != want && pifs_now_ms() < until)
+		usleep(20000);
+	return has_chunk_file(node, id) == want;
+}
+
+/* Start a heal pass on node @id and wait up to @ms for it to end. */
+static struct pifs_work heal_once(int id, int64_t until)
+{
+	struct pifs_msg rep;
+	uint64_t passes;
+
+	cr_assert(node_stat(id, &rep));
+	passes = rep.u.R_NODE.work.heal_passes;
+	work_start(id, PIFS_WORK_HEAL);
+	while (pifs_now_ms() < until) {
+		cr_assert(node_stat(id, &rep));
+		if (rep.u.R_NODE.work.heal_passes > passes)
+			return rep.u.R_NODE.work;
+		usleep(20000);
+	}
+	cr_assert_fail("node %d finished no heal pass in time", id);
+	return rep.u.R_NODE.work;
+}
+
+/* Wait up to @ms for a whole heal pass of node @id that starts after now:
+ * the first pass that ends may have started before. Returns its figures. */
+static struct pifs_work wait_heal_pass(int id, int ms)
+{
+	int64_t until = pifs_now_ms() + ms;
+
+	heal_once(id, until);
+	return heal_once(id, until);
+}
+
+/* Wait up to @ms for node @id to finish scrub pass number @pass. */
+static struct pifs_work wait_scrub_pass(int id, uint64_t pass, int ms)
+{
+	int64_t until = pifs_now_ms() + ms;
+	struct pifs_msg rep;
+
+	while (pifs_now_ms() < until) {
+		cr_assert(node_stat(id, &rep));
+		if (rep.u.R_NODE.work.scrub_passes >= pass)
+			return rep.u.R_NODE.work;
+		usleep(50000);
+	}
+	cr_assert_fail("node %d finished no scrub pass within %d ms", id, ms);
+	return rep.u.R_NODE.work;
+}
+
+/* Does the log of the daemons have a line with @text? */
+static bool logged(const char *text)
+{
+	char path[128], line[1024];
+	bool found = false;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/daemon.log", c.dir);
+	f = fopen(path, "r");
+	if (!f)
+		return false;
+	while (!found && fgets(line, sizeof(line), f))
+		found = strstr(line, text) != NULL;
+	fclose(f);
+	return found;
+}
+
+/* Flip one bit of the payload of node @node's copy of @f. */
+static void flip_bit(int node, const struct pifs_frame *f, size_t at)
+{
+	char hex[33], path[192];
+	uint8_t b;
+	int fd;
+
+	pifs_chunk_id_hex(&f->hdr.id, hex);
+	snprintf(path, sizeof(path), "%s/n%d/chunks/%.2s/%.2s/%s", c.dir, node, hex, hex + 2, hex);
+	fd = open(path, O_RDWR);
+	cr_assert_geq(fd, 0, "node %d has no chunk file to damage", node);
+	cr_assert_eq(pread(fd, &b, 1, (off_t)(PIFS_FRAME_HDR + at)), 1);
+	b ^= 0x04;
+	cr_assert_eq(pwrite(fd, &b, 1, (off_t)(PIFS_FRAME_HDR + at)), 1);
+	close(fd);
+}
+
+static bool same_file(int node, const struct pifs_frame *f)
+{
+	char hex[33], path[192];
+	uint8_t *buf = malloc(f->len + 1);
+	ssize_t n;
+	bool same;
+	int fd;
+
+	cr_assert_not_null(buf);
+	pifs_chunk_id_hex(&f->hdr.id, hex);
+	snprintf(path, sizeof(path), "%s/n%d/chunks/%.2s/%.2s/%s", c.dir, node, hex, hex + 2, hex);
+	fd = open(path, O_RDONLY);
+	n = fd < 0 ? -1 : read(fd, buf, f->len + 1);
+	if (fd >= 0)
+		close(fd);
+	same = n == (ssize_t)f->len && memcmp(buf, f->data, f->len) == 0;
+	free(buf);
+	return same;
+}
+
 Test(storaged, a_put_down_a_chain_of_two_lands_on_both_and_reads_back)
 {
 	struct pifs_frame f = make_frame(700000, 1);
@@ -254,6 +530,7 @@ Test(storaged, a_put_down_a_chain_of_two_lands_on_both_and_reads_back)
 	start(1);
 	start(2);
 	start(3);
+	settle(0xe);
 	cr_assert_eq(put(1, &f, chain, 1, PIFS_PUT_SYNC, &rep), 0);
 	nodes_of(&rep, nodes, sizeof(nodes));
 	cr_assert_str_eq(nodes, "1,2");
@@ -279,6 +556,7 @@ Test(storaged, a_chain_of_three_answers_with_every_node_first_owner_first)
 	start(1);
 	start(2);
 	start(3);
+	settle(0xe);
 	cr_assert_eq(put(2, &f, chain, 2, 0, &rep), 0);
 	nodes_of(&rep, nodes, sizeof(nodes));
 	cr_assert_str_eq(nodes, "2,3,1");
@@ -619,6 +897,419 @@ Test(storaged, a_bad_config_or_command_line_exits_2_and_starts_nothing)
 	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 2);
 	snprintf(data, sizeof(data), "%s/n1", c.dir);
 	cr_assert_neq(stat(data, &sb), 0, "nothing may start on a bad config");
+}
+
+Test(storaged, a_node_that_stops_is_marked_down_then_out_and_comes_back_up_and_in)
+{
+	uint32_t flags[NODES + 1];
+	uint64_t epoch, later;
+	int64_t t0, until;
+
+	write_conf_at(c.conf, 17100, FAST, "1M");
+	start(1);
+	start(2);
+	start(3);
+	epoch = settle(0xe);
+	t0 = pifs_now_ms();
+	crash(3);
+	until = t0 + 5000;
+	do {
+		usleep(50000);
+		later = voter_map(flags, NULL);
+	} while ((flags[3] & PIFS_NODE_UP) && pifs_now_ms() < until);
+	cr_assert_not(flags[3] & PIFS_NODE_UP, "node 3 is still up 5 s after its crash");
+	cr_assert_geq(pifs_now_ms() - t0, 900, "marked down before down_after");
+	cr_assert(flags[3] & PIFS_NODE_IN, "a node down is still in, for its grace period");
+	cr_assert_gt(later, epoch, "marking a node down makes a new map");
+	cr_assert(flags[1] & flags[2] & PIFS_NODE_UP);
+	cr_assert(logged("node 3 is down (no heartbeat for "));
+	/* The other daemons learn it from the epoch. */
+	settle(0x6);
+	do {
+		usleep(50000);
+		voter_map(flags, NULL);
+	} while ((flags[3] & PIFS_NODE_IN) && pifs_now_ms() < t0 + 8000);
+	cr_assert_not(flags[3] & PIFS_NODE_IN, "node 3 is still in past out_after");
+	cr_assert(logged("node 3 is out: its chunks are being copied to other nodes"));
+	start(3);
+	settle(0xe);
+	voter_map(flags, NULL);
+	cr_assert(flags[3] & PIFS_NODE_IN, "a node that returns is in again");
+	cr_assert(logged("node 3 is up"));
+}
+
+Test(storaged, the_map_stays_as_it_was_across_a_restart_of_the_voter)
+{
+	uint32_t flags[NODES + 1];
+	uint64_t epoch;
+
+	write_conf_at(c.conf, 17114, FAST, "1M");
+	start(1);
+	start(2);
+	start(3);
+	epoch = settle(0xe);
+	stop(1);
+	start(1);
+	/* Within down_after of the restart, nobody is marked down. */
+	cr_assert_eq(voter_map(flags, NULL), epoch);
+	cr_assert(flags[1] & flags[2] & flags[3] & PIFS_NODE_UP);
+	usleep(1500000);
+	cr_assert_eq(voter_map(flags, NULL), epoch, "the nodes kept beating: nothing changed");
+}
+
+Test(storaged, a_forward_to_a_node_the_map_says_is_down_is_not_attempted)
+{
+	struct pifs_frame f = make_frame(50000, 60);
+	uint32_t chain[] = {3};
+	struct pifs_msg rep;
+	char nodes[64];
+	int64_t t0;
+
+	write_conf_at(c.conf, 17124, FAST, "1M");
+	start(1);
+	start(2);
+	start(3);
+	settle(0xe);
+	crash(3);
+	settle(0x6);
+	t0 = pifs_now_ms();
+	cr_assert_eq(put(2, &f, chain, 1, 0, &rep), 0);
+	cr_assert_lt(pifs_now_ms() - t0, 250, "the write waited for a dead node");
+	nodes_of(&rep, nodes, sizeof(nodes));
+	cr_assert_str_eq(nodes, "2");
+	pifs_frame_release(&f);
+}
+
+Test(storaged, chunk_has_says_which_chunks_a_node_holds_and_work_start_checks_its_flags)
+{
+	struct pifs_frame f = make_frame(40000, 61), g = make_frame(40000, 62);
+	struct pifs_msg req, rep;
+	struct pifs_chunkid rec;
+	struct pifs_buf ids;
+
+	write_conf(17134);
+	start(1);
+	cr_assert_eq(put(1, &f, NULL, 0, 0, &rep), 0);
+	pifs_buf_init(&ids);
+	rec.id = g.hdr.id;
+	cr_assert_eq(pifs_chunkid_append(&ids, &rec), 0);
+	rec.id = f.hdr.id;
+	cr_assert_eq(pifs_chunkid_append(&ids, &rec), 0);
+	pifs_msg_init(&req, PIFS_MSG_CHUNK_HAS);
+	req.u.CHUNK_HAS.ids = pifs_list_of(&ids, 2);
+	cr_assert_eq(pifs_rpc_call(rpc_to(1), &req, NULL, 0, &rep, NULL, NULL, WAIT_MS), 0);
+	cr_assert_eq(rep.type, PIFS_MSG_R_HAS);
+	cr_assert_eq(rep.u.R_HAS.have.len, 2);
+	cr_assert_eq(rep.u.R_HAS.have.p[0], 0);
+	cr_assert_eq(rep.u.R_HAS.have.p[1], 1);
+	pifs_msg_init(&req, PIFS_MSG_WORK_START);
+	req.u.WORK_START.flags = 7;
+	cr_assert_eq(pifs_rpc_call(rpc_to(1), &req, NULL, 0, &rep, NULL, NULL, WAIT_MS), -EINVAL);
+	pifs_buf_fini(&ids);
+	pifs_frame_release(&f);
+	pifs_frame_release(&g);
+}
+
+Test(storaged, a_chunk_on_one_owner_gets_its_second_copy_from_a_heal_pass)
+{
+	uint32_t order[NODES];
+	struct pifs_frame f;
+	struct pifs_msg rep;
+	struct pifs_work w;
+
+	write_conf_at(c.conf, 17144, FAST, "1M");
+	start(1);
+	start(2);
+	start(3);
+	settle(0xe);
+	f = frame_ranked(false, order);
+	/* The passes that the last map started are over by now. */
+	usleep(500000);
+	/* Only the first owner gets it, as if the second had lost it. */
+	cr_assert_eq(put((int)order[0], &f, NULL, 0, 0, &rep), 0);
+	usleep(300000);
+	cr_assert_not(has_chunk_file((int)order[1], &f.hdr.id), "no pass was due yet");
+	w = wait_heal_pass((int)order[0], 10000);
+	cr_assert(wait_file((int)order[1], &f.hdr.id, true, 2000),
+		  "the second owner did not get its copy");
+	cr_assert(same_file((int)order[1], &f));
+	cr_assert_not(has_chunk_file((int)order[2], &f.hdr.id), "a non-owner got a copy");
+	cr_assert_geq(w.moved_chunks, 1);
+	cr_assert_geq(w.moved_bytes, f.len);
+	cr_assert_eq(w.heal_chunks, 0, "nothing is left once the copy is made");
+	pifs_frame_release(&f);
+}
+
+Test(storaged, a_stand_in_copy_goes_home_and_is_deleted_when_the_owner_returns)
+{
+	uint32_t order[NODES], chain[1];
+	struct pifs_frame f;
+	int o0, o1, s;
+	struct pifs_msg rep;
+	struct pifs_work w;
+	char nodes[64];
+
+	write_conf_at(c.conf, 17154, FAST, "1M");
+	start(1);
+	start(2);
+	start(3);
+	settle(0xe);
+	f = frame_ranked(true, order);
+	o0 = (int)order[0];
+	o1 = (int)order[1];
+	s = (int)order[2];
+	/* The second owner is down: the writer puts the copy on the next node. */
+	stop(o1);
+	settle((1u << o0) | (1u << s));
+	chain[0] = (uint32_t)s;
+	cr_assert_eq(put(o0, &f, chain, 1, 0, &rep), 0);
+	nodes_of(&rep, nodes, sizeof(nodes));
+	cr_assert(has_chunk_file(s, &f.hdr.id), "the stand-in did not store it (%s)", nodes);
+	/* While the owner is down the stand-in keeps its copy. */
+	w = wait_heal_pass(s, 10000);
+	cr_assert(has_chunk_file(s, &f.hdr.id), "a stand-in dropped a copy while an owner is down");
+	cr_assert_geq(w.heal_chunks, 1, "the stand-in copy is away from its owners");
+	start(o1);
+	settle(0xe);
+	wait_heal_pass(o0, 10000);
+	cr_assert(wait_file(o1, &f.hdr.id, true, 3000), "the owner did not get its copy back");
+	w = wait_heal_pass(s, 10000);
+	cr_assert(wait_file(s, &f.hdr.id, false, 3000), "the stand-in kept its copy");
+	cr_assert(has_chunk_file(o0, &f.hdr.id) && has_chunk_file(o1, &f.hdr.id));
+	cr_assert_eq(w.heal_chunks, 0);
+	pifs_frame_release(&f);
+}
+
+Test(storaged, scrub_finds_a_flipped_bit_and_repairs_it_from_the_other_copy)
+{
+	uint32_t order[NODES], chain[1];
+	struct pifs_frame f;
+	int o0, o1;
+	struct pifs_msg req, rep;
+	struct pifs_nodestat ns;
+	struct pifs_cursor cur;
+	struct pifs_work w;
+	int64_t until;
+	bool seen = false;
+
+	write_conf_at(c.conf, 17164, FAST, "1M");
+	start(1);
+	start(2);
+	start(3);
+	settle(0xe);
+	f = frame_ranked(false, order);
+	o0 = (int)order[0];
+	o1 = (int)order[1];
+	chain[0] = (uint32_t)o1;
+	cr_assert_eq(put(o0, &f, chain, 1, PIFS_PUT_SYNC, &rep), 0);
+	flip_bit(o0, &f, 1000);
+	work_start(o0, PIFS_WORK_SCRUB);
+	w = wait_scrub_pass(o0, 1, 10000);
+	cr_assert_eq(w.scrub_corrupt, 1);
+	cr_assert_eq(w.scrub_repaired, 1);
+	cr_assert_eq(w.scrub_unrepairable, 0);
+	cr_assert_eq(w.scrub_running, 0);
+	cr_assert_eq(w.scrub_done, 1);
+	cr_assert(same_file(o0, &f), "the copy was not repaired");
+	cr_assert(same_file(o1, &f));
+	/* The figures reach the metadata service with the heartbeats. */
+	until = pifs_now_ms() + 3000;
+	while (!seen && pifs_now_ms() < until) {
+		pifs_msg_init(&req, PIFS_MSG_CLUSTER_STAT);
+		cr_assert_eq(pifs_rpc_call(rpc_to(1), &req, NULL, 0, &rep, NULL, NULL, WAIT_MS), 0);
+		pifs_cursor_init(&cur, &rep.u.R_CLUSTER.nodes);
+		while (pifs_nodestat_next(&cur, &ns) == 1)
+			if (ns.id == (uint32_t)o0)
+				seen = ns.work.scrub_repaired == 1 && ns.work.scrub_passes == 1;
+		if (!seen)
+			usleep(50000);
+	}
+	cr_assert(seen, "CLUSTER_STAT does not carry node %d's scrub figures", o0);
+	pifs_frame_release(&f);
+}
+
+Test(storaged, a_corrupt_read_is_repaired_at_once)
+{
+	uint32_t order[NODES], chain[1];
+	struct pifs_frame f;
+	int o0, o1;
+	struct pifs_msg rep;
+	const void *p;
+	size_t plen;
+
+	write_conf_at(c.conf, 17174, FAST, "1M");
+	start(1);
+	start(2);
+	start(3);
+	settle(0xe);
+	f = frame_ranked(false, order);
+	o0 = (int)order[0];
+	o1 = (int)order[1];
+	chain[0] = (uint32_t)o1;
+	cr_assert_eq(put(o0, &f, chain, 1, 0, &rep), 0);
+	flip_bit(o0, &f, 5);
+	cr_assert_eq(get(o0, &f.hdr.id, &rep, &p, &plen), -EBADMSG);
+	cr_assert(wait_file(o0, &f.hdr.id, true, 3000), "the corrupt read was not repaired");
+	cr_assert_eq(get(o0, &f.hdr.id, &rep, &p, &plen), 0);
+	cr_assert_eq(plen, f.len);
+	cr_assert_arr_eq(p, f.data, f.len);
+	cr_assert(node_stat(o0, &rep));
+	cr_assert_eq(rep.u.R_NODE.work.scrub_corrupt, 1);
+	cr_assert_eq(rep.u.R_NODE.work.scrub_repaired, 1);
+	pifs_frame_release(&f);
+}
+
+Test(storaged, a_chunk_corrupt_on_every_copy_counts_as_unrepairable_and_is_never_served)
+{
+	uint32_t order[NODES], chain[1];
+	struct pifs_frame f;
+	int o0, o1;
+	struct pifs_msg rep;
+	struct pifs_work w;
+	const void *p;
+	size_t plen;
+
+	write_conf_at(c.conf, 17104, FAST, "1M");
+	start(1);
+	start(2);
+	start(3);
+	settle(0xe);
+	f = frame_ranked(false, order);
+	o0 = (int)order[0];
+	o1 = (int)order[1];
+	chain[0] = (uint32_t)o1;
+	cr_assert_eq(put(o0, &f, chain, 1, 0, &rep), 0);
+	flip_bit(o0, &f, 77);
+	flip_bit(o1, &f, 99);
+	work_start(o0, PIFS_WORK_SCRUB);
+	w = wait_scrub_pass(o0, 1, 10000);
+	cr_assert_eq(w.scrub_corrupt, 1);
+	cr_assert_eq(w.scrub_repaired, 0);
+	cr_assert_eq(w.scrub_unrepairable, 1);
+	cr_assert_neq(get(o0, &f.hdr.id, &rep, &p, &plen), 0);
+	cr_assert_neq(get(o1, &f.hdr.id, &rep, &p, &plen), 0);
+	cr_assert(logged("is corrupt here and none of the"));
+	pifs_frame_release(&f);
+}
+
+Test(storaged, heal_converges_on_more_chunks_than_one_batch_and_leaves_nothing_to_do)
+{
+	enum { N = 700 };
+	struct pifs_frame *f = calloc(N, sizeof(*f));
+	uint32_t order[N][NODES];
+	struct pifs_msg rep;
+	struct pifs_work w;
+	int i, node, misplaced = 0;
+
+	cr_assert_not_null(f);
+	write_conf_at(c.conf, 17117, FAST, "1M");
+	start(1);
+	start(2);
+	start(3);
+	settle(0xe);
+	usleep(500000);
+	for (i = 0; i < N; i++) {
+		f[i] = make_frame(1000, 1000 + (unsigned)i);
+		cr_assert_eq(owners(&f[i].hdr.id, order[i]), NODES);
+		/* Every chunk on its second owner only, as if its first had lost it. */
+		cr_assert_eq(put((int)order[i][1], &f[i], NULL, 0, 0, &rep), 0);
+	}
+	for (node = 1; node <= NODES; node++)
+		wait_heal_pass(node, 20000);
+	for (node = 1; node <= NODES; node++) {
+		w = wait_heal_pass(node, 20000);
+		cr_assert_eq(w.heal_chunks, 0, "node %d has %llu chunks left", node,
+			     (unsigned long long)w.heal_chunks);
+		cr_assert_eq(w.degraded, 0);
+	}
+	for (i = 0; i < N; i++) {
+		misplaced += !has_chunk_file((int)order[i][0], &f[i].hdr.id) ||
+			     !has_chunk_file((int)order[i][1], &f[i].hdr.id) ||
+			     has_chunk_file((int)order[i][2], &f[i].hdr.id);
+		pifs_frame_release(&f[i]);
+	}
+	cr_assert_eq(misplaced, 0, "%d chunks are not on exactly their owners", misplaced);
+	free(f);
+}
+
+Test(storaged, when_a_node_is_out_the_others_restore_every_second_copy)
+{
+	enum { N = 60 };
+	struct pifs_frame *f = calloc(N, sizeof(*f));
+	uint32_t order[NODES], flags[NODES + 1], chain[1];
+	struct pifs_msg rep;
+	int64_t until;
+	int i, node, had3 = 0, short_of = 0;
+
+	cr_assert_not_null(f);
+	write_conf_at(c.conf, 17127, FAST, "1M");
+	start(1);
+	start(2);
+	start(3);
+	settle(0xe);
+	for (i = 0; i < N; i++) {
+		f[i] = make_frame(2000, 2000 + (unsigned)i);
+		owners(&f[i].hdr.id, order);
+		chain[0] = order[1];
+		cr_assert_eq(put((int)order[0], &f[i], chain, 1, 0, &rep), 0);
+		had3 += has_chunk_file(3, &f[i].hdr.id);
+	}
+	cr_assert_gt(had3, N / 3, "too few chunks on node 3 for the test to mean much");
+	crash(3);
+	until = pifs_now_ms() + 8000;
+	do {
+		usleep(50000);
+		voter_map(flags, NULL);
+	} while ((flags[3] & PIFS_NODE_IN) && pifs_now_ms() < until);
+	cr_assert_not(flags[3] & PIFS_NODE_IN, "node 3 was not marked out");
+	settle(0x6);
+	for (node = 1; node <= 2; node++)
+		wait_heal_pass(node, 10000);
+	for (i = 0; i < N; i++) {
+		short_of += !has_chunk_file(1, &f[i].hdr.id) || !has_chunk_file(2, &f[i].hdr.id);
+		pifs_frame_release(&f[i]);
+	}
+	cr_assert_eq(short_of, 0, "%d chunks have fewer than two copies", short_of);
+	free(f);
+}
+
+Test(storaged, a_full_node_refuses_chunks_serves_reads_and_the_chain_goes_on_without_it)
+{
+	struct pifs_frame f = make_frame(30000, 63), g = make_frame(30000, 64);
+	uint32_t chain2[] = {2, 3}, chain3[] = {3};
+	char full[128], nodes[64];
+	struct pifs_msg rep;
+	const void *p;
+	size_t plen;
+
+	snprintf(full, sizeof(full), "%s/full.conf", c.dir);
+	write_conf_at(full, 17107, FAST, "1000000G");
+	write_conf_at(c.conf, 17107, FAST, "1M");
+	start(1);
+	start(2);
+	start(3);
+	settle(0xe);
+	cr_assert_eq(put(2, &f, NULL, 0, 0, &rep), 0);
+	/* Node 2 again, now with a reserve larger than any disk. */
+	stop(2);
+	start_with(2, full);
+	settle(0xe);
+	cr_assert_eq(put(2, &g, NULL, 0, 0, &rep), -ENOSPC);
+	cr_assert_not(has_chunk_file(2, &g.hdr.id));
+	cr_assert_eq(get(2, &f.hdr.id, &rep, &p, &plen), 0, "a full node still serves reads");
+	cr_assert_eq(plen, f.len);
+	/* Full in the middle of a chain: the nodes that stored it answer. */
+	cr_assert_eq(put(1, &g, chain2, 2, 0, &rep), 0);
+	nodes_of(&rep, nodes, sizeof(nodes));
+	cr_assert_str_eq(nodes, "1,3");
+	/* Full at the head: it still passes the chunk on. */
+	pifs_frame_release(&g);
+	g = make_frame(30000, 65);
+	cr_assert_eq(put(2, &g, chain3, 1, 0, &rep), 0);
+	nodes_of(&rep, nodes, sizeof(nodes));
+	cr_assert_str_eq(nodes, "3");
+	pifs_frame_release(&f);
+	pifs_frame_release(&g);
 }
 
 /* The node map, without daemons. */

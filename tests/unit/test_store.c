@@ -1,4 +1,5 @@
-/* test_store.c - the chunk store keeps, serves, counts and quarantines chunks. */
+/* test_store.c - the chunk store keeps, serves, counts, lists, verifies and
+ * quarantines chunks. */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -467,5 +468,148 @@ Test(store, writers_of_the_same_chunk_at_once_leave_one_counted_copy)
 	s = stat_of();
 	cr_assert_eq(s.chunks, 1);
 	cr_assert_eq(s.bytes, f.len);
+	pifs_frame_release(&f);
+}
+
+Test(store, has_says_which_chunks_are_here)
+{
+	struct pifs_frame f = make_frame(3000, 40, false), g = make_frame(3000, 41, false);
+
+	open_store(0);
+	cr_assert_eq(pifs_store_put(st, f.data, f.len, 0, &scratch), 0);
+	cr_assert_eq(pifs_store_has(st, &f.hdr.id), 1);
+	cr_assert_eq(pifs_store_has(st, &g.hdr.id), 0);
+	cr_assert_eq(pifs_store_del(st, &f.hdr.id), 0);
+	cr_assert_eq(pifs_store_has(st, &f.hdr.id), 0);
+	pifs_frame_release(&f);
+	pifs_frame_release(&g);
+}
+
+struct seen {
+	struct pifs_chunk_id ids[8];
+	uint64_t sizes[8];
+	int n;
+	int stop_at; /* return 7 at this call; 0: never */
+};
+
+static int note(const struct pifs_chunk_id *id, uint64_t size, void *arg)
+{
+	struct seen *s = arg;
+
+	cr_assert_lt(s->n, 8);
+	s->ids[s->n] = *id;
+	s->sizes[s->n] = size;
+	s->n++;
+	return s->n == s->stop_at ? 7 : 0;
+}
+
+static int index_of(const struct seen *s, const struct pifs_chunk_id *id)
+{
+	int i;
+
+	for (i = 0; i < s->n; i++)
+		if (pifs_chunk_id_eq(&s->ids[i], id))
+			return i;
+	return -1;
+}
+
+Test(store, each_visits_every_chunk_once_with_its_size_and_nothing_else)
+{
+	struct pifs_frame f[3] = {make_frame(1000, 42, false), make_frame(2000, 43, true),
+				  make_frame(3000, 44, false)};
+	struct seen s = {.n = 0};
+	char path[PATH_MAX];
+	int i, at;
+	FILE *fp;
+
+	open_store(0);
+	for (i = 0; i < 3; i++)
+		cr_assert_eq(pifs_store_put(st, f[i].data, f[i].len, 0, &scratch), 0);
+	/* Strays in the fan-out are not chunks. */
+	snprintf(path, sizeof(path), "%s/chunks/README", dir);
+	fp = fopen(path, "w");
+	cr_assert_not_null(fp);
+	fclose(fp);
+	path_of(&f[0].hdr.id, path, sizeof(path));
+	strcpy(strrchr(path, '/') + 1, "not-a-chunk");
+	fp = fopen(path, "w");
+	cr_assert_not_null(fp);
+	fclose(fp);
+	cr_assert_eq(pifs_store_each(st, note, &s), 0);
+	cr_assert_eq(s.n, 3);
+	for (i = 0; i < 3; i++) {
+		at = index_of(&s, &f[i].hdr.id);
+		cr_assert_geq(at, 0, "chunk %d was not visited", i);
+		cr_assert_eq(s.sizes[at], f[i].len);
+		pifs_frame_release(&f[i]);
+	}
+}
+
+Test(store, each_stops_at_the_first_non_zero_return_and_returns_it)
+{
+	struct pifs_frame f[3] = {make_frame(1000, 45, false), make_frame(1000, 46, false),
+				  make_frame(1000, 47, false)};
+	struct seen s = {.n = 0, .stop_at = 2};
+	int i;
+
+	open_store(0);
+	for (i = 0; i < 3; i++)
+		cr_assert_eq(pifs_store_put(st, f[i].data, f[i].len, 0, &scratch), 0);
+	cr_assert_eq(pifs_store_each(st, note, &s), 7);
+	cr_assert_eq(s.n, 2);
+	for (i = 0; i < 3; i++)
+		pifs_frame_release(&f[i]);
+}
+
+static int del_each(const struct pifs_chunk_id *id, uint64_t size, void *arg)
+{
+	(void)size;
+	(*(int *)arg)++;
+	return pifs_store_del(st, id);
+}
+
+Test(store, each_lets_its_callback_delete_what_it_visits)
+{
+	struct pifs_frame f[3] = {make_frame(1000, 48, false), make_frame(1000, 49, false),
+				  make_frame(1000, 50, false)};
+	int i, n = 0;
+
+	open_store(0);
+	for (i = 0; i < 3; i++)
+		cr_assert_eq(pifs_store_put(st, f[i].data, f[i].len, 0, &scratch), 0);
+	cr_assert_eq(pifs_store_each(st, del_each, &n), 0);
+	cr_assert_eq(n, 3);
+	cr_assert_eq(stat_of().chunks, 0);
+	for (i = 0; i < 3; i++)
+		pifs_frame_release(&f[i]);
+}
+
+Test(store, each_of_a_store_whose_chunks_directory_is_gone_is_enoent)
+{
+	char path[PATH_MAX];
+	struct seen s = {.n = 0};
+
+	open_store(0);
+	snprintf(path, sizeof(path), "%s/chunks", dir);
+	cr_assert_eq(rmdir(path), 0);
+	cr_assert_eq(pifs_store_each(st, note, &s), -ENOENT);
+}
+
+Test(store, verify_passes_a_sound_chunk_and_quarantines_a_flipped_bit)
+{
+	struct pifs_frame f = make_frame(80000, 51, false);
+	char path[PATH_MAX], qpath[PATH_MAX];
+
+	open_store(0);
+	cr_assert_eq(pifs_store_put(st, f.data, f.len, PIFS_STORE_SYNC, &scratch), 0);
+	cr_assert_eq(pifs_store_verify(st, &f.hdr.id, &scratch), 0);
+	path_of(&f.hdr.id, path, sizeof(path));
+	poke(path, PIFS_FRAME_HDR + 10, (uint8_t)(f.data[PIFS_FRAME_HDR + 10] ^ 0x80));
+	cr_assert_eq(pifs_store_verify(st, &f.hdr.id, &scratch), -EBADMSG);
+	quarantine_path_of(&f.hdr.id, qpath, sizeof(qpath));
+	cr_assert(exists(qpath));
+	cr_assert_not(exists(path));
+	cr_assert_eq(pifs_store_verify(st, &f.hdr.id, &scratch), -ENOENT);
+	cr_assert_eq(stat_of().corrupt, 1);
 	pifs_frame_release(&f);
 }

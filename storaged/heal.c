@@ -1,0 +1,756 @@
+/* heal.c - the convergence loop.
+ *
+ * A pass walks the store and handles its chunks in batches of BATCH: one
+ * CHUNK_HAS per node asked for the whole batch, then the copies chunk by
+ * chunk, paced, then one CHUNK_SYNC per owner for the copies this node may
+ * drop, then the drops. Each batch takes the map as it is then, so a pass
+ * follows a map that changes under it; a pass ends early only to stop. */
+#include "heal.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+#include "pace.h"
+#include "peers.h"
+#include "place.h"
+#include "rpc.h"
+#include "scrub.h"
+
+/* Chunks decided together: one CHUNK_HAS of BATCH ids (8 KiB) per node. */
+#define BATCH 512
+/* The longest single wait of an idle loop: one whose pass is due but that
+ * has no map yet looks again this often. */
+#define WAIT_MAX_MS 1000
+
+void pifs_heal_prepare(const struct pifs_heal_node *nodes, size_t n, uint32_t replicas,
+		       uint32_t self, const struct pifs_chunk_id *id, struct pifs_heal_chunk *c)
+{
+	struct pifs_place_node in[PIFS_PLACE_MAX_NODES];
+	uint32_t flags[PIFS_PLACE_MAX_NODES], order[PIFS_PLACE_MAX_NODES];
+	uint32_t ups = 0;
+	size_t k = 0, i, j;
+
+	/* As pifs_place_rank: a partial order would misplace chunks. */
+	if (n > PIFS_PLACE_MAX_NODES)
+		abort();
+	memset(c, 0, sizeof(*c));
+	c->replicas = replicas;
+	c->self_rank = UINT32_MAX;
+	for (i = 0; i < n; i++) {
+		if (!(nodes[i].flags & PIFS_NODE_IN))
+			continue;
+		in[k].id = nodes[i].id;
+		in[k].weight = nodes[i].weight;
+		flags[k] = nodes[i].flags;
+		k++;
+	}
+	if (k)
+		pifs_place_rank(id, in, k, order);
+	c->nowners = replicas < k ? replicas : (uint32_t)k;
+	for (i = 0; i < k; i++) {
+		bool up = order[i] == self, wanted = i < c->nowners || ups < replicas;
+
+		if (order[i] == self)
+			c->self_rank = (uint32_t)i;
+		if (!wanted)
+			continue;
+		for (j = 0; j < k && !up; j++)
+			if (in[j].id == order[i])
+				up = flags[j] & PIFS_NODE_UP;
+		if (up && order[i] != self && c->nask < PIFS_HEAL_MAX_ASK) {
+			c->ask[c->nask] = order[i];
+			c->ask_rank[c->nask] = (uint32_t)i;
+			c->nask++;
+		}
+		if (up)
+			ups++;
+	}
+}
+
+void pifs_heal_plan(struct pifs_heal_chunk *c)
+{
+	bool self_owner = c->self_rank < c->nowners, pusher;
+	uint32_t best_owner = self_owner ? c->self_rank : UINT32_MAX, best_other = UINT32_MAX;
+	uint32_t owners_holding = self_owner, live = 1, lacking = 0, i;
+
+	for (i = 0; i < c->nask; i++) {
+		bool owner = c->ask_rank[i] < c->nowners;
+
+		if (c->has[i] == PIFS_HEAL_HOLDS) {
+			live++;
+			if (owner) {
+				owners_holding++;
+				if (c->ask_rank[i] < best_owner)
+					best_owner = c->ask_rank[i];
+			} else if (c->ask_rank[i] < best_other) {
+				best_other = c->ask_rank[i];
+			}
+		} else if (owner) {
+			lacking++;
+		}
+	}
+	/* One sender per chunk where the nodes can tell: the best owner that
+	 * holds it, else the best stand-in that does. A holder that nobody
+	 * asks about (a node that is out) sends only when nobody else can. */
+	if (best_owner != UINT32_MAX)
+		pusher = self_owner && best_owner == c->self_rank;
+	else
+		pusher = best_other == UINT32_MAX || c->self_rank < best_other;
+	c->npush = 0;
+	for (i = 0; pusher && i < c->nask; i++)
+		if (c->ask_rank[i] < c->nowners && c->has[i] == PIFS_HEAL_LACKS)
+			c->push[c->npush++] = c->ask[i];
+	c->degraded = pusher && live < c->replicas;
+	c->misplaced = !self_owner || (pusher && (lacking > 0 || live < c->replicas));
+	c->drop = !self_owner && c->nowners == c->replicas && owners_holding == c->nowners;
+}
+
+/* A chunk of the batch. */
+struct item {
+	struct pifs_chunk_id id;
+	uint64_t size;
+	bool found;  /* misplaced when the pass first looked */
+	bool deg;    /* degraded then */
+	bool synced; /* every owner made its copy durable (drop round) */
+};
+
+/* The requests of a batch to one node: which chunks, and for each, its
+ * place in the chunk's ask list. */
+struct group {
+	uint32_t node;
+	uint32_t n;
+	uint32_t chunk[BATCH];
+	uint8_t slot[BATCH];
+	struct pifs_buf ids; /* the chunkid records */
+	struct pifs_rpc *rpc;
+	uint64_t reqid;
+	bool sent, ok;
+};
+
+/* What the pass under way has seen, and what the last one left. */
+struct tally {
+	uint64_t found, found_bytes, resolved, resolved_bytes, deg_found, deg_resolved;
+};
+
+struct pifs_heal {
+	struct pifsd *d;
+	pthread_t thread;
+	bool started;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool kicked;	  /* under @lock */
+	atomic_bool stop; /* set under @lock, read anywhere */
+	/* Figures, under @lock. */
+	bool running;
+	struct tally cur;
+	uint64_t passes, left, left_bytes, left_deg, moved_chunks, moved_bytes;
+	struct pifs_meter meter;
+	/* The thread's own. */
+	struct pifs_peers peers;
+	int64_t next_pass;
+	struct pifs_pace pace;
+	struct item batch[BATCH];
+	struct pifs_heal_chunk plan[BATCH];
+	size_t nbatch;
+	struct group *groups; /* owned; @ngroups used of @group_cap */
+	size_t ngroups, group_cap;
+	struct pifs_heal_node *hn; /* the map of the batch; owned, @nhn of @hn_cap */
+	size_t nhn, hn_cap;
+	uint32_t replicas;
+	uint64_t epoch;
+	bool agree; /* every node asked in the batch has our map epoch */
+	uint64_t sent, dropped, failed;
+	int last_err; /* of the first failure of the pass */
+	uint32_t last_node;
+	struct pifs_buf scratch;
+};
+
+static uint32_t self_id(const struct pifs_heal *h)
+{
+	return h->d->self->id;
+}
+
+static bool stopping(struct pifs_heal *h)
+{
+	return atomic_load(&h->stop);
+}
+
+/* The CLOCK_MONOTONIC time @ms from now, for pthread_cond_timedwait. */
+static void deadline_in(struct timespec *ts, int64_t ms)
+{
+	clock_gettime(CLOCK_MONOTONIC, ts);
+	ts->tv_sec += ms / 1000;
+	ts->tv_nsec += (ms % 1000) * 1000000;
+	if (ts->tv_nsec >= 1000000000) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000;
+	}
+}
+
+/* Sleep @ms unless asked to stop. */
+static void nap(struct pifs_heal *h, int64_t ms)
+{
+	int64_t until = pifs_now_ms() + ms;
+	struct timespec ts;
+
+	pthread_mutex_lock(&h->lock);
+	while (!stopping(h) && pifs_now_ms() < until) {
+		deadline_in(&ts, until - pifs_now_ms());
+		pthread_cond_timedwait(&h->cond, &h->lock, &ts);
+	}
+	pthread_mutex_unlock(&h->lock);
+}
+
+/* Take the map for a batch. Returns false when there is none yet. */
+static bool load_map(struct pifs_heal *h)
+{
+	struct pifs_nodemap_entry *nodes;
+	size_t n, i;
+
+	if (pifs_nodemap_copy(&h->d->map, &nodes, &n, &h->replicas, &h->epoch) < 0)
+		return false;
+	if (n > h->hn_cap) {
+		struct pifs_heal_node *nh = realloc(h->hn, n * sizeof(*nh));
+
+		if (!nh) {
+			free(nodes);
+			return false;
+		}
+		h->hn = nh;
+		h->hn_cap = n;
+	}
+	for (i = 0; i < n; i++) {
+		h->hn[i].id = nodes[i].id;
+		h->hn[i].weight = nodes[i].weight;
+		h->hn[i].flags = nodes[i].flags;
+	}
+	h->nhn = n;
+	free(nodes);
+	return h->epoch != 0 && n <= PIFS_PLACE_MAX_NODES;
+}
+
+static struct group *group_of(struct pifs_heal *h, uint32_t node)
+{
+	struct group *g;
+	size_t i;
+
+	for (i = 0; i < h->ngroups; i++)
+		if (h->groups[i].node == node)
+			return &h->groups[i];
+	if (h->ngroups == h->group_cap) {
+		size_t cap = h->group_cap ? 2 * h->group_cap : 4;
+
+		g = realloc(h->groups, cap * sizeof(*g));
+		if (!g)
+			return NULL;
+		h->groups = g;
+		for (i = h->group_cap; i < cap; i++)
+			pifs_buf_init(&h->groups[i].ids);
+		h->group_cap = cap;
+	}
+	g = &h->groups[h->ngroups++];
+	g->node = node;
+	g->n = 0;
+	g->sent = g->ok = false;
+	g->rpc = NULL;
+	pifs_buf_reset(&g->ids);
+	return g;
+}
+
+/* Add chunk @ci (its ask slot @slot) to the request for @node. */
+static int group_add(struct pifs_heal *h, uint32_t node, uint32_t ci, uint8_t slot)
+{
+	struct group *g = group_of(h, node);
+	struct pifs_chunkid rec;
+
+	if (!g)
+		return -ENOMEM;
+	rec.id = h->batch[ci].id;
+	if (pifs_chunkid_append(&g->ids, &rec) < 0)
+		return -ENOMEM;
+	g->chunk[g->n] = ci;
+	g->slot[g->n] = slot;
+	g->n++;
+	return 0;
+}
+
+/* Send the request of every group (CHUNK_HAS or CHUNK_SYNC) at once, so
+ * that the nodes answer in parallel. */
+static void send_groups(struct pifs_heal *h, enum pifs_msg_type type)
+{
+	int timeout = (int)h->d->conf->timeout_ms;
+	struct pifs_msg req;
+	size_t i;
+
+	for (i = 0; i < h->ngroups && !stopping(h); i++) {
+		struct group *g = &h->groups[i];
+		struct pifs_list ids = pifs_list_of(&g->ids, g->n);
+
+		if (pifs_peers_get(&h->peers, g->node, &g->rpc) < 0)
+			continue;
+		pifs_msg_init(&req, type);
+		if (type == PIFS_MSG_CHUNK_HAS)
+			req.u.CHUNK_HAS.ids = ids;
+		else
+			req.u.CHUNK_SYNC.ids = ids;
+		if (pifs_rpc_send(g->rpc, &req, NULL, 0, timeout) == 0) {
+			g->sent = true;
+			g->reqid = req.reqid;
+		}
+	}
+}
+
+/* Ask every node of the batch which chunks it holds, and note the answers
+ * in the plans. */
+static int ask_batch(struct pifs_heal *h)
+{
+	int64_t deadline = pifs_now_ms() + h->d->conf->timeout_ms;
+	struct pifs_msg rep;
+	uint32_t i, j;
+	int rc;
+
+	h->ngroups = 0;
+	for (i = 0; i < h->nbatch; i++)
+		for (j = 0; j < h->plan[i].nask; j++)
+			if ((rc = group_add(h, h->plan[i].ask[j], i, (uint8_t)j)) < 0)
+				return rc;
+	send_groups(h, PIFS_MSG_CHUNK_HAS);
+	h->agree = true;
+	for (i = 0; i < h->ngroups; i++) {
+		struct group *g = &h->groups[i];
+		int64_t left = deadline - pifs_now_ms();
+
+		if (!g->sent) {
+			h->agree = false;
+			continue;
+		}
+		rc = pifs_rpc_recv(g->rpc, g->reqid, &rep, NULL, NULL, left > 0 ? (int)left : 0);
+		if (rc == 0 && (rep.type != PIFS_MSG_R_HAS || rep.u.R_HAS.have.len != g->n))
+			rc = -EPROTO;
+		if (rc < 0) {
+			pifs_debug("node %u: node %u did not say which of %u chunks it holds: %s; "
+				   "heal leaves them for its next pass",
+				   self_id(h), g->node, g->n, strerror(-rc));
+			h->agree = false;
+			continue;
+		}
+		if (rep.epoch != h->epoch)
+			h->agree = false;
+		for (j = 0; j < g->n; j++)
+			h->plan[g->chunk[j]].has[g->slot[j]] =
+			    rep.u.R_HAS.have.p[j] ? PIFS_HEAL_HOLDS : PIFS_HEAL_LACKS;
+	}
+	return 0;
+}
+
+static void note_failure(struct pifs_heal *h, uint32_t node, int rc, const struct pifs_chunk_id *id)
+{
+	char hex[33];
+
+	if (h->failed++ == 0) {
+		pifs_chunk_id_hex(id, hex);
+		pifs_warn("node %u: heal could not copy chunk %s to node %u: %s; it tries again "
+			  "in its next pass%s",
+			  self_id(h), hex, node, strerror(-rc),
+			  rc == -ENOSPC ? " (that node is full: free space there or add a node)"
+					: "");
+	}
+	h->last_err = rc;
+	h->last_node = node;
+}
+
+/* Send chunk @id, the frame @frame of @len bytes, to @node alone, to be
+ * made durable there. Returns 0 once the node holds it, or -errno. */
+static int push(struct pifs_heal *h, uint32_t node, const struct pifs_chunk_id *id,
+		const void *frame, size_t len)
+{
+	struct pifs_buf none = {NULL, 0, 0};
+	struct pifs_msg req, rep;
+	struct pifs_rpc *rpc;
+	int rc;
+
+	rc = pifs_peers_get(&h->peers, node, &rpc);
+	if (rc < 0)
+		return rc;
+	pifs_msg_init(&req, PIFS_MSG_CHUNK_PUT);
+	req.u.CHUNK_PUT.id = *id;
+	req.u.CHUNK_PUT.flags = PIFS_PUT_SYNC;
+	req.u.CHUNK_PUT.chain = pifs_list_of(&none, 0);
+	rc = pifs_rpc_call(rpc, &req, frame, len, &rep, NULL, NULL, (int)h->d->conf->timeout_ms);
+	if (rc == 0 && rep.type != PIFS_MSG_R_PUT)
+		rc = -EPROTO;
+	return rc;
+}
+
+static int slot_of(const struct pifs_heal_chunk *c, uint32_t node)
+{
+	uint32_t i;
+
+	for (i = 0; i < c->nask; i++)
+		if (c->ask[i] == node)
+			return (int)i;
+	return -1;
+}
+
+/* Node @node did not take a copy in time: it is dead or cut off, whatever
+ * the map says yet. Send it nothing more in this batch (from chunk @ci on),
+ * so that one dead node costs one timeout, not one per chunk. */
+static void give_up_on(struct pifs_heal *h, uint32_t node, uint32_t ci)
+{
+	uint32_t i, j;
+
+	for (i = ci; i < h->nbatch; i++)
+		for (j = 0; j < h->plan[i].nask; j++)
+			if (h->plan[i].ask[j] == node && h->plan[i].has[j] == PIFS_HEAL_LACKS)
+				h->plan[i].has[j] = PIFS_HEAL_UNKNOWN;
+}
+
+/* Copy chunk @ci to the owners that lack it, as its plan says. */
+static void copy_out(struct pifs_heal *h, uint32_t ci)
+{
+	struct pifs_heal_chunk *c = &h->plan[ci];
+	struct item *it = &h->batch[ci];
+	void *frame;
+	size_t len;
+	uint32_t i;
+	int rc, slot;
+
+	rc = pifs_store_get(h->d->store, &it->id, &h->scratch, &frame, &len);
+	if (rc == -EBADMSG)
+		pifs_scrub_corrupt(h->d->scrub, &it->id);
+	if (rc < 0)
+		return; /* gone meanwhile, or corrupt and now being repaired */
+	for (i = 0; i < c->npush && !stopping(h); i++) {
+		rc = push(h, c->push[i], &it->id, frame, len);
+		if (rc < 0) {
+			note_failure(h, c->push[i], rc, &it->id);
+			if (rc == -ETIMEDOUT || rc == -EHOSTUNREACH)
+				give_up_on(h, c->push[i], ci);
+			continue;
+		}
+		slot = slot_of(c, c->push[i]);
+		if (slot >= 0)
+			c->has[slot] = PIFS_HEAL_HOLDS;
+		h->sent++;
+		pthread_mutex_lock(&h->lock);
+		h->moved_chunks++;
+		h->moved_bytes += len;
+		pifs_meter_add(&h->meter, len, pifs_now_ms());
+		pthread_mutex_unlock(&h->lock);
+		nap(h, pifs_pace_spend(&h->pace, len, pifs_now_ms()));
+	}
+	free(frame);
+	pifs_heal_plan(c);
+}
+
+/* Count chunk @ci as the pass leaves it. */
+static void settle(struct pifs_heal *h, uint32_t ci, bool dropped)
+{
+	const struct pifs_heal_chunk *c = &h->plan[ci];
+	const struct item *it = &h->batch[ci];
+
+	pthread_mutex_lock(&h->lock);
+	if (it->found) {
+		h->cur.found++;
+		h->cur.found_bytes += it->size;
+		if (dropped || !c->misplaced) {
+			h->cur.resolved++;
+			h->cur.resolved_bytes += it->size;
+		}
+	}
+	if (it->deg) {
+		h->cur.deg_found++;
+		if (!c->degraded)
+			h->cur.deg_resolved++;
+	}
+	pthread_mutex_unlock(&h->lock);
+}
+
+/* Drop the copies that the plans allow, once every owner has made its own
+ * durable: an owner's copy may still be only in its page cache, and this one
+ * may be the only copy on a disk. */
+static void drop_round(struct pifs_heal *h)
+{
+	int64_t deadline = pifs_now_ms() + h->d->conf->timeout_ms;
+	struct pifs_msg rep;
+	uint32_t i, j;
+	bool any = false;
+	char hex[33];
+	int rc;
+
+	h->ngroups = 0;
+	for (i = 0; i < h->nbatch; i++) {
+		struct pifs_heal_chunk *c = &h->plan[i];
+
+		h->batch[i].synced = c->drop && h->agree;
+		if (!h->batch[i].synced)
+			continue;
+		any = true;
+		for (j = 0; j < c->nask; j++)
+			if (c->ask_rank[j] < c->nowners &&
+			    group_add(h, c->ask[j], i, (uint8_t)j) < 0)
+				h->batch[i].synced = false;
+	}
+	if (!any)
+		return;
+	send_groups(h, PIFS_MSG_CHUNK_SYNC);
+	for (i = 0; i < h->ngroups; i++) {
+		struct group *g = &h->groups[i];
+		int64_t left = deadline - pifs_now_ms();
+
+		rc = -EHOSTUNREACH;
+		if (g->sent)
+			rc = pifs_rpc_recv(g->rpc, g->reqid, &rep, NULL, NULL,
+					   left > 0 ? (int)left : 0);
+		for (j = 0; rc < 0 && j < g->n; j++)
+			h->batch[g->chunk[j]].synced = false;
+	}
+	for (i = 0; i < h->nbatch && !stopping(h); i++) {
+		if (!h->batch[i].synced)
+			continue;
+		rc = pifs_store_del(h->d->store, &h->batch[i].id);
+		if (rc < 0 && rc != -ENOENT) {
+			pifs_chunk_id_hex(&h->batch[i].id, hex);
+			pifs_warn(
+			    "node %u: heal could not delete its surplus copy of chunk %s: %s; "
+			    "check the data disk",
+			    self_id(h), hex, strerror(-rc));
+			h->batch[i].synced = false;
+			continue;
+		}
+		h->dropped++;
+	}
+}
+
+/* Decide and act for the chunks of the batch. */
+static void run_batch(struct pifs_heal *h)
+{
+	uint32_t i;
+
+	if (!h->nbatch || !load_map(h))
+		return;
+	for (i = 0; i < h->nbatch; i++)
+		pifs_heal_prepare(h->hn, h->nhn, h->replicas, self_id(h), &h->batch[i].id,
+				  &h->plan[i]);
+	if (ask_batch(h) < 0)
+		return;
+	for (i = 0; i < h->nbatch && !stopping(h); i++) {
+		pifs_heal_plan(&h->plan[i]);
+		h->batch[i].found = h->plan[i].misplaced;
+		h->batch[i].deg = h->plan[i].degraded;
+		if (h->plan[i].npush)
+			copy_out(h, i);
+	}
+	if (stopping(h))
+		return;
+	drop_round(h);
+	for (i = 0; i < h->nbatch; i++)
+		settle(h, i, h->batch[i].synced);
+}
+
+static int collect(const struct pifs_chunk_id *id, uint64_t size, void *arg)
+{
+	struct pifs_heal *h = arg;
+
+	if (stopping(h))
+		return 1;
+	h->batch[h->nbatch].id = *id;
+	h->batch[h->nbatch].size = size;
+	h->nbatch++;
+	if (h->nbatch == BATCH) {
+		run_batch(h);
+		h->nbatch = 0;
+	}
+	return 0;
+}
+
+static void pass(struct pifs_heal *h)
+{
+	struct tally t;
+	uint64_t n = 0;
+	int rc;
+
+	pthread_mutex_lock(&h->lock);
+	memset(&h->cur, 0, sizeof(h->cur));
+	h->running = true;
+	pthread_mutex_unlock(&h->lock);
+	h->sent = h->dropped = h->failed = 0;
+	h->nbatch = 0;
+	pifs_pace_init(&h->pace, h->d->conf->heal_rate, pifs_now_ms());
+	rc = pifs_store_each(h->d->store, collect, h);
+	if (rc == 0) {
+		run_batch(h);
+		h->nbatch = 0;
+	}
+	pthread_mutex_lock(&h->lock);
+	h->running = false;
+	t = h->cur;
+	if (rc == 0 && !stopping(h)) {
+		n = ++h->passes;
+		h->left = t.found - t.resolved;
+		h->left_bytes = t.found_bytes - t.resolved_bytes;
+		h->left_deg = t.deg_found - t.deg_resolved;
+	}
+	pthread_mutex_unlock(&h->lock);
+	if (rc < 0)
+		pifs_err("node %u: heal could not walk the chunks in %s: %s; check the data "
+			 "disk; it tries again in its next pass",
+			 self_id(h), h->d->data, strerror(-rc));
+	if (!n)
+		return;
+	if (t.found || h->sent || h->dropped)
+		pifs_info("node %u: heal pass %" PRIu64 ": %" PRIu64 " chunks were away from "
+			  "their owners or short of copies (%" PRIu64 " degraded); %" PRIu64
+			  " copies sent, %" PRIu64 " surplus copies deleted, %" PRIu64 " left",
+			  self_id(h), n, t.found, t.deg_found, h->sent, h->dropped,
+			  t.found - t.resolved);
+	if (h->failed > 1)
+		pifs_warn("node %u: heal failed to copy %" PRIu64 " chunks in this pass, the last "
+			  "to node %u: %s; they are tried again in the next pass",
+			  self_id(h), h->failed, h->last_node, strerror(-h->last_err));
+}
+
+/* Wait for the next pass: heal_interval after the last one began, or a
+ * kick (WORK_START, or the heartbeat installing a new map). Returns false
+ * when the loop must stop. */
+static bool wait_turn(struct pifs_heal *h)
+{
+	struct timespec ts;
+	int64_t left;
+	bool go = false;
+
+	pthread_mutex_lock(&h->lock);
+	while (!stopping(h)) {
+		left = h->next_pass - pifs_now_ms();
+		/* No map, no placement: the heartbeat kicks when the first comes. */
+		if (pifs_nodemap_epoch(&h->d->map) && (h->kicked || left <= 0)) {
+			h->kicked = false;
+			go = true;
+			break;
+		}
+		deadline_in(&ts, left > 0 && left < WAIT_MAX_MS ? left : WAIT_MAX_MS);
+		pthread_cond_timedwait(&h->cond, &h->lock, &ts);
+	}
+	pthread_mutex_unlock(&h->lock);
+	return go;
+}
+
+static void *run(void *arg)
+{
+	struct pifs_heal *h = arg;
+
+	pifs_peers_init(&h->peers, h->d->zctx, &h->d->map);
+	while (wait_turn(h)) {
+		h->next_pass = pifs_now_ms() + h->d->conf->heal_interval_ms;
+		pass(h);
+	}
+	pifs_peers_fini(&h->peers);
+	return NULL;
+}
+
+int pifs_heal_new(struct pifsd *d, struct pifs_heal **out)
+{
+	pthread_condattr_t ca;
+	struct pifs_heal *h;
+	int rc;
+
+	h = calloc(1, sizeof(*h));
+	if (!h)
+		return -ENOMEM;
+	h->d = d;
+	atomic_init(&h->stop, false);
+	pifs_buf_init(&h->scratch);
+	pifs_meter_init(&h->meter, pifs_now_ms());
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	rc = -pthread_cond_init(&h->cond, &ca);
+	pthread_condattr_destroy(&ca);
+	if (rc < 0) {
+		free(h);
+		return rc;
+	}
+	pthread_mutex_init(&h->lock, NULL);
+	*out = h;
+	return 0;
+}
+
+int pifs_heal_start(struct pifs_heal *h)
+{
+	int rc = -pthread_create(&h->thread, NULL, run, h);
+
+	h->started = rc == 0;
+	return rc;
+}
+
+void pifs_heal_kick(struct pifs_heal *h)
+{
+	if (!h)
+		return;
+	pthread_mutex_lock(&h->lock);
+	h->kicked = true;
+	pthread_cond_broadcast(&h->cond);
+	pthread_mutex_unlock(&h->lock);
+}
+
+void pifs_heal_stop(struct pifs_heal *h)
+{
+	if (!h)
+		return;
+	pthread_mutex_lock(&h->lock);
+	atomic_store(&h->stop, true);
+	pthread_cond_broadcast(&h->cond);
+	pthread_mutex_unlock(&h->lock);
+}
+
+void pifs_heal_free(struct pifs_heal *h)
+{
+	size_t i;
+
+	if (!h)
+		return;
+	pifs_heal_stop(h);
+	if (h->started)
+		pthread_join(h->thread, NULL);
+	for (i = 0; i < h->group_cap; i++)
+		pifs_buf_fini(&h->groups[i].ids);
+	free(h->groups);
+	free(h->hn);
+	pifs_buf_fini(&h->scratch);
+	pthread_cond_destroy(&h->cond);
+	pthread_mutex_destroy(&h->lock);
+	free(h);
+}
+
+/* While a pass runs, what it has found so far may exceed what the last one
+ * left; what it resolved comes off whichever is larger. */
+static uint64_t estimate(bool running, uint64_t left, uint64_t found, uint64_t resolved)
+{
+	if (!running)
+		return left;
+	return (found > left ? found : left) - resolved;
+}
+
+void pifs_heal_report(struct pifs_heal *h, struct pifs_work *w)
+{
+	if (!h) {
+		w->heal_passes = w->heal_chunks = w->heal_bytes = w->degraded = 0;
+		w->heal_rate = w->moved_chunks = w->moved_bytes = 0;
+		return;
+	}
+	pthread_mutex_lock(&h->lock);
+	w->heal_passes = h->passes;
+	w->heal_chunks = estimate(h->running, h->left, h->cur.found, h->cur.resolved);
+	w->heal_bytes =
+	    estimate(h->running, h->left_bytes, h->cur.found_bytes, h->cur.resolved_bytes);
+	w->degraded = estimate(h->running, h->left_deg, h->cur.deg_found, h->cur.deg_resolved);
+	w->heal_rate = pifs_meter_rate(&h->meter, pifs_now_ms());
+	w->moved_chunks = h->moved_chunks;
+	w->moved_bytes = h->moved_bytes;
+	pthread_mutex_unlock(&h->lock);
+}
