@@ -15,7 +15,7 @@ struct pifs_ccache {
 	pthread_cond_t loaded;
 	uint64_t cap, bytes;
 	struct pifs_centry *buckets[NBUCKETS];
-	struct pifs_centry lru;	/* sentinel: lnext is the most recently used */
+	struct pifs_centry lru; /* sentinel: lnext is the most recently used */
 };
 
 struct pifs_ccache *pifs_ccache_new(uint64_t cap)

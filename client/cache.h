@@ -23,7 +23,7 @@ struct pifs_ccache;
  * reference and the entry was filled. */
 struct pifs_centry {
 	struct pifs_chunk_id id;
-	uint8_t *data;		/* owned by the cache; @len raw bytes */
+	uint8_t *data; /* owned by the cache; @len raw bytes */
 	uint32_t len;
 	/* Private to cache.c. */
 	int refs;

@@ -4,7 +4,13 @@
  * made on first use and closed when the thread exits (ZeroMQ sockets are not
  * thread-safe). The cluster map (nodes, their addresses and flags, replicas,
  * chunk size) comes from the metadata service and is fetched again whenever
- * a reply carries a newer map epoch.
+ * a reply carries a newer map epoch (one fetch at a time, throttled).
+ *
+ * A node that timed out, was unreachable, or failed a chunk write is avoided
+ * for a few seconds: no new chunks go to it and reads ask it last, until the
+ * map shows it down and then up again, or the time has passed. Waiting for a
+ * node is bounded by the configured timeout, and sending to a node that is
+ * not even connected by the shorter of it and two seconds.
  *
  * Thread-safe. */
 #ifndef PIFS_CLIENT_CLUSTER_H
@@ -14,10 +20,11 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "plan.h"
 #include "proto.h"
 
 /* The most nodes a chunk is written to: the longest replication chain. */
-#define PIFS_CLUSTER_MAX_CHAIN 16
+#define PIFS_CLUSTER_MAX_CHAIN PIFS_PLAN_MAX_CHAIN
 
 struct pifs_cluster;
 
@@ -25,9 +32,18 @@ struct pifs_cluster;
 struct pifs_cluster_put {
 	struct pifs_chunk_id id;
 	uint32_t raw_len;
-	uint32_t stored_len;	/* the frame's length */
-	uint32_t nodes[PIFS_CLUSTER_MAX_CHAIN];
+	uint32_t stored_len;			/* the frame's length */
+	uint32_t nodes[PIFS_CLUSTER_MAX_CHAIN]; /* the nodes holding a copy */
 	size_t n_nodes;
+	uint32_t wanted; /* the copies the map asks for; more than n_nodes when degraded */
+};
+
+/* What the live nodes said they hold, from pifs_cluster_has. */
+struct pifs_cluster_has {
+	size_t nnodes;
+	uint32_t *nodes; /* owned; the nodes asked: those the map says are up */
+	int *err;	 /* owned; 0, or why node i did not answer */
+	uint8_t *have;	 /* owned; have[i * n + c] is 1 when node i holds chunk c */
 };
 
 /* A cluster for the configuration @conf (borrowed; it must outlive the
@@ -43,6 +59,13 @@ void pifs_cluster_free(struct pifs_cluster *cl);
  * answered, or another -errno. */
 int pifs_cluster_connect(struct pifs_cluster *cl, int timeout_ms);
 
+/* Reads ask node @id first when it is an owner of the chunk (-o node=N).
+ * Without it a node is local when its address is one of this machine's
+ * interface addresses other than loopback, or its host name: on a cluster
+ * on loopback no node is local and reads keep the plain HRW order. Call it
+ * before pifs_cluster_connect. */
+void pifs_cluster_set_local(struct pifs_cluster *cl, uint32_t id);
+
 /* "host:port (node N)" of the metadata service, for messages. Borrowed. */
 const char *pifs_cluster_meta_name(const struct pifs_cluster *cl);
 
@@ -57,16 +80,21 @@ uint32_t pifs_cluster_replicas(struct pifs_cluster *cl);
 int pifs_cluster_meta_call(struct pifs_cluster *cl, struct pifs_msg *req, struct pifs_msg *rep);
 
 /* Hash, compress and frame @raw_len bytes at @raw (borrowed), and store the
- * frame on the chunk's owners by chain replication (@flags: PIFS_PUT_*).
- * Tries once more with a fresh map when a node of the chain failed.
- * Fills @res (OUT). Returns 0, -ENOSPC when the owners are full, or -EIO. */
+ * frame on R nodes by chain replication (@flags: PIFS_PUT_*): sent once, to
+ * the head of the chain (plan.h). Nodes that did not store it are replaced
+ * by the next candidates in HRW order until R copies are stored or no
+ * candidate is left. Fills @res (OUT). Returns 0 when at least one copy is
+ * stored (res->n_nodes < res->wanted says the chunk is short of copies, for
+ * heal to make up); -ENOSPC when no node stored it and every node that
+ * answered was full; -ENOMEM; or -EIO. */
 int pifs_cluster_put(struct pifs_cluster *cl, const void *raw, uint32_t raw_len, uint32_t flags,
 		     struct pifs_cluster_put *res /* OUT */);
 
-/* Fetch chunk @id from its first live owner, falling back along the HRW
- * order and then to every other live node, and check its hash. *@raw
- * (malloc'd; the caller frees it) receives *@len bytes. Returns 0, -EIO when
- * no node served a frame that verifies, or -ENOMEM. */
+/* Fetch chunk @id in the order of pifs_plan_read (a local owner, the
+ * owners, every other node; down and avoided nodes last) and check its hash:
+ * a copy that does not verify is never returned, the next node is asked.
+ * *@raw (malloc'd; the caller frees it) receives *@len bytes. Returns 0,
+ * -EIO when no node served a frame that verifies, or -ENOMEM. */
 int pifs_cluster_get(struct pifs_cluster *cl, const struct pifs_chunk_id *id,
 		     uint8_t **raw /* OUT */, uint32_t *len /* OUT */);
 
@@ -74,5 +102,15 @@ int pifs_cluster_get(struct pifs_cluster *cl, const struct pifs_chunk_id *id,
  * -errno (-EIO when the node is not in the map). */
 int pifs_cluster_sync(struct pifs_cluster *cl, uint32_t node, const struct pifs_chunk_id *ids,
 		      size_t n);
+
+/* Ask every node that the map says is up which of the @n chunks @ids
+ * (borrowed) it holds: all nodes at once, in batches. Fills @out (OUT; free
+ * with pifs_cluster_has_fini); a node that did not answer has its err set
+ * and holds nothing. Returns 0 or -ENOMEM. */
+int pifs_cluster_has(struct pifs_cluster *cl, const struct pifs_chunk_id *ids, size_t n,
+		     struct pifs_cluster_has *out /* OUT */);
+
+/* Free what @h owns. NULL-safe. */
+void pifs_cluster_has_fini(struct pifs_cluster_has *h);
 
 #endif

@@ -71,8 +71,11 @@ ssize_t pifs_data_write(struct pifs_data *d, struct pifs_file *f, const void *bu
  * succeeds. Returns 0, the remembered error, or the COMMIT's -errno. */
 int pifs_data_flush(struct pifs_data *d, struct pifs_file *f);
 
-/* Flush, then make the chunks written since the last fsync durable on every
- * node that stored them. Returns 0 or the first -errno. */
+/* Flush, then make the chunks written since the last fsync durable on the
+ * nodes that stored them. A chunk counts as durable when one of its nodes
+ * synced it (a node that died meanwhile is heal's to make up). Returns 0;
+ * -EIO (-ENOSPC when a node said so) when some chunk is durable on no node,
+ * which the next fsync tries again; the flush's error; or -ENOMEM. */
 int pifs_data_fsync(struct pifs_data *d, struct pifs_file *f);
 
 /* Flush every open file (at unmount). Returns 0 or the first -errno. */

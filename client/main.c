@@ -40,6 +40,7 @@ struct cli {
 	double attr_timeout, entry_timeout;
 	uint64_t cache_bytes;
 	bool cache_set;
+	uint32_t node;		/* -o node=N: reads ask this node first; 0 none */
 };
 
 static void usage(FILE *out)
@@ -62,11 +63,23 @@ static void usage(FILE *out)
 "    Data is written in chunks (the cluster's chunk_size): each chunk is\n"
 "    hashed, compressed when that pays, and stored on its replicas by chain\n"
 "    replication. close(2) and fflush return only when every chunk of the\n"
-"    file is on all its replicas and the new chunk list is committed;\n"
-"    fsync(2) also makes the replicas write the chunks to disk. An error of\n"
-"    any of this is returned by write, fsync or close, never lost. What one\n"
-"    node closed, another node sees when it next opens the file\n"
-"    (close-to-open consistency, as with NFS).\n"
+"    file is on its replicas and the new chunk list is committed; fsync(2)\n"
+"    also makes the replicas write the chunks to disk. A replica that is\n"
+"    down or full is replaced by the next node in placement order. When\n"
+"    fewer nodes than replicas are alive or have room, a chunk is accepted\n"
+"    on as many as took it, if at least one did, with a warning in the log;\n"
+"    the storage daemons' heal adds the missing copies later. With no copy\n"
+"    anywhere write, fsync or close fail (ENOSPC when every node that\n"
+"    answered was full, else EIO); nothing is lost silently. A read that no\n"
+"    node can serve with a copy that verifies fails with EIO, never with\n"
+"    zeros. What one node closed, another node sees when it next opens the\n"
+"    file (close-to-open consistency, as with NFS).\n"
+"\n"
+"    Any user who can read a file can see its health:\n"
+"    getfattr -n user.pifs.status FILE says healthy, degraded or\n"
+"    unreadable, and user.pifs.chunks lists each chunk's id and the nodes\n"
+"    holding it. The user.pifs. names are computed, not stored: they\n"
+"    cannot be set or removed.\n"
 "\n"
 "OPTIONS\n"
 "    -c, --config FILE\n"
@@ -91,6 +104,11 @@ static void usage(FILE *out)
 "    attr_timeout=SECONDS, entry_timeout=SECONDS\n"
 "        How long the kernel may trust attributes and names. Default 1.\n"
 "        Failed lookups are never cached.\n"
+"    node=N\n"
+"        This machine runs storage node N: reads of a chunk ask it first when\n"
+"        it holds one of the chunk's owner copies. Without it, a node is\n"
+"        taken for local when its address is one of this machine's network\n"
+"        addresses (loopback aside) or its host name.\n"
 "    allow_other, default_permissions, ro, and the other options of\n"
 "    mount.fuse3(8) are passed to FUSE. allow_other lets users other than\n"
 "    the one who mounted use the files (non-root needs user_allow_other in\n"
@@ -141,6 +159,19 @@ static int parse_seconds(const char *s, double *out)
 	return 0;
 }
 
+static int parse_node(const char *s, uint32_t *out)
+{
+	unsigned long v;
+	char *end;
+
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno || end == s || *end || v == 0 || v > INT32_MAX)
+		return -EINVAL;
+	*out = (uint32_t)v;
+	return 0;
+}
+
 /* Take our own options out of @opts (one -o argument); the rest is FUSE's. */
 static int parse_o(struct cli *c, const char *opts)
 {
@@ -156,6 +187,8 @@ static int parse_o(struct cli *c, const char *opts)
 			rc = parse_seconds(tok + 13, &c->attr_timeout);
 		} else if (strncmp(tok, "entry_timeout=", 14) == 0) {
 			rc = parse_seconds(tok + 14, &c->entry_timeout);
+		} else if (strncmp(tok, "node=", 5) == 0) {
+			rc = parse_node(tok + 5, &c->node);
 		} else if (strncmp(tok, "cache=", 6) == 0) {
 			rc = pifs_conf_parse_size(tok + 6, &c->cache_bytes);
 			c->cache_set = true;
@@ -168,7 +201,8 @@ static int parse_o(struct cli *c, const char *opts)
 		if (rc < 0)
 			fprintf(stderr, "pifs-mount: bad mount option '%s': %s\n", tok,
 				rc == -E2BIG ? "too many options" :
-				"expected attr_timeout=SECONDS, entry_timeout=SECONDS or cache=SIZE");
+				"expected attr_timeout=SECONDS, entry_timeout=SECONDS, "
+				"cache=SIZE or node=N");
 	}
 	free(copy);
 	return rc;
@@ -222,7 +256,8 @@ static int parse_cli(struct cli *c, int argc, char **argv)
 	if (optind != argc - 1) {
 		fprintf(stderr, "pifs-mount: %s\nUsage: pifs-mount [-c FILE] [-f] [-d] [-o OPTS] "
 			"MOUNTPOINT; try 'pifs-mount --help'.\n",
-			optind >= argc ? "no mount point given" : "more than one mount point given");
+			optind >= argc ? "no mount point given" :
+					 "more than one mount point given");
 		return -EINVAL;
 	}
 	c->mountpoint = argv[optind];
@@ -307,6 +342,12 @@ int main(int argc, char **argv)
 		pifs_conf_fini(&conf);
 		return EXIT_USAGE;
 	}
+	if (cli.node && !pifs_conf_node(&conf, cli.node)) {
+		fprintf(stderr, "pifs-mount: -o node=%u: %s has no [node %u] section; give the id "
+			"of the storage node on this machine\n", cli.node, cli.conf, cli.node);
+		pifs_conf_fini(&conf);
+		return EXIT_USAGE;
+	}
 	if (!realpath(cli.mountpoint, mnt)) {
 		fprintf(stderr, "pifs-mount: mount point %s: %s\n", cli.mountpoint,
 			strerror(errno));
@@ -342,6 +383,8 @@ int main(int argc, char **argv)
 		goto out_unmount;
 
 	rc = pifs_cluster_new(&conf, &m.cl);
+	if (rc == 0 && cli.node)
+		pifs_cluster_set_local(m.cl, cli.node);
 	if (rc == 0)
 		rc = pifs_cluster_connect(m.cl, (int)conf.timeout_ms);
 	if (rc == 0)

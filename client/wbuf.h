@@ -17,10 +17,10 @@
 #include <stdint.h>
 
 struct pifs_wbuf {
-	uint8_t *data;		/* owned; @cap bytes, zero where never written */
-	uint32_t cap;		/* the chunk size */
-	uint32_t lo, hi;	/* the written extent; lo == hi when nothing was written */
-	bool merged;		/* the old bytes are in place: every byte is valid */
+	uint8_t *data;	 /* owned; @cap bytes, zero where never written */
+	uint32_t cap;	 /* the chunk size */
+	uint32_t lo, hi; /* the written extent; lo == hi when nothing was written */
+	bool merged;	 /* the old bytes are in place: every byte is valid */
 };
 
 /* Allocate @cap zeroed bytes for @w (OUT). Returns 0, -EINVAL for a zero
