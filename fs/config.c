@@ -48,6 +48,8 @@ enum {
 	CK_HEAL_RATE,
 	CK_SCRUB_INTERVAL,
 	CK_SCRUB_RATE,
+	CK_GC_INTERVAL,
+	CK_GC_GRACE,
 	CK_N
 };
 
@@ -71,6 +73,11 @@ static const struct key cluster_keys[CK_N] = {
 			   false, "a duration such as 168h (a week), or 0 for no scheduled scrub"},
     [CK_SCRUB_RATE] = {"scrub_rate", K_SIZE, CONF(scrub_rate), 0, UINT64_MAX, false,
 		       "bytes per second, such as 20M, or 0 for no limit"},
+    [CK_GC_INTERVAL] = {"gc_interval", K_DURATION, CONF(gc_interval_ms), 0, UINT64_MAX, false,
+			"a duration such as 1h, or 0 for no scheduled garbage collection"},
+    [CK_GC_GRACE] = {"gc_grace", K_DURATION, CONF(gc_grace_ms), 1000, UINT64_MAX, false,
+		     "a duration of at least 1s, such as 1h; it must be much longer than a "
+		     "client takes to commit what it uploaded"},
 };
 
 enum { NK_ADDRESS, NK_DATA, NK_META, NK_WEIGHT, NK_N };
@@ -180,6 +187,8 @@ void pifs_conf_init(struct pifs_conf *c)
 	c->heal_rate = 50ull << 20;
 	c->scrub_interval_ms = 7ull * 24 * 60 * 60 * 1000;
 	c->scrub_rate = 20ull << 20;
+	c->gc_interval_ms = 60 * 60 * 1000;
+	c->gc_grace_ms = 60 * 60 * 1000;
 	c->n_nodes = 0;
 	c->nodes = NULL;
 }
@@ -383,7 +392,7 @@ static int handler(void *user, const char *section, const char *name, const char
 	uint8_t *base;
 	int *seen;
 	size_t n, i;
-	char list[128];
+	char list[256];
 
 	(void)section; /* The reader tracks sections, with their lines. */
 	if (ps->sec == SEC_NONE) {

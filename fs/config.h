@@ -14,6 +14,8 @@
  *   heal_rate = 50M       ; bytes/s each node may copy for heal (0: no limit)
  *   scrub_interval = 168h ; how often each node re-reads every chunk (0: never)
  *   scrub_rate = 20M      ; bytes/s each node may read for scrub (0: no limit)
+ *   gc_interval = 1h      ; how often each node deletes unreferenced chunks (0: never)
+ *   gc_grace = 1h         ; a chunk written or re-written this recently is kept
  *
  *   [node 1]
  *   address = 192.168.1.11:7070
@@ -57,6 +59,8 @@ struct pifs_conf {
 	uint64_t heal_rate;	    /* bytes/s; 0: no limit */
 	uint64_t scrub_interval_ms; /* 0: no scheduled scrub */
 	uint64_t scrub_rate;	    /* bytes/s; 0: no limit */
+	uint64_t gc_interval_ms;    /* 0: no scheduled garbage collection */
+	uint64_t gc_grace_ms;	    /* at least a second */
 	size_t n_nodes;
 	struct pifs_conf_node *nodes; /* owned; @n_nodes, in file order */
 };

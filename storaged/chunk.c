@@ -19,6 +19,7 @@
 #include <zmq.h>
 
 #include "ctl.h"
+#include "gc.h"
 #include "heal.h"
 #include "log.h"
 #include "rpc.h"
@@ -483,6 +484,17 @@ static int verify(struct pifs_chunk_worker *w, const void *data, size_t len,
 	return pifs_frame_verify(data, len, w->scratch.p, w->scratch.cap);
 }
 
+/* Is this node new, waiting to be admitted? Not if the writer's map (of
+ * @epoch) is newer than ours: it may know that it was admitted since. */
+static bool not_admitted(struct pifs_chunk_worker *w, uint64_t epoch)
+{
+	uint64_t mine = pifs_nodemap_epoch(&w->d->map);
+	uint32_t flags;
+
+	return mine && mine >= epoch && pifs_nodemap_flags(&w->d->map, self_id(w), &flags) == 0 &&
+	       (flags & PIFS_NODE_NEW);
+}
+
 static void put(struct pifs_chunk_worker *w, const struct req *r,
 		const struct pifs_msg_CHUNK_PUT *q, uint64_t epoch, zmq_msg_t *pay)
 {
@@ -537,12 +549,20 @@ static void put(struct pifs_chunk_worker *w, const struct req *r,
 	}
 	if (rc == 1)
 		p = forward(w, r, q, next, pay, hex);
-	rc = pifs_store_put(d->store, data, len, (q->flags & PIFS_PUT_SYNC) ? PIFS_STORE_SYNC : 0,
-			    &w->scratch);
-	if (rc < 0)
-		pifs_warn("node %u: could not store chunk %s in %s: %s; %s", self_id(w), hex,
-			  d->data, strerror(-rc),
-			  rc == -ENOSPC ? "free some space or add a node" : "check the data disk");
+	if (not_admitted(w, epoch)) {
+		rc = -EPERM;
+		pifs_warn("node %u: refused chunk %s: this node joined by itself and takes no "
+			  "chunks until an operator admits it (pifs-admin node add %s)",
+			  self_id(w), hex, d->self->addr);
+	} else {
+		rc = pifs_store_put(d->store, data, len,
+				    (q->flags & PIFS_PUT_SYNC) ? PIFS_STORE_SYNC : 0, &w->scratch);
+		if (rc < 0)
+			pifs_warn("node %u: could not store chunk %s in %s: %s; %s", self_id(w),
+				  hex, d->data, strerror(-rc),
+				  rc == -ENOSPC ? "free some space or add a node"
+						: "check the data disk");
+	}
 	if (p) {
 		p->local_rc = rc;
 		return;
@@ -664,17 +684,97 @@ static void has(struct pifs_chunk_worker *w, const struct req *r,
 static void work_start(struct pifs_chunk_worker *w, const struct req *r,
 		       const struct pifs_msg_WORK_START *q)
 {
-	if (q->flags == PIFS_WORK_HEAL) {
+	switch (q->flags) {
+	case PIFS_WORK_HEAL:
 		pifs_heal_kick(w->d->heal);
-	} else if (q->flags == PIFS_WORK_SCRUB) {
+		break;
+	case PIFS_WORK_SCRUB:
 		pifs_scrub_kick(w->d->scrub);
-	} else {
+		break;
+	case PIFS_WORK_GC:
+	case PIFS_WORK_GC | PIFS_WORK_DRYRUN:
+		pifs_gc_kick(w->d->gc, q->flags & PIFS_WORK_DRYRUN);
+		break;
+	default:
 		status(w, r, -EINVAL,
-		       "WORK_START to node %u has flags %#x; it takes 0 (scrub) or %#x (heal)",
-		       self_id(w), q->flags, PIFS_WORK_HEAL);
+		       "WORK_START to node %u has flags %#x; it takes 0 (scrub), %#x (heal), %#x "
+		       "(garbage collection) or %#x (its dry run)",
+		       self_id(w), q->flags, PIFS_WORK_HEAL, PIFS_WORK_GC,
+		       PIFS_WORK_GC | PIFS_WORK_DRYRUN);
 		return;
 	}
 	status(w, r, 0, NULL);
+}
+
+/* Change the throttles of heal and scrub until the daemon restarts. */
+static void work_set(struct pifs_chunk_worker *w, const struct req *r,
+		     const struct pifs_msg_WORK_SET *q)
+{
+	pifs_heal_set_rate(w->d->heal, q->heal_rate);
+	pifs_scrub_set_rate(w->d->scrub, q->scrub_rate);
+	if (q->heal_rate)
+		pifs_info("node %u: heal and rebalance now copy at most %" PRIu64 " bytes/s (until "
+			  "the node restarts)",
+			  self_id(w), q->heal_rate);
+	if (q->scrub_rate)
+		pifs_info("node %u: scrub now reads at most %" PRIu64 " bytes/s (until the node "
+			  "restarts)",
+			  self_id(w), q->scrub_rate);
+	status(w, r, 0, NULL);
+}
+
+/* What this node's convergence pass would send now: R_PLAN. */
+static void plan(struct pifs_chunk_worker *w, const struct req *r, const struct pifs_msg_PLAN *q)
+{
+	struct pifs_heal_forecast *fc;
+	struct pifs_msg rep;
+	struct pifs_move mv;
+	size_t i;
+	int rc;
+
+	if (q->flags & ~(uint32_t)PIFS_NODE_NEW) {
+		status(w, r, -EINVAL,
+		       "PLAN to node %u has flags %#x; it takes 0 (under the current map) or %#x "
+		       "(as if the new nodes were admitted)",
+		       self_id(w), q->flags, PIFS_NODE_NEW);
+		return;
+	}
+	fc = malloc(sizeof(*fc));
+	if (!fc) {
+		status(w, r, -ENOMEM, "node %u is out of memory", self_id(w));
+		return;
+	}
+	rc = pifs_heal_forecast(w->d->heal, q->flags, fc);
+	if (rc == -EBUSY)
+		status(w, r, rc, "node %u is making another plan; retry in a moment", self_id(w));
+	else if (rc == -EAGAIN)
+		status(w, r, rc,
+		       "node %u has no cluster map yet; retry once its heartbeat reaches the "
+		       "metadata voter (node %u)",
+		       self_id(w), w->d->voter->id);
+	else if (rc < 0)
+		status(w, r, rc, "node %u could not make a plan: %s%s", self_id(w), strerror(-rc),
+		       rc == -ECANCELED ? " (it is stopping)" : "; check its data disk");
+	if (rc < 0)
+		goto out_free;
+	pifs_buf_reset(&w->list);
+	for (i = 0; i < fc->n; i++) {
+		mv.from = self_id(w);
+		mv.to = fc->moves[i].to;
+		mv.chunks = fc->moves[i].chunks;
+		mv.bytes = fc->moves[i].bytes;
+		if (pifs_move_append(&w->list, &mv) < 0) {
+			status(w, r, -ENOMEM, "node %u is out of memory", self_id(w));
+			goto out_free;
+		}
+	}
+	pifs_msg_init(&rep, PIFS_MSG_R_PLAN);
+	rep.u.R_PLAN.chunks = fc->chunks;
+	rep.u.R_PLAN.bytes = fc->bytes;
+	rep.u.R_PLAN.moves = pifs_list_of(&w->list, (uint32_t)fc->n);
+	reply(w, r, &rep, NULL, 0);
+out_free:
+	free(fc);
 }
 
 static void node_stat(struct pifs_chunk_worker *w, const struct req *r)
@@ -697,6 +797,7 @@ static void node_stat(struct pifs_chunk_worker *w, const struct req *r)
 	rep.u.R_NODE.corrupt = st.corrupt;
 	pifs_heal_report(w->d->heal, &rep.u.R_NODE.work);
 	pifs_scrub_report(w->d->scrub, &rep.u.R_NODE.work);
+	pifs_gc_report(w->d->gc, &rep.u.R_NODE.work);
 	reply(w, r, &rep, NULL, 0);
 }
 
@@ -740,6 +841,12 @@ static void handle(struct pifs_chunk_worker *w, zmq_msg_t *ident, zmq_msg_t *bod
 		break;
 	case PIFS_MSG_WORK_START:
 		work_start(w, &r, &m.u.WORK_START);
+		break;
+	case PIFS_MSG_WORK_SET:
+		work_set(w, &r, &m.u.WORK_SET);
+		break;
+	case PIFS_MSG_PLAN:
+		plan(w, &r, &m.u.PLAN);
 		break;
 	default:
 		status(w, &r, -EOPNOTSUPP, "%s is not a chunk request", pifs_proto_name(m.type));

@@ -1,5 +1,6 @@
-/* chunk.h - the chunk workers: CHUNK_PUT/GET/SYNC/DEL/HAS, NODE_STAT and
- * WORK_START.
+/* chunk.h - the chunk workers: CHUNK_PUT/GET/SYNC/DEL/HAS, NODE_STAT,
+ * WORK_START, WORK_SET and PLAN (which holds its worker while it asks the
+ * other nodes, as a convergence pass would).
  *
  * A worker takes requests from the broker's inproc DEALER, answers on the
  * same socket with the requester's routing identity first, and forwards

@@ -111,6 +111,40 @@ void pifs_heal_plan(struct pifs_heal_chunk *c)
 	c->drop = !self_owner && c->nowners == c->replicas && owners_holding == c->nowners;
 }
 
+bool pifs_heal_urgent(const struct pifs_heal_node *old, size_t nold,
+		      const struct pifs_heal_node *cur, size_t ncur)
+{
+	const uint32_t held = PIFS_NODE_NEW | PIFS_NODE_DRAIN;
+	const struct pifs_heal_node *o, *c;
+	size_t i, j;
+
+	for (i = 0; i < nold; i++) {
+		o = &old[i];
+		if (!(o->flags & PIFS_NODE_IN))
+			continue;
+		for (c = NULL, j = 0; j < ncur && !c; j++)
+			if (cur[j].id == o->id)
+				c = &cur[j];
+		/* Out by failure, or removed while in: its copies are lost. */
+		if (!c || !(c->flags & (PIFS_NODE_IN | PIFS_NODE_DRAIN)))
+			return true;
+	}
+	for (j = 0; j < ncur; j++) {
+		c = &cur[j];
+		if ((c->flags & held) ||
+		    (c->flags & (PIFS_NODE_UP | PIFS_NODE_IN)) != (PIFS_NODE_UP | PIFS_NODE_IN))
+			continue;
+		for (o = NULL, i = 0; i < nold && !o; i++)
+			if (old[i].id == c->id)
+				o = &old[i];
+		/* Back from down or out: the stand-in copies go home. */
+		if (o && !(o->flags & held) &&
+		    (o->flags & (PIFS_NODE_UP | PIFS_NODE_IN)) != (PIFS_NODE_UP | PIFS_NODE_IN))
+			return true;
+	}
+	return false;
+}
+
 /* A chunk of the batch. */
 struct item {
 	struct pifs_chunk_id id;
@@ -133,6 +167,29 @@ struct group {
 	bool sent, ok;
 };
 
+/* One walk over this node's chunks in batches, deciding for each: a pass of
+ * the loop, or a plan made for PLAN by a chunk worker. Owned by one thread. */
+struct walk {
+	struct pifsd *d;
+	atomic_bool *stop; /* borrowed: the loop's */
+	uint32_t as_in;	   /* PIFS_NODE_* flags of up nodes that count as in (a plan's what-if) */
+	struct pifs_peers peers;
+	struct item batch[BATCH];
+	struct pifs_heal_chunk plan[BATCH];
+	size_t nbatch;
+	struct group *groups; /* owned; @ngroups used of @group_cap */
+	size_t ngroups, group_cap;
+	struct pifs_heal_node *hn; /* the map of the batch; owned, @nhn of @hn_cap */
+	size_t nhn, hn_cap;
+	uint32_t replicas;
+	uint64_t epoch;
+	bool agree; /* every node asked in the batch has our map epoch */
+	/* Nodes that did not answer a CHUNK_HAS in this walk: not asked again,
+	 * so that a dead node costs one timeout per walk, not one per batch. */
+	uint32_t mute[PIFS_PLACE_MAX_NODES];
+	size_t nmute;
+};
+
 /* What the pass under way has seen, and what the last one left. */
 struct tally {
 	uint64_t found, found_bytes, resolved, resolved_bytes, deg_found, deg_resolved;
@@ -144,27 +201,19 @@ struct pifs_heal {
 	bool started;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	bool kicked;	  /* under @lock */
-	atomic_bool stop; /* set under @lock, read anywhere */
+	bool kicked;		   /* under @lock */
+	atomic_bool stop;	   /* set under @lock, read anywhere */
+	_Atomic uint64_t rate;	   /* heal_rate, changed by WORK_SET */
+	pthread_mutex_t plan_lock; /* held while a chunk worker makes a plan */
 	/* Figures, under @lock. */
 	bool running;
 	struct tally cur;
 	uint64_t passes, left, left_bytes, left_deg, moved_chunks, moved_bytes;
 	struct pifs_meter meter;
 	/* The thread's own. */
-	struct pifs_peers peers;
+	struct walk w;
 	int64_t next_pass;
 	struct pifs_pace pace;
-	struct item batch[BATCH];
-	struct pifs_heal_chunk plan[BATCH];
-	size_t nbatch;
-	struct group *groups; /* owned; @ngroups used of @group_cap */
-	size_t ngroups, group_cap;
-	struct pifs_heal_node *hn; /* the map of the batch; owned, @nhn of @hn_cap */
-	size_t nhn, hn_cap;
-	uint32_t replicas;
-	uint64_t epoch;
-	bool agree; /* every node asked in the batch has our map epoch */
 	uint64_t sent, dropped, failed;
 	int last_err; /* of the first failure of the pass */
 	uint32_t last_node;
@@ -179,6 +228,25 @@ static uint32_t self_id(const struct pifs_heal *h)
 static bool stopping(struct pifs_heal *h)
 {
 	return atomic_load(&h->stop);
+}
+
+static void walk_init(struct walk *w, struct pifsd *d, atomic_bool *stop, uint32_t as_in)
+{
+	w->d = d;
+	w->stop = stop;
+	w->as_in = as_in;
+	pifs_peers_init(&w->peers, d->zctx, &d->map);
+}
+
+static void walk_fini(struct walk *w)
+{
+	size_t i;
+
+	pifs_peers_fini(&w->peers);
+	for (i = 0; i < w->group_cap; i++)
+		pifs_buf_fini(&w->groups[i].ids);
+	free(w->groups);
+	free(w->hn);
 }
 
 /* The CLOCK_MONOTONIC time @ms from now, for pthread_cond_timedwait. */
@@ -208,53 +276,55 @@ static void nap(struct pifs_heal *h, int64_t ms)
 }
 
 /* Take the map for a batch. Returns false when there is none yet. */
-static bool load_map(struct pifs_heal *h)
+static bool load_map(struct walk *w)
 {
 	struct pifs_nodemap_entry *nodes;
 	size_t n, i;
 
-	if (pifs_nodemap_copy(&h->d->map, &nodes, &n, &h->replicas, &h->epoch) < 0)
+	if (pifs_nodemap_copy(&w->d->map, &nodes, &n, &w->replicas, &w->epoch) < 0)
 		return false;
-	if (n > h->hn_cap) {
-		struct pifs_heal_node *nh = realloc(h->hn, n * sizeof(*nh));
+	if (n > w->hn_cap) {
+		struct pifs_heal_node *nh = realloc(w->hn, n * sizeof(*nh));
 
 		if (!nh) {
 			free(nodes);
 			return false;
 		}
-		h->hn = nh;
-		h->hn_cap = n;
+		w->hn = nh;
+		w->hn_cap = n;
 	}
 	for (i = 0; i < n; i++) {
-		h->hn[i].id = nodes[i].id;
-		h->hn[i].weight = nodes[i].weight;
-		h->hn[i].flags = nodes[i].flags;
+		w->hn[i].id = nodes[i].id;
+		w->hn[i].weight = nodes[i].weight;
+		w->hn[i].flags = nodes[i].flags;
+		if ((w->hn[i].flags & w->as_in) && (w->hn[i].flags & PIFS_NODE_UP))
+			w->hn[i].flags = (w->hn[i].flags & ~w->as_in) | PIFS_NODE_IN;
 	}
-	h->nhn = n;
+	w->nhn = n;
 	free(nodes);
-	return h->epoch != 0 && n <= PIFS_PLACE_MAX_NODES;
+	return w->epoch != 0 && n <= PIFS_PLACE_MAX_NODES;
 }
 
-static struct group *group_of(struct pifs_heal *h, uint32_t node)
+static struct group *group_of(struct walk *w, uint32_t node)
 {
 	struct group *g;
 	size_t i;
 
-	for (i = 0; i < h->ngroups; i++)
-		if (h->groups[i].node == node)
-			return &h->groups[i];
-	if (h->ngroups == h->group_cap) {
-		size_t cap = h->group_cap ? 2 * h->group_cap : 4;
+	for (i = 0; i < w->ngroups; i++)
+		if (w->groups[i].node == node)
+			return &w->groups[i];
+	if (w->ngroups == w->group_cap) {
+		size_t cap = w->group_cap ? 2 * w->group_cap : 4;
 
-		g = realloc(h->groups, cap * sizeof(*g));
+		g = realloc(w->groups, cap * sizeof(*g));
 		if (!g)
 			return NULL;
-		h->groups = g;
-		for (i = h->group_cap; i < cap; i++)
-			pifs_buf_init(&h->groups[i].ids);
-		h->group_cap = cap;
+		w->groups = g;
+		for (i = w->group_cap; i < cap; i++)
+			pifs_buf_init(&w->groups[i].ids);
+		w->group_cap = cap;
 	}
-	g = &h->groups[h->ngroups++];
+	g = &w->groups[w->ngroups++];
 	g->node = node;
 	g->n = 0;
 	g->sent = g->ok = false;
@@ -264,14 +334,14 @@ static struct group *group_of(struct pifs_heal *h, uint32_t node)
 }
 
 /* Add chunk @ci (its ask slot @slot) to the request for @node. */
-static int group_add(struct pifs_heal *h, uint32_t node, uint32_t ci, uint8_t slot)
+static int group_add(struct walk *w, uint32_t node, uint32_t ci, uint8_t slot)
 {
-	struct group *g = group_of(h, node);
+	struct group *g = group_of(w, node);
 	struct pifs_chunkid rec;
 
 	if (!g)
 		return -ENOMEM;
-	rec.id = h->batch[ci].id;
+	rec.id = w->batch[ci].id;
 	if (pifs_chunkid_append(&g->ids, &rec) < 0)
 		return -ENOMEM;
 	g->chunk[g->n] = ci;
@@ -280,19 +350,31 @@ static int group_add(struct pifs_heal *h, uint32_t node, uint32_t ci, uint8_t sl
 	return 0;
 }
 
+static bool muted(const struct walk *w, uint32_t node)
+{
+	size_t i;
+
+	for (i = 0; i < w->nmute; i++)
+		if (w->mute[i] == node)
+			return true;
+	return false;
+}
+
 /* Send the request of every group (CHUNK_HAS or CHUNK_SYNC) at once, so
  * that the nodes answer in parallel. */
-static void send_groups(struct pifs_heal *h, enum pifs_msg_type type)
+static void send_groups(struct walk *w, enum pifs_msg_type type)
 {
-	int timeout = (int)h->d->conf->timeout_ms;
+	int timeout = (int)w->d->conf->timeout_ms;
 	struct pifs_msg req;
 	size_t i;
 
-	for (i = 0; i < h->ngroups && !stopping(h); i++) {
-		struct group *g = &h->groups[i];
+	for (i = 0; i < w->ngroups && !atomic_load(w->stop); i++) {
+		struct group *g = &w->groups[i];
 		struct pifs_list ids = pifs_list_of(&g->ids, g->n);
 
-		if (pifs_peers_get(&h->peers, g->node, &g->rpc) < 0)
+		if (type == PIFS_MSG_CHUNK_HAS && muted(w, g->node))
+			continue;
+		if (pifs_peers_get(&w->peers, g->node, &g->rpc) < 0)
 			continue;
 		pifs_msg_init(&req, type);
 		if (type == PIFS_MSG_CHUNK_HAS)
@@ -308,26 +390,26 @@ static void send_groups(struct pifs_heal *h, enum pifs_msg_type type)
 
 /* Ask every node of the batch which chunks it holds, and note the answers
  * in the plans. */
-static int ask_batch(struct pifs_heal *h)
+static int ask_batch(struct walk *w)
 {
-	int64_t deadline = pifs_now_ms() + h->d->conf->timeout_ms;
+	int64_t deadline = pifs_now_ms() + w->d->conf->timeout_ms;
 	struct pifs_msg rep;
 	uint32_t i, j;
 	int rc;
 
-	h->ngroups = 0;
-	for (i = 0; i < h->nbatch; i++)
-		for (j = 0; j < h->plan[i].nask; j++)
-			if ((rc = group_add(h, h->plan[i].ask[j], i, (uint8_t)j)) < 0)
+	w->ngroups = 0;
+	for (i = 0; i < w->nbatch; i++)
+		for (j = 0; j < w->plan[i].nask; j++)
+			if ((rc = group_add(w, w->plan[i].ask[j], i, (uint8_t)j)) < 0)
 				return rc;
-	send_groups(h, PIFS_MSG_CHUNK_HAS);
-	h->agree = true;
-	for (i = 0; i < h->ngroups; i++) {
-		struct group *g = &h->groups[i];
+	send_groups(w, PIFS_MSG_CHUNK_HAS);
+	w->agree = true;
+	for (i = 0; i < w->ngroups; i++) {
+		struct group *g = &w->groups[i];
 		int64_t left = deadline - pifs_now_ms();
 
 		if (!g->sent) {
-			h->agree = false;
+			w->agree = false;
 			continue;
 		}
 		rc = pifs_rpc_recv(g->rpc, g->reqid, &rep, NULL, NULL, left > 0 ? (int)left : 0);
@@ -335,17 +417,40 @@ static int ask_batch(struct pifs_heal *h)
 			rc = -EPROTO;
 		if (rc < 0) {
 			pifs_debug("node %u: node %u did not say which of %u chunks it holds: %s; "
-				   "heal leaves them for its next pass",
-				   self_id(h), g->node, g->n, strerror(-rc));
-			h->agree = false;
+				   "it is not asked again in this pass, which leaves them for the "
+				   "next one",
+				   w->d->self->id, g->node, g->n, strerror(-rc));
+			if (w->nmute < PIFS_PLACE_MAX_NODES)
+				w->mute[w->nmute++] = g->node;
+			w->agree = false;
 			continue;
 		}
-		if (rep.epoch != h->epoch)
-			h->agree = false;
+		if (rep.epoch != w->epoch)
+			w->agree = false;
 		for (j = 0; j < g->n; j++)
-			h->plan[g->chunk[j]].has[g->slot[j]] =
+			w->plan[g->chunk[j]].has[g->slot[j]] =
 			    rep.u.R_HAS.have.p[j] ? PIFS_HEAL_HOLDS : PIFS_HEAL_LACKS;
 	}
+	return 0;
+}
+
+/* Take the map and decide for every chunk of the batch from the answers.
+ * Returns 0, -EAGAIN without a map, or -ENOMEM. */
+static int decide_batch(struct walk *w)
+{
+	uint32_t i;
+	int rc;
+
+	if (!load_map(w))
+		return -EAGAIN;
+	for (i = 0; i < w->nbatch; i++)
+		pifs_heal_prepare(w->hn, w->nhn, w->replicas, w->d->self->id, &w->batch[i].id,
+				  &w->plan[i]);
+	rc = ask_batch(w);
+	if (rc < 0)
+		return rc;
+	for (i = 0; i < w->nbatch; i++)
+		pifs_heal_plan(&w->plan[i]);
 	return 0;
 }
 
@@ -375,7 +480,7 @@ static int push(struct pifs_heal *h, uint32_t node, const struct pifs_chunk_id *
 	struct pifs_rpc *rpc;
 	int rc;
 
-	rc = pifs_peers_get(&h->peers, node, &rpc);
+	rc = pifs_peers_get(&h->w.peers, node, &rpc);
 	if (rc < 0)
 		return rc;
 	pifs_msg_init(&req, PIFS_MSG_CHUNK_PUT);
@@ -403,19 +508,20 @@ static int slot_of(const struct pifs_heal_chunk *c, uint32_t node)
  * so that one dead node costs one timeout, not one per chunk. */
 static void give_up_on(struct pifs_heal *h, uint32_t node, uint32_t ci)
 {
+	struct walk *w = &h->w;
 	uint32_t i, j;
 
-	for (i = ci; i < h->nbatch; i++)
-		for (j = 0; j < h->plan[i].nask; j++)
-			if (h->plan[i].ask[j] == node && h->plan[i].has[j] == PIFS_HEAL_LACKS)
-				h->plan[i].has[j] = PIFS_HEAL_UNKNOWN;
+	for (i = ci; i < w->nbatch; i++)
+		for (j = 0; j < w->plan[i].nask; j++)
+			if (w->plan[i].ask[j] == node && w->plan[i].has[j] == PIFS_HEAL_LACKS)
+				w->plan[i].has[j] = PIFS_HEAL_UNKNOWN;
 }
 
 /* Copy chunk @ci to the owners that lack it, as its plan says. */
 static void copy_out(struct pifs_heal *h, uint32_t ci)
 {
-	struct pifs_heal_chunk *c = &h->plan[ci];
-	struct item *it = &h->batch[ci];
+	struct pifs_heal_chunk *c = &h->w.plan[ci];
+	struct item *it = &h->w.batch[ci];
 	void *frame;
 	size_t len;
 	uint32_t i;
@@ -443,6 +549,8 @@ static void copy_out(struct pifs_heal *h, uint32_t ci)
 		h->moved_bytes += len;
 		pifs_meter_add(&h->meter, len, pifs_now_ms());
 		pthread_mutex_unlock(&h->lock);
+		/* WORK_SET may have changed the rate since the last copy. */
+		h->pace.rate = atomic_load(&h->rate);
 		nap(h, pifs_pace_spend(&h->pace, len, pifs_now_ms()));
 	}
 	free(frame);
@@ -452,8 +560,8 @@ static void copy_out(struct pifs_heal *h, uint32_t ci)
 /* Count chunk @ci as the pass leaves it. */
 static void settle(struct pifs_heal *h, uint32_t ci, bool dropped)
 {
-	const struct pifs_heal_chunk *c = &h->plan[ci];
-	const struct item *it = &h->batch[ci];
+	const struct pifs_heal_chunk *c = &h->w.plan[ci];
+	const struct item *it = &h->w.batch[ci];
 
 	pthread_mutex_lock(&h->lock);
 	if (it->found) {
@@ -478,30 +586,31 @@ static void settle(struct pifs_heal *h, uint32_t ci, bool dropped)
 static void drop_round(struct pifs_heal *h)
 {
 	int64_t deadline = pifs_now_ms() + h->d->conf->timeout_ms;
+	struct walk *w = &h->w;
 	struct pifs_msg rep;
 	uint32_t i, j;
 	bool any = false;
 	char hex[33];
 	int rc;
 
-	h->ngroups = 0;
-	for (i = 0; i < h->nbatch; i++) {
-		struct pifs_heal_chunk *c = &h->plan[i];
+	w->ngroups = 0;
+	for (i = 0; i < w->nbatch; i++) {
+		struct pifs_heal_chunk *c = &w->plan[i];
 
-		h->batch[i].synced = c->drop && h->agree;
-		if (!h->batch[i].synced)
+		w->batch[i].synced = c->drop && w->agree;
+		if (!w->batch[i].synced)
 			continue;
 		any = true;
 		for (j = 0; j < c->nask; j++)
 			if (c->ask_rank[j] < c->nowners &&
-			    group_add(h, c->ask[j], i, (uint8_t)j) < 0)
-				h->batch[i].synced = false;
+			    group_add(w, c->ask[j], i, (uint8_t)j) < 0)
+				w->batch[i].synced = false;
 	}
 	if (!any)
 		return;
-	send_groups(h, PIFS_MSG_CHUNK_SYNC);
-	for (i = 0; i < h->ngroups; i++) {
-		struct group *g = &h->groups[i];
+	send_groups(w, PIFS_MSG_CHUNK_SYNC);
+	for (i = 0; i < w->ngroups; i++) {
+		struct group *g = &w->groups[i];
 		int64_t left = deadline - pifs_now_ms();
 
 		rc = -EHOSTUNREACH;
@@ -509,19 +618,19 @@ static void drop_round(struct pifs_heal *h)
 			rc = pifs_rpc_recv(g->rpc, g->reqid, &rep, NULL, NULL,
 					   left > 0 ? (int)left : 0);
 		for (j = 0; rc < 0 && j < g->n; j++)
-			h->batch[g->chunk[j]].synced = false;
+			w->batch[g->chunk[j]].synced = false;
 	}
-	for (i = 0; i < h->nbatch && !stopping(h); i++) {
-		if (!h->batch[i].synced)
+	for (i = 0; i < w->nbatch && !stopping(h); i++) {
+		if (!w->batch[i].synced)
 			continue;
-		rc = pifs_store_del(h->d->store, &h->batch[i].id);
+		rc = pifs_store_del(h->d->store, &w->batch[i].id);
 		if (rc < 0 && rc != -ENOENT) {
-			pifs_chunk_id_hex(&h->batch[i].id, hex);
+			pifs_chunk_id_hex(&w->batch[i].id, hex);
 			pifs_warn(
 			    "node %u: heal could not delete its surplus copy of chunk %s: %s; "
 			    "check the data disk",
 			    self_id(h), hex, strerror(-rc));
-			h->batch[i].synced = false;
+			w->batch[i].synced = false;
 			continue;
 		}
 		h->dropped++;
@@ -531,41 +640,37 @@ static void drop_round(struct pifs_heal *h)
 /* Decide and act for the chunks of the batch. */
 static void run_batch(struct pifs_heal *h)
 {
+	struct walk *w = &h->w;
 	uint32_t i;
 
-	if (!h->nbatch || !load_map(h))
+	if (!w->nbatch || decide_batch(w) < 0)
 		return;
-	for (i = 0; i < h->nbatch; i++)
-		pifs_heal_prepare(h->hn, h->nhn, h->replicas, self_id(h), &h->batch[i].id,
-				  &h->plan[i]);
-	if (ask_batch(h) < 0)
-		return;
-	for (i = 0; i < h->nbatch && !stopping(h); i++) {
-		pifs_heal_plan(&h->plan[i]);
-		h->batch[i].found = h->plan[i].misplaced;
-		h->batch[i].deg = h->plan[i].degraded;
-		if (h->plan[i].npush)
+	for (i = 0; i < w->nbatch && !stopping(h); i++) {
+		w->batch[i].found = w->plan[i].misplaced;
+		w->batch[i].deg = w->plan[i].degraded;
+		if (w->plan[i].npush)
 			copy_out(h, i);
 	}
 	if (stopping(h))
 		return;
 	drop_round(h);
-	for (i = 0; i < h->nbatch; i++)
-		settle(h, i, h->batch[i].synced);
+	for (i = 0; i < w->nbatch; i++)
+		settle(h, i, w->batch[i].synced);
 }
 
 static int collect(const struct pifs_chunk_id *id, uint64_t size, void *arg)
 {
 	struct pifs_heal *h = arg;
+	struct walk *w = &h->w;
 
 	if (stopping(h))
 		return 1;
-	h->batch[h->nbatch].id = *id;
-	h->batch[h->nbatch].size = size;
-	h->nbatch++;
-	if (h->nbatch == BATCH) {
+	w->batch[w->nbatch].id = *id;
+	w->batch[w->nbatch].size = size;
+	w->nbatch++;
+	if (w->nbatch == BATCH) {
 		run_batch(h);
-		h->nbatch = 0;
+		w->nbatch = 0;
 	}
 	return 0;
 }
@@ -581,12 +686,13 @@ static void pass(struct pifs_heal *h)
 	h->running = true;
 	pthread_mutex_unlock(&h->lock);
 	h->sent = h->dropped = h->failed = 0;
-	h->nbatch = 0;
-	pifs_pace_init(&h->pace, h->d->conf->heal_rate, pifs_now_ms());
+	h->w.nbatch = 0;
+	h->w.nmute = 0;
+	pifs_pace_init(&h->pace, atomic_load(&h->rate), pifs_now_ms());
 	rc = pifs_store_each(h->d->store, collect, h);
 	if (rc == 0) {
 		run_batch(h);
-		h->nbatch = 0;
+		h->w.nbatch = 0;
 	}
 	pthread_mutex_lock(&h->lock);
 	h->running = false;
@@ -617,8 +723,8 @@ static void pass(struct pifs_heal *h)
 }
 
 /* Wait for the next pass: heal_interval after the last one began, or a
- * kick (WORK_START, or the heartbeat installing a new map). Returns false
- * when the loop must stop. */
+ * kick (WORK_START, or the heartbeat installing a map that needs one).
+ * Returns false when the loop must stop. */
 static bool wait_turn(struct pifs_heal *h)
 {
 	struct timespec ts;
@@ -645,12 +751,12 @@ static void *run(void *arg)
 {
 	struct pifs_heal *h = arg;
 
-	pifs_peers_init(&h->peers, h->d->zctx, &h->d->map);
+	walk_init(&h->w, h->d, &h->stop, 0);
 	while (wait_turn(h)) {
 		h->next_pass = pifs_now_ms() + h->d->conf->heal_interval_ms;
 		pass(h);
 	}
-	pifs_peers_fini(&h->peers);
+	walk_fini(&h->w);
 	return NULL;
 }
 
@@ -665,6 +771,7 @@ int pifs_heal_new(struct pifsd *d, struct pifs_heal **out)
 		return -ENOMEM;
 	h->d = d;
 	atomic_init(&h->stop, false);
+	atomic_init(&h->rate, d->conf->heal_rate);
 	pifs_buf_init(&h->scratch);
 	pifs_meter_init(&h->meter, pifs_now_ms());
 	pthread_condattr_init(&ca);
@@ -676,6 +783,7 @@ int pifs_heal_new(struct pifsd *d, struct pifs_heal **out)
 		return rc;
 	}
 	pthread_mutex_init(&h->lock, NULL);
+	pthread_mutex_init(&h->plan_lock, NULL);
 	*out = h;
 	return 0;
 }
@@ -698,6 +806,12 @@ void pifs_heal_kick(struct pifs_heal *h)
 	pthread_mutex_unlock(&h->lock);
 }
 
+void pifs_heal_set_rate(struct pifs_heal *h, uint64_t rate)
+{
+	if (h && rate)
+		atomic_store(&h->rate, rate);
+}
+
 void pifs_heal_stop(struct pifs_heal *h)
 {
 	if (!h)
@@ -710,21 +824,96 @@ void pifs_heal_stop(struct pifs_heal *h)
 
 void pifs_heal_free(struct pifs_heal *h)
 {
-	size_t i;
-
 	if (!h)
 		return;
 	pifs_heal_stop(h);
 	if (h->started)
 		pthread_join(h->thread, NULL);
-	for (i = 0; i < h->group_cap; i++)
-		pifs_buf_fini(&h->groups[i].ids);
-	free(h->groups);
-	free(h->hn);
 	pifs_buf_fini(&h->scratch);
 	pthread_cond_destroy(&h->cond);
 	pthread_mutex_destroy(&h->lock);
+	pthread_mutex_destroy(&h->plan_lock);
 	free(h);
+}
+
+/* A plan under way: its walk and what it found so far. */
+struct forecast {
+	struct walk *w;
+	struct pifs_heal_forecast *out;
+	int err;
+};
+
+/* Count what the batch's decisions would send, and where. */
+static int forecast_batch(struct forecast *f)
+{
+	struct pifs_heal_forecast *out = f->out;
+	struct walk *w = f->w;
+	uint32_t i, j;
+	size_t k;
+	int rc;
+
+	if (!w->nbatch)
+		return 0;
+	rc = decide_batch(w);
+	if (rc < 0)
+		return rc;
+	for (i = 0; i < w->nbatch; i++) {
+		for (j = 0; j < w->plan[i].npush; j++) {
+			for (k = 0; k < out->n && out->moves[k].to != w->plan[i].push[j]; k++)
+				;
+			if (k == out->n) {
+				if (out->n == PIFS_PLACE_MAX_NODES)
+					return -EOVERFLOW;
+				out->moves[out->n].to = w->plan[i].push[j];
+				out->moves[out->n].chunks = out->moves[out->n].bytes = 0;
+				out->n++;
+			}
+			out->moves[k].chunks++;
+			out->moves[k].bytes += w->batch[i].size;
+			out->chunks++;
+			out->bytes += w->batch[i].size;
+		}
+	}
+	w->nbatch = 0;
+	return 0;
+}
+
+static int forecast_collect(const struct pifs_chunk_id *id, uint64_t size, void *arg)
+{
+	struct forecast *f = arg;
+	struct walk *w = f->w;
+
+	if (atomic_load(w->stop))
+		return -ECANCELED;
+	w->batch[w->nbatch].id = *id;
+	w->batch[w->nbatch].size = size;
+	w->nbatch++;
+	return w->nbatch == BATCH ? forecast_batch(f) : 0;
+}
+
+int pifs_heal_forecast(struct pifs_heal *h, uint32_t as_in, struct pifs_heal_forecast *out)
+{
+	struct forecast f;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	if (pthread_mutex_trylock(&h->plan_lock) != 0)
+		return -EBUSY;
+	f.out = out;
+	f.w = calloc(1, sizeof(*f.w));
+	if (!f.w) {
+		rc = -ENOMEM;
+		goto out_unlock;
+	}
+	walk_init(f.w, h->d, &h->stop, as_in);
+	rc = pifs_store_each(h->d->store, forecast_collect, &f);
+	if (rc == 0)
+		rc = forecast_batch(&f);
+	walk_fini(f.w);
+	free(f.w);
+out_unlock:
+	pthread_mutex_unlock(&h->plan_lock);
+	return rc;
 }
 
 /* While a pass runs, what it has found so far may exceed what the last one

@@ -12,7 +12,10 @@
  * chunks on disk and the map.
  *
  * A pass starts every heal_interval and on pifs_heal_kick: WORK_START, and
- * the heartbeat when it installs a new map. Copies are paced at heal_rate.
+ * the heartbeat when it installs a map that puts copies at risk or brings an
+ * owner back (pifs_heal_urgent). Copies are paced at heal_rate, which
+ * WORK_SET changes. pifs_heal_forecast makes the same decisions without
+ * acting on them, for PLAN.
  *
  * The decision for one chunk is pure (pifs_heal_prepare, pifs_heal_plan) so
  * that it can be tested without sockets. */
@@ -24,6 +27,7 @@
 #include <stdint.h>
 
 #include "frame.h"
+#include "place.h"
 #include "proto.h"
 #include "storaged_i.h"
 
@@ -86,6 +90,16 @@ void pifs_heal_prepare(const struct pifs_heal_node *nodes, size_t n, uint32_t re
  * PIFS_HEAL_HOLDS to learn what is left. */
 void pifs_heal_plan(struct pifs_heal_chunk *c);
 
+/* Does the change from the map @old (@nold nodes) to @cur (@ncur), both
+ * borrowed, need a pass at once? Yes when copies are at risk: a node that was
+ * in is out without being drained, or gone from the map; and when an owner
+ * is back: a node that was down or out is up and in, unless it is new or
+ * being drained. An operator's changes (admitting a new node, draining one,
+ * a weight) wait for WORK_START or heal_interval, so that a plan made after
+ * them still shows what will move. Pure. */
+bool pifs_heal_urgent(const struct pifs_heal_node *old, size_t nold,
+		      const struct pifs_heal_node *cur, size_t ncur);
+
 struct pifs_heal;
 
 /* The convergence loop of the daemon @d (borrowed; it must outlive the
@@ -97,6 +111,31 @@ int pifs_heal_start(struct pifs_heal *h);
 
 /* Start a pass now, or right after the one under way. NULL-safe. */
 void pifs_heal_kick(struct pifs_heal *h);
+
+/* Copy at most @rate bytes/s from now on, the running pass included (until
+ * the daemon restarts); 0 changes nothing, UINT64_MAX lifts the limit.
+ * Thread-safe, NULL-safe. */
+void pifs_heal_set_rate(struct pifs_heal *h, uint64_t rate);
+
+/* What a pass of this node would send now, and where. */
+struct pifs_heal_forecast {
+	uint64_t chunks, bytes; /* copies to send, and their bytes, in all */
+	size_t n;		/* targets in @moves */
+	struct {
+		uint32_t to;
+		uint64_t chunks, bytes;
+	} moves[PIFS_PLACE_MAX_NODES];
+};
+
+/* Walk this node's chunks and make a pass's decisions (asking the other
+ * nodes with CHUNK_HAS, as a pass does) without sending or deleting
+ * anything, into @out (OUT). The up nodes whose flags have one of @as_in
+ * (PIFS_NODE_NEW, or 0) count as in: a plan for admitting them. Runs in the
+ * caller's thread, one at a time. Returns 0, -EBUSY (another plan is being
+ * made: retry), -EAGAIN (no map yet), -ECANCELED (the daemon is stopping),
+ * -ENOMEM or -errno from walking the store. */
+int pifs_heal_forecast(struct pifs_heal *h, uint32_t as_in,
+		       struct pifs_heal_forecast *out /* OUT */);
 
 /* Ask the thread to stop soon, without waiting for it. NULL-safe. */
 void pifs_heal_stop(struct pifs_heal *h);

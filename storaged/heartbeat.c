@@ -9,6 +9,7 @@
 #include <zmq.h>
 
 #include "ctl.h"
+#include "gc.h"
 #include "heal.h"
 #include "log.h"
 #include "rpc.h"
@@ -22,19 +23,92 @@ struct pifs_heartbeat {
 	char endpoint[300];
 	int timeout_ms;
 	bool unreachable; /* warned already: say it once, not every beat */
+	bool removed;	  /* an operator took this node out of the map: stay quiet */
 };
+
+/* The installed map as heal sees it: *@out (OUT, freed with free()) gets
+ * *@n nodes; *@self_flags those of this node, or UINT32_MAX when the map
+ * does not list it. Returns the map's epoch, or 0 (no map, or no memory). */
+static uint64_t map_nodes(struct pifsd *d, struct pifs_heal_node **out, size_t *n,
+			  uint32_t *self_flags)
+{
+	struct pifs_nodemap_entry *nodes;
+	uint32_t replicas;
+	uint64_t epoch;
+	size_t i;
+
+	*out = NULL;
+	*n = 0;
+	*self_flags = UINT32_MAX;
+	if (pifs_nodemap_copy(&d->map, &nodes, n, &replicas, &epoch) < 0)
+		return 0;
+	*out = malloc((*n ? *n : 1) * sizeof(**out));
+	if (!*out) {
+		free(nodes);
+		*n = 0;
+		return 0;
+	}
+	for (i = 0; i < *n; i++) {
+		(*out)[i].id = nodes[i].id;
+		(*out)[i].weight = nodes[i].weight;
+		(*out)[i].flags = nodes[i].flags;
+		if (nodes[i].id == d->self->id)
+			*self_flags = nodes[i].flags;
+	}
+	free(nodes);
+	return epoch;
+}
 
 static uint32_t self_id(const struct pifs_heartbeat *hb)
 {
 	return hb->d->self->id;
 }
 
+/* A new map is installed; the one before was @old (@nold nodes, this node's
+ * flags @was, of @epoch). Start a pass if it needs one, and say what changed
+ * for this node. */
+static void react(struct pifs_heartbeat *hb, const struct pifs_heal_node *old, size_t nold,
+		  uint32_t was, uint64_t epoch)
+{
+	struct pifsd *d = hb->d;
+	struct pifs_heal_node *cur;
+	uint32_t is;
+	size_t ncur;
+
+	map_nodes(d, &cur, &ncur, &is);
+	if (!epoch || pifs_heal_urgent(old, nold, cur, ncur))
+		pifs_heal_kick(d->heal);
+	if (was != UINT32_MAX && is == UINT32_MAX) {
+		hb->removed = true;
+		pifs_warn("node %u: an operator removed this node from the cluster map: it stops "
+			  "its heartbeat and takes no part in the cluster; stop this daemon, or "
+			  "restart it to join again as a new node",
+			  self_id(hb));
+	} else if (is != UINT32_MAX && (is & PIFS_NODE_NEW) &&
+		   (was == UINT32_MAX || !(was & PIFS_NODE_NEW))) {
+		pifs_info("node %u: joined the cluster map as a new node; it takes no data until "
+			  "an operator admits it: pifs-admin node add %s",
+			  self_id(hb), d->self->addr);
+	} else if (was != UINT32_MAX && (was & PIFS_NODE_NEW) && is != UINT32_MAX &&
+		   !(is & PIFS_NODE_NEW)) {
+		pifs_info("node %u: admitted to the cluster; it takes its share of the data at "
+			  "the next rebalance",
+			  self_id(hb));
+	}
+	free(cur);
+}
+
 /* Fetch the map and install it. */
 static void fetch_map(struct pifs_heartbeat *hb)
 {
+	struct pifs_heal_node *old;
 	struct pifs_msg req, rep;
+	uint64_t epoch;
+	uint32_t was;
+	size_t nold;
 	int rc;
 
+	epoch = map_nodes(hb->d, &old, &nold, &was);
 	pifs_msg_init(&req, PIFS_MSG_MAP_GET);
 	req.u.MAP_GET.have_epoch = pifs_nodemap_epoch(&hb->d->map);
 	rc = pifs_rpc_call(hb->rpc, &req, NULL, 0, &rep, NULL, NULL, hb->timeout_ms);
@@ -49,9 +123,9 @@ static void fetch_map(struct pifs_heartbeat *hb)
 	else if (rc == 1) {
 		pifs_info("node %u: cluster map epoch %" PRIu64 " installed (%" PRIu32 " nodes)",
 			  self_id(hb), rep.u.R_MAP.epoch, rep.u.R_MAP.nodes.count);
-		/* A new map may move chunks: heal looks at once. */
-		pifs_heal_kick(hb->d->heal);
+		react(hb, old, nold, was, epoch);
 	}
+	free(old);
 }
 
 static void beat(struct pifs_heartbeat *hb)
@@ -76,6 +150,7 @@ static void beat(struct pifs_heartbeat *hb)
 	req.u.NODE_HELLO.chunks = st.chunks;
 	pifs_heal_report(d->heal, &req.u.NODE_HELLO.work);
 	pifs_scrub_report(d->scrub, &req.u.NODE_HELLO.work);
+	pifs_gc_report(d->gc, &req.u.NODE_HELLO.work);
 	pifs_rpc_set_epoch(hb->rpc, pifs_nodemap_epoch(&d->map));
 	pifs_msg_init(&rep, PIFS_MSG_NONE);
 	rc = pifs_rpc_call(hb->rpc, &req, NULL, 0, &rep, NULL, NULL, hb->timeout_ms);
@@ -120,7 +195,8 @@ static void *run(void *arg)
 	while (!atomic_load(&d->heartbeat_stop)) {
 		zmq_pollitem_t item = {hb->ctl, 0, ZMQ_POLLIN, 0};
 
-		beat(hb);
+		if (!hb->removed)
+			beat(hb);
 		rc = zmq_poll(&item, 1, (long)d->conf->heartbeat_ms);
 		if (rc < 0 && errno != EINTR)
 			break;

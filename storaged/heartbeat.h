@@ -1,10 +1,13 @@
 /* heartbeat.h - this node's heartbeat to the metadata voter.
  *
  * Every `heartbeat` of the config, the node sends NODE_HELLO with its space
- * and chunk figures and the progress of its heal and scrub; the voter marks
- * it up and answers with the map epoch.
- * When that epoch is newer than the node's map, the heartbeat fetches the
- * map (MAP_GET), installs it for the chunk workers, and starts a heal pass. */
+ * and chunk figures and the progress of its heal, scrub and garbage
+ * collection; the voter marks it up (and adds a node it does not know as
+ * new) and answers with the map epoch. When that epoch is newer than the
+ * node's map, the heartbeat fetches the map (MAP_GET), installs it for the
+ * chunk workers, and starts a heal pass if the change needs one
+ * (pifs_heal_urgent). A node that an operator removed from the map stops its
+ * heartbeat, so that it does not come back as new by itself. */
 #ifndef PIFS_HEARTBEAT_H
 #define PIFS_HEARTBEAT_H
 

@@ -20,6 +20,7 @@
 
 #include "chunk.h"
 #include "ctl.h"
+#include "gc.h"
 #include "heal.h"
 #include "heartbeat.h"
 #include "log.h"
@@ -40,6 +41,7 @@ static const char help_text[] =
     "pifs-storaged - the storage daemon of a pifs cluster\n"
     "\n"
     "Usage: pifs-storaged [-c FILE] -n ID [-d DIR] [-l HOST:PORT] [--log-level LEVEL]\n"
+    "       pifs-storaged [-c FILE] -n ID -d DIR -l HOST:PORT   (a new node joining)\n"
     "       pifs-storaged --help | --version\n"
     "\n"
     "pifs-storaged keeps one node's share of a pifs cluster. It stores chunks of\n"
@@ -48,24 +50,32 @@ static const char help_text[] =
     "reads it, passes each new chunk on down its replication chain, and serves\n"
     "chunks to clients and peers. In the background it copies its chunks to the\n"
     "nodes that should hold them and drops copies that are no longer needed\n"
-    "(heal and rebalance), and re-reads every chunk to repair damaged ones from\n"
-    "another copy (scrub). On the node that the config makes the metadata\n"
-    "voter (meta = yes) it also runs the metadata service: the namespace and\n"
-    "the cluster map, with a write-ahead log and snapshots in DATA/meta. Every\n"
-    "node sends a heartbeat to the voter, which marks a silent node down, and\n"
-    "out after out_after. The daemon runs in the foreground and logs to\n"
-    "stderr: run it under systemd or another supervisor.\n"
+    "(heal and rebalance), re-reads every chunk to repair damaged ones from\n"
+    "another copy (scrub), and deletes the chunks that no file references once\n"
+    "they are older than gc_grace (garbage collection). On the node that the\n"
+    "config makes the metadata voter (meta = yes) it also runs the metadata\n"
+    "service: the namespace and the cluster map, with a write-ahead log and\n"
+    "snapshots in DATA/meta. Every node sends a heartbeat to the voter, which\n"
+    "marks a silent node down, and out after out_after. The daemon runs in the\n"
+    "foreground and logs to stderr: run it under systemd or another supervisor.\n"
+    "\n"
+    "A new node joins a running cluster without a [node ID] section: start it\n"
+    "with the cluster's config, a node id no other node has, --data and\n"
+    "--listen (the address the other nodes reach it at). Its first heartbeat\n"
+    "adds it to the cluster map as new; it takes no data until an operator\n"
+    "admits it (pifs-admin node add HOST:PORT).\n"
     "\n"
     "Options:\n"
     "  -c, --config FILE       the cluster's configuration file, the same on every\n"
     "                          node (default: $PIFS_CONF, else " DEFAULT_CONF ")\n"
     "  -n, --node ID           which [node ID] section of the config this daemon\n"
-    "                          is (required)\n"
+    "                          is, or a new node's id (required)\n"
     "  -d, --data DIR          the data directory (default: the node's 'data' key);\n"
     "                          created if its parent exists, never with parents, so\n"
     "                          that an unmounted disk is not replaced by the SD card\n"
     "  -l, --listen HOST:PORT  bind here instead of the node's 'address' (such as\n"
-    "                          0.0.0.0:7070); other nodes still use 'address'\n"
+    "                          0.0.0.0:7070); other nodes still use 'address'.\n"
+    "                          For a new node, its address: not 0.0.0.0 or [::]\n"
     "      --log-level LEVEL   error, warn, info (default) or debug\n"
     "  -h, --help              show this help and exit\n"
     "  -V, --version           show the version and exit\n"
@@ -82,6 +92,8 @@ static const char help_text[] =
     "  heal_rate = 50M         ; bytes/s that heal may copy (0: no limit)\n"
     "  scrub_interval = 168h   ; how often to re-read and verify every chunk (0: never)\n"
     "  scrub_rate = 20M        ; bytes/s that scrub may read (0: no limit)\n"
+    "  gc_interval = 1h        ; how often to delete unreferenced chunks (0: never)\n"
+    "  gc_grace = 1h           ; keep a chunk written or re-written this recently\n"
     "\n"
     "  [node 1]\n"
     "  address = 192.168.1.11:7070\n"
@@ -206,6 +218,43 @@ static int parse_args(int argc, char **argv, struct args *a)
 	return 0;
 }
 
+/* Is @addr (host:port, checked) a wildcard, which other nodes cannot reach? */
+static bool wildcard(const char *addr)
+{
+	return strncmp(addr, "0.0.0.0:", 8) == 0 || strncmp(addr, "[::]:", 5) == 0 ||
+	       strncmp(addr, "*:", 2) == 0;
+}
+
+/* A node that the config does not name joins with the address it listens
+ * on and the data directory it was given: fill @self with them. Returns 0,
+ * or -EINVAL after saying what is missing. */
+static int joining_node(const struct args *a, struct pifs_conf_node *self)
+{
+	char ep[300];
+
+	if (!a->listen || !a->data) {
+		fprintf(stderr,
+			PROG ": node %u is not in %s: give --node the id of one of its [node ID] "
+			     "sections, or, to join a new node, give --listen HOST:PORT (its "
+			     "address) and --data DIR as well\n",
+			a->node, a->config);
+		return -EINVAL;
+	}
+	if (wildcard(a->listen) || strlen(a->listen) >= sizeof(self->addr) ||
+	    pifs_conf_endpoint(a->listen, ep, sizeof(ep)) < 0) {
+		fprintf(stderr,
+			PROG ": --listen '%s' must be the address the other nodes reach new node "
+			     "%u at, such as 192.168.1.14:7070 (not 0.0.0.0 or [::])\n",
+			a->listen, a->node);
+		return -EINVAL;
+	}
+	memset(self, 0, sizeof(*self));
+	self->id = a->node;
+	strcpy(self->addr, a->listen);
+	snprintf(self->data, sizeof(self->data), "%s", a->data);
+	return 0;
+}
+
 /* What to do about a data directory that does not open. */
 static const char *store_hint(int rc)
 {
@@ -271,8 +320,11 @@ static int run(struct pifsd *d, const char *endpoint, const char *listen_addr, i
 	rc = pifs_heal_new(d, &d->heal);
 	if (rc == 0)
 		rc = pifs_scrub_new(d, &d->scrub);
+	if (rc == 0)
+		rc = pifs_gc_new(d, &d->gc);
 	if (rc < 0) {
-		pifs_err("node %u: cannot set up heal and scrub: %s", d->self->id, strerror(-rc));
+		pifs_err("node %u: cannot set up heal, scrub and garbage collection: %s",
+			 d->self->id, strerror(-rc));
 		goto out_server;
 	}
 	if (pifsd_is_voter(d)) {
@@ -296,7 +348,8 @@ static int run(struct pifsd *d, const char *endpoint, const char *listen_addr, i
 	rc = pifs_heartbeat_start(d, &hb);
 	if (rc < 0)
 		goto out_threads;
-	if ((rc = pifs_heal_start(d->heal)) < 0 || (rc = pifs_scrub_start(d->scrub)) < 0)
+	if ((rc = pifs_heal_start(d->heal)) < 0 || (rc = pifs_scrub_start(d->scrub)) < 0 ||
+	    (rc = pifs_gc_start(d->gc)) < 0)
 		goto out_threads;
 	started = true;
 	pifs_info("node %u ready on %s (data %s)", d->self->id, listen_addr, d->data);
@@ -314,14 +367,17 @@ out_threads:
 	pifs_server_publish(srv, PIFS_CTL_HEARTBEAT);
 	pifs_heal_stop(d->heal);
 	pifs_scrub_stop(d->scrub);
+	pifs_gc_stop(d->gc);
 	pifs_heartbeat_join(hb);
 	stop_workers(d, srv, workers, md);
 out_server:
 	/* After the workers, which may still hand them corrupt chunks. */
 	pifs_heal_free(d->heal);
 	pifs_scrub_free(d->scrub);
+	pifs_gc_free(d->gc);
 	d->heal = NULL;
 	d->scrub = NULL;
+	d->gc = NULL;
 	pifs_server_close(srv);
 out_ctx:
 	zmq_ctx_term(d->zctx);
@@ -334,6 +390,7 @@ out_store:
 
 int main(int argc, char **argv)
 {
+	struct pifs_conf_node joiner;
 	struct pifs_conf conf;
 	struct pifsd d;
 	struct args a;
@@ -358,12 +415,11 @@ int main(int argc, char **argv)
 	d.self = pifs_conf_node(&conf, a.node);
 	d.voter = pifs_conf_meta(&conf);
 	if (!d.self) {
-		fprintf(stderr,
-			PROG ": node %u is not in %s: give --node the id of one of its [node ID] "
-			     "sections, or add a [node %u] section on every node\n",
-			a.node, a.config, a.node);
-		pifs_conf_fini(&conf);
-		return EXIT_USAGE;
+		if (joining_node(&a, &joiner) < 0) {
+			pifs_conf_fini(&conf);
+			return EXIT_USAGE;
+		}
+		d.self = &joiner;
 	}
 	listen_addr = a.listen ? a.listen : d.self->addr;
 	if (pifs_conf_endpoint(listen_addr, endpoint, sizeof(endpoint)) < 0) {

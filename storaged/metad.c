@@ -190,19 +190,53 @@ static void log_node_add(struct pifs_metad *md, const struct pifs_msg_NODE_ADD *
 		return;
 	}
 	if (joined)
-		pifs_info("node %u: node %u joins the cluster map with weight %u", self_id(md),
-			  a->id, a->weight);
+		pifs_info("node %u: node %u at %.*s joins the cluster map as a new node with "
+			  "weight %u; it takes no data until an operator admits it: pifs-admin "
+			  "node add %.*s",
+			  self_id(md), a->id, (int)a->addr.len, a->addr.p, a->weight,
+			  (int)a->addr.len, a->addr.p);
 	else if (weighed)
 		pifs_info("node %u: node %u gets weight %u, the size of its disk in GiB",
 			  self_id(md), a->id, a->weight);
 	if (came_up && !joined)
 		pifs_info("node %u: node %u is up%s", self_id(md), a->id,
-			  (a->flags & PIFS_NODE_IN) ? "" : " (draining: it stays out)");
+			  (a->flags & PIFS_NODE_IN)    ? ""
+			  : (a->flags & PIFS_NODE_NEW) ? " (new: it stays out until admitted)"
+						       : " (draining: it stays out)");
+}
+
+/* The address of node @id in the map into @out (@cap bytes). Returns 0,
+ * -ENOENT or -ENAMETOOLONG. Uses md->scratch. */
+static int map_addr(struct pifs_metad *md, uint32_t id, char *out, size_t cap)
+{
+	struct pifs_msg q, map;
+	struct pifs_cursor c;
+	struct pifs_node n;
+
+	pifs_msg_init(&q, PIFS_MSG_MAP_GET);
+	pifs_meta_query(md->meta, &q, &map, &md->scratch);
+	if (map.type != PIFS_MSG_R_MAP)
+		return -ENOENT;
+	pifs_cursor_init(&c, &map.u.R_MAP.nodes);
+	while (pifs_node_next(&c, &n) == 1)
+		if (n.id == id)
+			return pifs_str_copy(n.addr, out, cap);
+	return -ENOENT;
+}
+
+/* Is @addr (borrowed) host:port, an address other nodes can use? */
+static bool addr_ok(struct pifs_str addr)
+{
+	char a[256], ep[300];
+
+	return pifs_str_copy(addr, a, sizeof(a)) == 0 && pifs_conf_endpoint(a, ep, sizeof(ep)) == 0;
 }
 
 /* A heartbeat: note the node's figures, and log its map entry when it is
  * new to the map, its weight is "auto", or the map says it is down: a node
- * that answers is up, and in again unless it is being drained. */
+ * that answers is up, and in again unless it is new or being drained. A node
+ * the map does not list joins it as new (PIFS_NODE_NEW, not in), whether the
+ * config names it or not: only an operator makes a node a member. */
 static int hello(struct pifs_metad *md, const struct pifs_msg_NODE_HELLO *h, struct pifs_msg *rep)
 {
 	const struct pifs_conf_node *cn = pifs_conf_node(md->d->conf, h->id);
@@ -210,15 +244,27 @@ static int hello(struct pifs_metad *md, const struct pifs_msg_NODE_HELLO *h, str
 	struct pifs_msg add, added;
 	struct live *l;
 	bool known, came_up;
+	char addr[256];
 	int rc;
 
 	known = pifs_meta_node(md->meta, h->id, &flags, &weight) == 0;
-	if (!known && !cn) {
-		set_status(md, rep, -ENOENT,
-			   "node %u is neither in the cluster map nor in the config of metadata "
-			   "voter node %u; add a [node %u] section to pifs.conf on every node, "
-			   "then restart node %u",
-			   h->id, self_id(md), h->id, self_id(md));
+	if (!known && !cn && !addr_ok(h->addr)) {
+		set_status(md, rep, -EINVAL,
+			   "node %u is not in the cluster map and its address '%.*s' is not "
+			   "host:port; start it with --listen HOST:PORT, the address the other "
+			   "nodes reach it at",
+			   h->id, (int)h->addr.len, h->addr.p);
+		return 0;
+	}
+	/* A node that joined by itself is known by its address: another daemon
+	 * given the same id must not pass for it. */
+	if (known && !cn && map_addr(md, h->id, addr, sizeof(addr)) == 0 &&
+	    (strlen(addr) != h->addr.len || memcmp(addr, h->addr.p, h->addr.len) != 0)) {
+		set_status(md, rep, -EEXIST,
+			   "node id %u belongs to the node at %s in the cluster map, not to "
+			   "'%.*s'; start this daemon with another --node id, or, if node %u "
+			   "moved, change its address in the map first",
+			   h->id, addr, (int)h->addr.len, h->addr.p, h->id);
 		return 0;
 	}
 	l = find_live(md, h->id);
@@ -243,14 +289,14 @@ static int hello(struct pifs_metad *md, const struct pifs_msg_NODE_HELLO *h, str
 	l->used = h->used;
 	l->chunks = h->chunks;
 	l->work = h->work;
-	nflags = known ? flags : PIFS_NODE_IN | (cn->meta ? PIFS_NODE_META : 0);
+	nflags = known ? flags : PIFS_NODE_NEW;
 	came_up = !(nflags & PIFS_NODE_UP);
 	nflags |= PIFS_NODE_UP;
-	if (came_up && !(nflags & PIFS_NODE_DRAIN))
+	if (came_up && !(nflags & (PIFS_NODE_DRAIN | PIFS_NODE_NEW)))
 		nflags |= PIFS_NODE_IN;
 	/* Weight "auto" is the disk's size in GiB, which only the node can
 	 * tell: it is filled in at the first heartbeat that reports one. */
-	nweight = known ? weight : cn->weight;
+	nweight = known ? weight : cn ? cn->weight : 0;
 	if (nweight == 0 && h->capacity > 0)
 		nweight = h->capacity >> 30 ? (uint32_t)(h->capacity >> 30) : 1;
 	if (!known || nweight != weight || nflags != flags) {
@@ -479,6 +525,13 @@ static void log_change(struct pifs_metad *md, const struct change *ch, const str
 		pifs_info("node %u: node %u is out: its chunks are being copied to other nodes "
 			  "(no heartbeat for %.1f s); it comes back in by itself once it answers",
 			  self_id(md), ch->id, ch->silent_s);
+	else if (!(ch->flags & PIFS_NODE_IN))
+		pifs_info("node %u: node %u is down (no heartbeat for %.1f s); it is %s, so no "
+			  "chunk is placed on it: nothing to do for it until it answers",
+			  self_id(md), ch->id, ch->silent_s,
+			  (ch->flags & PIFS_NODE_NEW)	  ? "new and not admitted"
+			  : (ch->flags & PIFS_NODE_DRAIN) ? "being drained"
+							  : "out");
 	else
 		pifs_info("node %u: node %u is down (no heartbeat for %.1f s); its chunks are read "
 			  "from the other owners; check that node: its chunks are copied elsewhere "
@@ -524,7 +577,7 @@ static void check_liveness(struct pifs_metad *md)
 			continue;
 		x->id = n.id;
 		x->weight = n.weight;
-		x->out = !(x->flags & PIFS_NODE_IN);
+		x->out = (n.flags & PIFS_NODE_IN) && !(x->flags & PIFS_NODE_IN);
 		x->silent_s = (double)silent / 1000;
 		nch++;
 	}

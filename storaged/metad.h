@@ -9,8 +9,10 @@
  * df, and logs the changes of liveness in the map, so that every client and
  * daemon learns them through the map epoch: a node silent for down_after is
  * down, one silent for out_after is out, and one that answers again is up
- * (and in, unless it is being drained). After a restart every node gets
- * down_after from the restart before it can be marked down. */
+ * (and in, unless it is new or being drained). A node that the map does not
+ * list joins it with its first heartbeat as new (PIFS_NODE_NEW, not in) and
+ * stays so until an operator admits it (NODE_SET). After a restart every
+ * node gets down_after from the restart before it can be marked down. */
 #ifndef PIFS_METAD_H
 #define PIFS_METAD_H
 

@@ -83,6 +83,23 @@ int pifs_nodemap_endpoint(struct pifs_nodemap *m, uint32_t id, char *out, size_t
 	return pifs_conf_endpoint(addr, out, cap);
 }
 
+int pifs_nodemap_flags(struct pifs_nodemap *m, uint32_t id, uint32_t *flags)
+{
+	int rc = -ENOENT;
+	size_t i;
+
+	pthread_mutex_lock(&m->lock);
+	for (i = 0; i < m->n; i++) {
+		if (m->nodes[i].id == id) {
+			*flags = m->nodes[i].flags;
+			rc = 0;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&m->lock);
+	return rc;
+}
+
 bool pifs_nodemap_is_down(struct pifs_nodemap *m, uint32_t id)
 {
 	bool down = false;

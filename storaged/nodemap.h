@@ -53,6 +53,10 @@ static inline uint64_t pifs_nodemap_epoch(struct pifs_nodemap *m)
  * -EINVAL for an address without a port. */
 int pifs_nodemap_endpoint(struct pifs_nodemap *m, uint32_t id, char *out, size_t cap);
 
+/* The flags (PIFS_NODE_*) of node @id in the installed map into *@flags.
+ * Returns 0, or -ENOENT for a node the map does not list (or no map). */
+int pifs_nodemap_flags(struct pifs_nodemap *m, uint32_t id, uint32_t *flags /* OUT */);
+
 /* Does the installed map say that node @id is down (PIFS_NODE_UP clear)?
  * False without a map and for a node the map does not list. */
 bool pifs_nodemap_is_down(struct pifs_nodemap *m, uint32_t id);

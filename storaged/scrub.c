@@ -34,6 +34,7 @@ struct pifs_scrub {
 	pthread_cond_t cond;
 	bool kicked;			   /* under @lock */
 	atomic_bool stop;		   /* set under @lock, read anywhere */
+	_Atomic uint64_t rate;		   /* scrub_rate, changed by WORK_SET */
 	struct pifs_chunk_id queue[QUEUE]; /* under @lock */
 	size_t nqueue;
 	/* Figures, under @lock. */
@@ -249,6 +250,8 @@ static int check_one(const struct pifs_chunk_id *id, uint64_t size, void *arg)
 	if (s->done > s->total)
 		s->total = s->done;
 	pthread_mutex_unlock(&s->lock);
+	/* WORK_SET may have changed the rate since the last chunk. */
+	s->pace.rate = atomic_load(&s->rate);
 	nap(s, pifs_pace_spend(&s->pace, size, pifs_now_ms()));
 	return 0;
 }
@@ -304,7 +307,7 @@ static void pass(struct pifs_scrub *s)
 	repaired0 = s->repaired;
 	unrep0 = s->unrepairable;
 	pthread_mutex_unlock(&s->lock);
-	pifs_pace_init(&s->pace, s->d->conf->scrub_rate, pifs_now_ms());
+	pifs_pace_init(&s->pace, atomic_load(&s->rate), pifs_now_ms());
 	rc = pifs_store_each(s->d->store, check_one, s);
 	drain(s);
 	pthread_mutex_lock(&s->lock);
@@ -386,6 +389,7 @@ int pifs_scrub_new(struct pifsd *d, struct pifs_scrub **out)
 		return -ENAMETOOLONG;
 	}
 	atomic_init(&s->stop, false);
+	atomic_init(&s->rate, d->conf->scrub_rate);
 	pifs_buf_init(&s->scratch);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -417,6 +421,12 @@ void pifs_scrub_kick(struct pifs_scrub *s)
 	s->kicked = true;
 	pthread_cond_broadcast(&s->cond);
 	pthread_mutex_unlock(&s->lock);
+}
+
+void pifs_scrub_set_rate(struct pifs_scrub *s, uint64_t rate)
+{
+	if (s && rate)
+		atomic_store(&s->rate, rate);
 }
 
 void pifs_scrub_corrupt(struct pifs_scrub *s, const struct pifs_chunk_id *id)

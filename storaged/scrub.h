@@ -2,7 +2,7 @@
  *
  * A background thread re-reads and verifies every chunk of the store (past
  * the page cache), every scrub_interval and on pifs_scrub_kick (WORK_START),
- * paced at scrub_rate. A chunk that fails is quarantined by the store and
+ * paced at scrub_rate (which WORK_SET changes). A chunk that fails is quarantined by the store and
  * repaired: fetched from the other nodes in HRW order (the owners first),
  * verified, and stored again. A chunk found corrupt elsewhere (a CHUNK_GET,
  * a heal copy) is handed over with pifs_scrub_corrupt and repaired at once,
@@ -11,6 +11,8 @@
  * scrub_interval still scrubs. */
 #ifndef PIFS_SCRUB_H
 #define PIFS_SCRUB_H
+
+#include <stdint.h>
 
 #include "frame.h"
 #include "proto.h"
@@ -27,6 +29,11 @@ int pifs_scrub_start(struct pifs_scrub *s);
 
 /* Start a pass now, or right after the one under way. NULL-safe. */
 void pifs_scrub_kick(struct pifs_scrub *s);
+
+/* Read at most @rate bytes/s from now on, the running pass included (until
+ * the daemon restarts); 0 changes nothing, UINT64_MAX lifts the limit.
+ * Thread-safe, NULL-safe. */
+void pifs_scrub_set_rate(struct pifs_scrub *s, uint64_t rate);
 
 /* Count a corrupt copy of chunk @id (borrowed) that was just quarantined,
  * and queue its repair. Thread-safe, never blocks on the network; a full

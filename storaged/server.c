@@ -13,6 +13,7 @@
 #include <zmq.h>
 
 #include "ctl.h"
+#include "gc.h"
 #include "heal.h"
 #include "log.h"
 #include "rpc.h"
@@ -375,6 +376,7 @@ int pifs_server_run(struct pifs_server *s, int sigfd)
 			/* Their calls to other nodes end while requests drain. */
 			pifs_heal_stop(d->heal);
 			pifs_scrub_stop(d->scrub);
+			pifs_gc_stop(d->gc);
 		}
 		if (items[2].revents & ZMQ_POLLIN)
 			relay_replies(s, s->chunk);

@@ -3,9 +3,10 @@
  * Threads: the main thread runs the broker (server.c) and the start and stop
  * sequence (main.c); PIFS_WORKERS chunk workers (chunk.c); on a metadata
  * voter, the metadata service (metad.c); the heartbeat (heartbeat.c); the
- * convergence loop (heal.c) and the scrub (scrub.c). They talk over inproc
- * ZeroMQ sockets; the store, the node map, and the small thread-safe entry
- * points of heal and scrub (kick, report, corrupt) are all they share. */
+ * convergence loop (heal.c), the scrub (scrub.c) and garbage collection
+ * (gc.c). They talk over inproc ZeroMQ sockets; the store, the node map, and
+ * the small thread-safe entry points of heal, scrub and gc (kick, report,
+ * corrupt, set_rate, forecast) are all they share. */
 #ifndef PIFS_STORAGED_I_H
 #define PIFS_STORAGED_I_H
 
@@ -28,12 +29,14 @@
  * identity is at most 255 bytes (ZeroMQ's limit). */
 #define PIFS_IDENT_MAX 255
 
+struct pifs_gc;
 struct pifs_heal;
 struct pifs_scrub;
 
 struct pifsd {
 	const struct pifs_conf *conf;	    /* borrowed */
-	const struct pifs_conf_node *self;  /* borrowed from @conf */
+	const struct pifs_conf_node *self;  /* borrowed from @conf, or main's for a
+					     * node the config does not name */
 	const struct pifs_conf_node *voter; /* the metadata voter, from @conf */
 	const char *data;		    /* the data directory, borrowed */
 	void *zctx;
@@ -43,6 +46,7 @@ struct pifsd {
 	 * that the workers may always use them; their threads start last. */
 	struct pifs_heal *heal;
 	struct pifs_scrub *scrub;
+	struct pifs_gc *gc;
 	/* Set by the main thread before it publishes the matching PIFS_CTL_*
 	 * topic, so that a thread whose subscription was not yet in place
 	 * when the topic went out still stops at its next poll timeout. */

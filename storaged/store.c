@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +32,11 @@
 #define CHUNK_PATH 46
 /* "tmp/" + 32 hex digits + "." + a 20-digit counter + NUL. */
 #define TMP_PATH 58
+/* Chunks share STRIPES locks by id. A put holds its chunk's lock while it
+ * touches a chunk that is already here or places a new one, and a delete
+ * while it looks and unlinks, so that garbage collection's check of a
+ * chunk's time and its unlink are one step against every upload of it. */
+#define STRIPES 64
 
 struct pifs_store {
 	int dfd;    /* DATA */
@@ -41,7 +47,21 @@ struct pifs_store {
 	_Atomic uint64_t bytes;
 	_Atomic uint64_t corrupt;
 	_Atomic uint64_t seq; /* names temporary files */
+	pthread_mutex_t stripe[STRIPES];
 };
+
+static pthread_mutex_t *stripe_of(struct pifs_store *st, const struct pifs_chunk_id *id)
+{
+	return &st->stripe[id->lo % STRIPES];
+}
+
+/* Mark the chunk at @path as written now: for garbage collection, a put of
+ * a chunk that is already here is an upload like any other. Called with the
+ * chunk's stripe lock held. */
+static int touch(struct pifs_store *st, const char *path)
+{
+	return utimensat(st->dfd, path, NULL, 0) < 0 ? -errno : 0;
+}
 
 static void chunk_path(const struct pifs_chunk_id *id, char out[CHUNK_PATH], char hex[33])
 {
@@ -198,13 +218,15 @@ int pifs_store_open(const char *dir, uint64_t reserve, struct pifs_store **out)
 {
 	struct tally chunks = {0, 0}, quarantine = {0, 0};
 	struct pifs_store *st;
-	int rc;
+	int rc, i;
 
 	if (strlen(dir) >= PATH_MAX - CHUNK_PATH)
 		return -ENAMETOOLONG;
 	st = calloc(1, sizeof(*st));
 	if (!st)
 		return -ENOMEM;
+	for (i = 0; i < STRIPES; i++)
+		pthread_mutex_init(&st->stripe[i], NULL);
 	st->dfd = st->lockfd = -1;
 	st->reserve = reserve;
 	st->dir = strdup(dir);
@@ -256,8 +278,12 @@ out_free:
 
 void pifs_store_close(struct pifs_store *st)
 {
+	int i;
+
 	if (!st)
 		return;
+	for (i = 0; i < STRIPES; i++)
+		pthread_mutex_destroy(&st->stripe[i]);
 	if (st->lockfd >= 0)
 		close(st->lockfd); /* releases the flock */
 	if (st->dfd >= 0)
@@ -411,18 +437,23 @@ static int make_dirs(struct pifs_store *st, const char *path, int sync)
 	return fsync_at(st->dfd, d1, O_DIRECTORY);
 }
 
-/* Rename @tmp to @path unless @path exists. Returns 1 when placed, 0 when
- * another writer placed the same chunk first, or -errno. */
+/* Rename @tmp to @path unless @path exists, and then touch the chunk that
+ * is there. Called with the chunk's stripe lock held. Returns 1 when placed,
+ * 0 when another writer placed the same chunk first, or -errno. */
 static int place(struct pifs_store *st, const char *tmp, const char *path, int sync)
 {
 	int rc, tries;
 
-	for (tries = 0; tries < 2; tries++) {
+	for (tries = 0; tries < 3; tries++) {
 		if (renameat2(st->dfd, tmp, st->dfd, path, RENAME_NOREPLACE) == 0)
 			return 1;
 		if (errno == EEXIST) {
+			rc = touch(st, path);
+			/* Quarantined in between: place ours after all. */
+			if (rc == -ENOENT)
+				continue;
 			unlinkat(st->dfd, tmp, 0);
-			return 0;
+			return rc;
 		}
 		if (errno == EINVAL) {
 			/* A file system without RENAME_NOREPLACE (a network
@@ -451,9 +482,10 @@ static int room_for(struct pifs_store *st, size_t len)
 	return avail < st->reserve || avail - st->reserve < len ? -ENOSPC : 0;
 }
 
-/* Write @frame to a new temporary file and place it at @path. */
-static int write_new(struct pifs_store *st, const char *path, const char *hex, const void *frame,
-		     size_t len, int sync)
+/* Write @frame to a new temporary file and place it at @path, under the
+ * stripe lock @lock. */
+static int write_new(struct pifs_store *st, pthread_mutex_t *lock, const char *path,
+		     const char *hex, const void *frame, size_t len, int sync)
 {
 	char tmp[TMP_PATH];
 	int fd, rc;
@@ -468,8 +500,11 @@ static int write_new(struct pifs_store *st, const char *path, const char *hex, c
 		rc = -errno;
 	if (close(fd) < 0 && rc == 0)
 		rc = -errno;
-	if (rc == 0)
+	if (rc == 0) {
+		pthread_mutex_lock(lock);
 		rc = place(st, tmp, path, sync);
+		pthread_mutex_unlock(lock);
+	}
 	if (rc < 0) {
 		unlinkat(st->dfd, tmp, 0);
 		return rc;
@@ -488,6 +523,7 @@ int pifs_store_put(struct pifs_store *st, const void *frame, size_t len, unsigne
 {
 	char path[CHUNK_PATH], hex[33];
 	struct pifs_frame_hdr h;
+	pthread_mutex_t *lock;
 	int sync = !!(flags & PIFS_STORE_SYNC);
 	int fd, rc;
 
@@ -495,22 +531,30 @@ int pifs_store_put(struct pifs_store *st, const void *frame, size_t len, unsigne
 	if (rc < 0)
 		return rc;
 	chunk_path(&h.id, path, hex);
+	lock = stripe_of(st, &h.id);
 	fd = openat(st->dfd, path, O_RDONLY | O_CLOEXEC);
 	if (fd >= 0) {
 		rc = keep_existing(st, fd, path, hex, &h.id, frame, len, scratch);
 		close(fd);
-		if (rc == 0)
-			return sync ? sync_placed(st, path) : 0;
-		if (rc != -EBADMSG)
+		if (rc == 0) {
+			pthread_mutex_lock(lock);
+			rc = touch(st, path);
+			pthread_mutex_unlock(lock);
+			if (rc == 0)
+				return sync ? sync_placed(st, path) : 0;
+		}
+		/* -EBADMSG: the old copy is in quarantine now; -ENOENT: it was
+		 * deleted since it was read (garbage collection, or heal
+		 * dropping a surplus copy). Either way, store this one. */
+		if (rc != -EBADMSG && rc != -ENOENT)
 			return rc;
-		/* The old copy is in quarantine now: store the good one. */
 	} else if (errno != ENOENT) {
 		return -errno;
 	}
 	rc = room_for(st, len);
 	if (rc < 0)
 		return rc;
-	return write_new(st, path, hex, frame, len, sync);
+	return write_new(st, lock, path, hex, frame, len, sync);
 }
 
 int pifs_store_get(struct pifs_store *st, const struct pifs_chunk_id *id, struct pifs_buf *scratch,
@@ -600,19 +644,57 @@ int pifs_store_sync(struct pifs_store *st, const struct pifs_chunk_id *ids, size
 	return rc;
 }
 
-int pifs_store_del(struct pifs_store *st, const struct pifs_chunk_id *id)
+/* Delete the chunk at @path, whose file is @sb, with its stripe lock held. */
+static int unlink_chunk(struct pifs_store *st, const char *path, const struct stat *sb)
 {
-	char path[CHUNK_PATH], hex[33];
-	struct stat sb;
-
-	chunk_path(id, path, hex);
-	if (fstatat(st->dfd, path, &sb, AT_SYMLINK_NOFOLLOW) < 0)
-		return -errno;
 	if (unlinkat(st->dfd, path, 0) < 0)
 		return -errno;
 	atomic_fetch_sub(&st->chunks, 1);
-	atomic_fetch_sub(&st->bytes, (uint64_t)sb.st_size);
+	atomic_fetch_sub(&st->bytes, (uint64_t)sb->st_size);
 	return 0;
+}
+
+int pifs_store_del(struct pifs_store *st, const struct pifs_chunk_id *id)
+{
+	pthread_mutex_t *lock = stripe_of(st, id);
+	char path[CHUNK_PATH], hex[33];
+	struct stat sb;
+	int rc;
+
+	chunk_path(id, path, hex);
+	pthread_mutex_lock(lock);
+	rc = fstatat(st->dfd, path, &sb, AT_SYMLINK_NOFOLLOW) < 0 ? -errno
+								  : unlink_chunk(st, path, &sb);
+	pthread_mutex_unlock(lock);
+	return rc;
+}
+
+int pifs_store_del_older(struct pifs_store *st, const struct pifs_chunk_id *id, int64_t before_ns,
+			 bool dry, uint64_t *size)
+{
+	pthread_mutex_t *lock = stripe_of(st, id);
+	char path[CHUNK_PATH], hex[33];
+	struct stat sb;
+	int64_t mtime;
+	int rc;
+
+	chunk_path(id, path, hex);
+	pthread_mutex_lock(lock);
+	if (fstatat(st->dfd, path, &sb, AT_SYMLINK_NOFOLLOW) < 0) {
+		rc = -errno;
+		goto out_unlock;
+	}
+	mtime = (int64_t)sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec;
+	*size = (uint64_t)sb.st_size;
+	rc = 0;
+	if (mtime >= before_ns)
+		goto out_unlock;
+	rc = dry ? 1 : unlink_chunk(st, path, &sb);
+	if (rc == 0)
+		rc = 1;
+out_unlock:
+	pthread_mutex_unlock(lock);
+	return rc;
 }
 
 int pifs_store_has(struct pifs_store *st, const struct pifs_chunk_id *id)

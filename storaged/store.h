@@ -13,12 +13,16 @@
  * A chunk is written to tmp/ and renamed into place without replacing an
  * existing file, so a reader never sees half a chunk and two writers of the
  * same chunk store it once. Chunks are immutable and content-addressed: a put
- * of a chunk that is already here keeps the existing file (after checking it).
+ * of a chunk that is already here keeps the existing file (after checking it)
+ * and sets its time to now, so that the file's time is always that of the
+ * last upload of the chunk: garbage collection deletes nothing uploaded
+ * within its grace (pifs_store_del_older).
  *
  * Thread-safe: the daemon's chunk workers share one store. */
 #ifndef PIFS_STORE_H
 #define PIFS_STORE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -83,6 +87,16 @@ int pifs_store_sync(struct pifs_store *st, const struct pifs_chunk_id *ids, size
 
 /* Delete chunk @id. Returns 0, -ENOENT or -errno. */
 int pifs_store_del(struct pifs_store *st, const struct pifs_chunk_id *id);
+
+/* Delete chunk @id if its file was last written or touched before
+ * @before_ns (CLOCK_REALTIME, ns), looking and unlinking under the lock that
+ * every put of the chunk takes to touch or place it: a put either comes
+ * first, and the chunk stays, or comes after, and stores it again. With
+ * @dry, only say whether it would go. *@size (OUT) is the file's size.
+ * Returns 1 (deleted, or would be), 0 (kept: written since), -ENOENT or
+ * another -errno. */
+int pifs_store_del_older(struct pifs_store *st, const struct pifs_chunk_id *id, int64_t before_ns,
+			 bool dry, uint64_t *size /* OUT */);
 
 /* Is chunk @id here (verified or not)? Returns 1, 0, or -errno. */
 int pifs_store_has(struct pifs_store *st, const struct pifs_chunk_id *id);

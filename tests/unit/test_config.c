@@ -78,6 +78,8 @@ Test(config, loads_a_full_file)
 				   "heal_rate = 10M\n"
 				   "scrub_interval = 24h\n"
 				   "scrub_rate = 0\n"
+				   "gc_interval = 30m\n"
+				   "gc_grace = 2h\n"
 				   "\n"
 				   "# nodes\n"
 				   "[node 1]\n"
@@ -111,6 +113,8 @@ Test(config, loads_a_full_file)
 	cr_assert_eq(c.heal_rate, 10ull << 20);
 	cr_assert_eq(c.scrub_interval_ms, 24ull * 3600000);
 	cr_assert_eq(c.scrub_rate, 0);
+	cr_assert_eq(c.gc_interval_ms, 30ull * 60000);
+	cr_assert_eq(c.gc_grace_ms, 2ull * 3600000);
 	cr_assert_eq(c.cache_bytes, 128ull << 20);
 	cr_assert_eq(c.timeout_ms, 120000);
 	cr_assert_eq(c.n_nodes, 3);
@@ -151,6 +155,8 @@ Test(config, fills_in_the_defaults)
 	cr_assert_eq(c.heal_rate, 50ull << 20);
 	cr_assert_eq(c.scrub_interval_ms, 7ull * 24 * 3600000);
 	cr_assert_eq(c.scrub_rate, 20ull << 20);
+	cr_assert_eq(c.gc_interval_ms, 3600000);
+	cr_assert_eq(c.gc_grace_ms, 3600000);
 	cr_assert_eq(c.cache_bytes, 64ull << 20);
 	cr_assert_eq(c.timeout_ms, 10000);
 	pifs_conf_fini(&c);
@@ -159,19 +165,20 @@ Test(config, fills_in_the_defaults)
 	cr_assert_null(pifs_conf_meta(&c));
 }
 
-Test(config, zero_turns_off_the_scheduled_scrub_and_the_copy_limits)
+Test(config, zero_turns_off_the_scheduled_scrub_and_gc_and_the_copy_limits)
 {
 	struct pifs_conf c;
 	char err[256];
 
 	cr_assert_eq(load(&c,
 			  "[cluster]\nreplicas = 1\nheal_rate = 0\nscrub_interval = 0\n"
-			  "scrub_rate = 0\n" NODE1,
+			  "scrub_rate = 0\ngc_interval = 0\n" NODE1,
 			  err, sizeof(err)),
 		     0, "%s", err);
 	cr_assert_eq(c.heal_rate, 0);
 	cr_assert_eq(c.scrub_interval_ms, 0);
 	cr_assert_eq(c.scrub_rate, 0);
+	cr_assert_eq(c.gc_interval_ms, 0);
 	pifs_conf_fini(&c);
 }
 
@@ -204,7 +211,7 @@ Test(config, names_an_unknown_key_and_lists_the_right_ones)
 	expect_error("[cluster]\nreplica = 1\n", 2,
 		     "unknown key 'replica' in [cluster] (keys: replicas, chunk_size, heartbeat, "
 		     "down_after, out_after, reserve, heal_interval, heal_rate, scrub_interval, "
-		     "scrub_rate)");
+		     "scrub_rate, gc_interval, gc_grace)");
 	expect_error(NODE1 "[client]\ncache_size = 1M\n", 6,
 		     "unknown key 'cache_size' in [client] (keys: cache, timeout)");
 }
@@ -270,6 +277,13 @@ Test(config, says_what_a_value_must_be)
 		     "scrub_interval must be a duration such as 168h (a week), or 0");
 	expect_error("[cluster]\nscrub_rate = -1\n" NODE1, 2,
 		     "scrub_rate must be bytes per second");
+	expect_error("[cluster]\ngc_interval = hourly\n" NODE1, 2,
+		     "bad gc_interval 'hourly' in [cluster]: gc_interval must be a duration such "
+		     "as 1h, or 0");
+	expect_error("[cluster]\ngc_grace = 500ms\n" NODE1, 2,
+		     "bad gc_grace '500ms' in [cluster]: gc_grace must be a duration of at least "
+		     "1s");
+	expect_error("[cluster]\ngc_grace = 0\n" NODE1, 2, "gc_grace must be a duration");
 	expect_error("[client]\ntimeout = 1.5s\n" NODE1, 2, "timeout must be a duration");
 	expect_error("[client]\ncache = \n" NODE1, 2, "bad cache '' in [client]");
 	expect_error("[node 1]\nmeta = maybe\n", 2,

@@ -1,14 +1,22 @@
 /* test_heal.c - the decisions of the convergence loop, without sockets:
- * who asks whom about a chunk, who sends it where, when a copy may go; the
- * pace and meter that keep heal and scrub at their rates; the sockets to
- * other nodes that heal and scrub keep (suite "peers"); and what heal and
- * scrub report before they have run. */
+ * who asks whom about a chunk, who sends it where, when a copy may go, which
+ * map changes need a pass at once; the pace and meter that keep heal and
+ * scrub at their rates; the sockets to other nodes that heal and scrub keep
+ * (suite "peers"); what heal, scrub and gc report before they have run; and
+ * when a plan (PLAN) cannot be made (suite "forecast"). */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <ftw.h>
+#include <pthread.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <zmq.h>
 
+#include "gc.h"
 #include "heal.h"
 #include "pace.h"
 #include "peers.h"
@@ -314,6 +322,48 @@ Test(heal, a_map_without_nodes_in_keeps_every_copy)
 	cr_assert(c.misplaced);
 }
 
+/* The map before and after a change, for pifs_heal_urgent: nodes 1..3,
+ * with the flags given. */
+static bool urgent(uint32_t f1, uint32_t f2, uint32_t f3, uint32_t g1, uint32_t g2, uint32_t g3)
+{
+	struct pifs_heal_node old[3] = {{1, 1, f1}, {2, 1, f2}, {3, 1, f3}};
+	struct pifs_heal_node cur[3] = {{1, 1, g1}, {2, 1, g2}, {3, 1, g3}};
+	size_t nold = f3 == UINT32_MAX ? 2 : 3, ncur = g3 == UINT32_MAX ? 2 : 3;
+
+	return pifs_heal_urgent(old, nold, cur, ncur);
+}
+
+#define GONE UINT32_MAX
+
+Test(heal, a_node_out_by_failure_or_removed_while_in_needs_a_pass_at_once)
+{
+	cr_assert(urgent(UP_IN, UP_IN, UP_IN, UP_IN, UP_IN, 0));
+	cr_assert(urgent(UP_IN, UP_IN, PIFS_NODE_IN, UP_IN, UP_IN, 0));
+	cr_assert(urgent(UP_IN, UP_IN, UP_IN, UP_IN, UP_IN, GONE));
+}
+
+Test(heal, an_owner_back_from_down_or_out_needs_a_pass_to_bring_its_copies_home)
+{
+	cr_assert(urgent(UP_IN, UP_IN, PIFS_NODE_IN, UP_IN, UP_IN, UP_IN));
+	cr_assert(urgent(UP_IN, UP_IN, 0, UP_IN, UP_IN, UP_IN));
+}
+
+Test(heal, an_operators_change_or_a_node_going_down_waits_for_the_next_pass)
+{
+	const uint32_t up_new = PIFS_NODE_UP | PIFS_NODE_NEW;
+	const uint32_t up_drain = PIFS_NODE_UP | PIFS_NODE_DRAIN;
+
+	cr_assert_not(urgent(UP_IN, UP_IN, UP_IN, UP_IN, UP_IN, UP_IN), "nothing changed");
+	cr_assert_not(urgent(UP_IN, UP_IN, UP_IN, UP_IN, UP_IN, PIFS_NODE_IN), "down, still in");
+	cr_assert_not(urgent(UP_IN, UP_IN, GONE, UP_IN, UP_IN, up_new), "a new node joins");
+	cr_assert_not(urgent(UP_IN, UP_IN, up_new, UP_IN, UP_IN, UP_IN), "a new node admitted");
+	cr_assert_not(urgent(UP_IN, UP_IN, UP_IN, UP_IN, UP_IN, up_drain), "a drain");
+	cr_assert_not(urgent(UP_IN, UP_IN, up_drain, UP_IN, UP_IN, GONE), "a drained node removed");
+	cr_assert_not(urgent(UP_IN, UP_IN, up_drain, UP_IN, UP_IN, UP_IN), "a drain undone");
+	cr_assert_not(urgent(UP_IN, UP_IN, PIFS_NODE_DRAIN, UP_IN, UP_IN, up_drain),
+		      "a draining node back up stays out");
+}
+
 Test(pace, without_a_rate_never_waits)
 {
 	struct pifs_pace p;
@@ -435,7 +485,7 @@ Test(peers, the_node_map_copies_and_says_which_nodes_are_down)
 	struct pifs_nodemap nm;
 	struct pifs_conf conf;
 	struct pifs_buf lb;
-	uint32_t replicas;
+	uint32_t replicas, flags;
 	uint64_t epoch;
 	size_t n;
 
@@ -453,6 +503,9 @@ Test(peers, the_node_map_copies_and_says_which_nodes_are_down)
 	install(&nm, &lb, "127.0.0.1:17103");
 	cr_assert(pifs_nodemap_is_down(&nm, 3));
 	cr_assert_not(pifs_nodemap_is_down(&nm, 1), "a node the map does not list");
+	cr_assert_eq(pifs_nodemap_flags(&nm, 3, &flags), 0);
+	cr_assert_eq(flags, PIFS_NODE_IN);
+	cr_assert_eq(pifs_nodemap_flags(&nm, 1, &flags), -ENOENT);
 	cr_assert_eq(pifs_nodemap_copy(&nm, &copy, &n, &replicas, &epoch), 0);
 	cr_assert_eq(n, 1);
 	cr_assert_eq(copy[0].id, 3);
@@ -464,13 +517,14 @@ Test(peers, the_node_map_copies_and_says_which_nodes_are_down)
 	pifs_buf_fini(&lb);
 }
 
-Test(peers, heal_and_scrub_report_zeros_before_they_run_and_when_absent)
+Test(peers, heal_scrub_and_gc_report_zeros_before_they_run_and_when_absent)
 {
 	struct pifs_conf conf;
 	struct pifs_conf_node self = {.id = 1, .addr = "127.0.0.1:17101", .data = "/tmp"};
 	struct pifsd d;
 	struct pifs_heal *h;
 	struct pifs_scrub *s;
+	struct pifs_gc *g;
 	struct pifs_work w;
 
 	memset(&d, 0, sizeof(d));
@@ -481,15 +535,21 @@ Test(peers, heal_and_scrub_report_zeros_before_they_run_and_when_absent)
 	memset(&w, 0xff, sizeof(w));
 	pifs_heal_report(NULL, &w);
 	pifs_scrub_report(NULL, &w);
+	pifs_gc_report(NULL, &w);
 	cr_assert_eq(w.heal_passes + w.heal_chunks + w.degraded + w.moved_bytes, 0);
 	cr_assert_eq(w.scrub_passes + w.scrub_running + w.scrub_corrupt + w.scrub_unrepairable, 0);
+	cr_assert_eq(w.gc_passes + w.gc_chunks + w.gc_bytes + w.gc_deleted_chunks, 0);
+	cr_assert_eq(w.gc_deleted_bytes, 0);
 	cr_assert_eq(pifs_heal_new(&d, &h), 0);
 	cr_assert_eq(pifs_scrub_new(&d, &s), 0);
+	cr_assert_eq(pifs_gc_new(&d, &g), 0);
 	memset(&w, 0xff, sizeof(w));
 	pifs_heal_report(h, &w);
 	pifs_scrub_report(s, &w);
+	pifs_gc_report(g, &w);
 	cr_assert_eq(w.heal_passes + w.heal_chunks + w.heal_bytes + w.heal_rate, 0);
 	cr_assert_eq(w.scrub_passes + w.scrub_done + w.scrub_total + w.scrub_repaired, 0);
+	cr_assert_eq(w.gc_passes + w.gc_chunks + w.gc_bytes + w.gc_deleted_chunks, 0);
 	/* A corrupt chunk is counted and queued even before the thread runs. */
 	pifs_scrub_corrupt(s, &chunk);
 	pifs_scrub_corrupt(NULL, &chunk);
@@ -497,10 +557,16 @@ Test(peers, heal_and_scrub_report_zeros_before_they_run_and_when_absent)
 	cr_assert_eq(w.scrub_corrupt, 1);
 	pifs_heal_kick(h);
 	pifs_scrub_kick(s);
+	pifs_gc_kick(g, true);
+	pifs_gc_kick(NULL, false);
+	pifs_heal_set_rate(NULL, 1);
+	pifs_scrub_set_rate(NULL, 1);
 	pifs_heal_free(h);
 	pifs_scrub_free(s);
+	pifs_gc_free(g);
 	pifs_heal_free(NULL);
 	pifs_scrub_free(NULL);
+	pifs_gc_free(NULL);
 }
 
 Test(peers, a_scrub_of_a_data_directory_too_long_to_name_its_stamp_is_enametoolong)
@@ -519,4 +585,152 @@ Test(peers, a_scrub_of_a_data_directory_too_long_to_name_its_stamp_is_enametoolo
 	d.self = &self;
 	d.data = data;
 	cr_assert_eq(pifs_scrub_new(&d, &s), -ENAMETOOLONG);
+}
+
+/* A daemon's parts for a plan: a store in a temporary directory holding one
+ * chunk, and a heal loop that is never started. */
+static struct {
+	char dir[64];
+	struct pifs_conf conf;
+	struct pifs_conf_node self;
+	struct pifsd d;
+	struct pifs_buf lb;
+	void *router; /* node 2: takes requests and never answers */
+} fx;
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+static void forecast_setup(void)
+{
+	struct pifs_frame f;
+	struct pifs_buf scratch;
+	uint8_t raw[3000];
+
+	memset(&fx, 0, sizeof(fx));
+	mkdir("/tmp/pifs-storaged", 0755);
+	snprintf(fx.dir, sizeof(fx.dir), "/tmp/pifs-storaged/heal-XXXXXX");
+	cr_assert_not_null(mkdtemp(fx.dir));
+	pifs_conf_init(&fx.conf);
+	fx.conf.timeout_ms = 600;
+	fx.self.id = 1;
+	snprintf(fx.self.addr, sizeof(fx.self.addr), "127.0.0.1:17101");
+	fx.d.conf = &fx.conf;
+	fx.d.self = &fx.self;
+	fx.d.voter = &fx.self;
+	fx.d.data = fx.dir;
+	fx.d.zctx = zmq_ctx_new();
+	pifs_nodemap_init(&fx.d.map, &fx.conf);
+	pifs_buf_init(&fx.lb);
+	cr_assert_eq(pifs_store_open(fx.dir, 0, &fx.d.store), 0);
+	memset(raw, 7, sizeof(raw));
+	cr_assert_eq(pifs_frame_pack(&f, raw, sizeof(raw)), 0);
+	pifs_buf_init(&scratch);
+	cr_assert_eq(pifs_store_put(fx.d.store, f.data, f.len, 0, &scratch), 0);
+	pifs_buf_fini(&scratch);
+	pifs_frame_release(&f);
+	cr_assert_eq(pifs_heal_new(&fx.d, &fx.d.heal), 0);
+}
+
+static void forecast_teardown(void)
+{
+	int zero = 0;
+
+	pifs_heal_free(fx.d.heal);
+	if (fx.router) {
+		zmq_setsockopt(fx.router, ZMQ_LINGER, &zero, sizeof(zero));
+		zmq_close(fx.router);
+	}
+	zmq_ctx_term(fx.d.zctx);
+	pifs_store_close(fx.d.store);
+	pifs_nodemap_fini(&fx.d.map);
+	pifs_buf_fini(&fx.lb);
+	nftw(fx.dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+TestSuite(forecast, .init = forecast_setup, .fini = forecast_teardown, .timeout = 20);
+
+/* Install a map of this node and node 2 (both up and in), node 2 being a
+ * socket on @port that never answers. */
+static void map_with_a_silent_node(int port)
+{
+	char ep[64], addr[32];
+
+	struct pifs_node n1 = {.id = 1, .weight = 1, .flags = UP_IN, .addr = {0, 0}};
+	struct pifs_node n2 = {.id = 2, .weight = 1, .flags = UP_IN, .addr = {0, 0}};
+	struct pifs_msg_R_MAP m;
+
+	fx.router = zmq_socket(fx.d.zctx, ZMQ_ROUTER);
+	snprintf(addr, sizeof(addr), "127.0.0.1:%d", port);
+	snprintf(ep, sizeof(ep), "tcp://%s", addr);
+	cr_assert_eq(zmq_bind(fx.router, ep), 0);
+	n1.addr = pifs_str_of("127.0.0.1:17101");
+	n2.addr = pifs_str_of(addr);
+	cr_assert_eq(pifs_node_append(&fx.lb, &n1), 0);
+	cr_assert_eq(pifs_node_append(&fx.lb, &n2), 0);
+	memset(&m, 0, sizeof(m));
+	m.epoch = 3;
+	m.replicas = 2;
+	m.nodes = pifs_list_of(&fx.lb, 2);
+	cr_assert_eq(pifs_nodemap_install(&fx.d.map, &m), 1);
+}
+
+struct plan_call {
+	int rc;
+	struct pifs_heal_forecast out;
+};
+
+static void *plan_thread(void *arg)
+{
+	struct plan_call *pc = arg;
+
+	pc->rc = pifs_heal_forecast(fx.d.heal, 0, &pc->out);
+	return NULL;
+}
+
+Test(forecast, without_a_map_is_eagain)
+{
+	struct pifs_heal_forecast out;
+
+	cr_assert_eq(pifs_heal_forecast(fx.d.heal, 0, &out), -EAGAIN);
+}
+
+Test(forecast, a_second_plan_while_one_is_made_is_ebusy)
+{
+	struct pifs_heal_forecast out;
+	struct plan_call pc;
+	pthread_t t;
+
+	map_with_a_silent_node(17124);
+	cr_assert_eq(pthread_create(&t, NULL, plan_thread, &pc), 0);
+	usleep(200000); /* the first plan waits for node 2 for 600 ms */
+	cr_assert_eq(pifs_heal_forecast(fx.d.heal, 0, &out), -EBUSY);
+	pthread_join(t, NULL);
+	cr_assert_eq(pc.rc, 0, "a node that does not answer leaves the plan without its moves");
+	cr_assert_eq(pc.out.chunks, 0);
+}
+
+Test(forecast, a_plan_while_the_daemon_stops_is_ecanceled)
+{
+	struct pifs_heal_forecast out;
+
+	map_with_a_silent_node(17134);
+	pifs_heal_stop(fx.d.heal);
+	cr_assert_eq(pifs_heal_forecast(fx.d.heal, 0, &out), -ECANCELED);
+}
+
+Test(forecast, a_store_that_cannot_be_walked_says_why)
+{
+	struct pifs_heal_forecast out;
+	char chunks[128];
+
+	map_with_a_silent_node(17144);
+	snprintf(chunks, sizeof(chunks), "%s/chunks", fx.dir);
+	nftw(chunks, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	cr_assert_eq(pifs_heal_forecast(fx.d.heal, 0, &out), -ENOENT);
 }

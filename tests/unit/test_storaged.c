@@ -4,7 +4,11 @@
  * marked down and out in the map and up again when they return; heal gives
  * chunks their missing copies and moves stand-in copies home; scrub repairs
  * a corrupt chunk from another copy; a full node refuses chunks and the
- * chain goes on without it (suite "storaged"). Also the daemon's node map,
+ * chain goes on without it; garbage collection deletes only unreferenced
+ * chunks past their grace, even against a concurrent upload; a plan matches
+ * the moves of the rebalance after it; a node that joins by itself takes
+ * nothing until admitted; a drained node ends empty; WORK_SET changes the
+ * copy rate at once (suite "storaged"). Also the daemon's node map,
  * which resolves chain nodes to addresses (suite "nodemap").
  *
  * Each test starts its own daemons (fork/exec) on its own loopback ports in
@@ -28,15 +32,17 @@
 #include "place.h"
 #include "rpc.h"
 
-#define NODES 3
+#define NODES 3 /* in the config */
+#define MAXN 4	/* and one more that joins by itself */
+#define SLOTS 5 /* and a daemon that claims a node id already taken */
 #define WAIT_MS 5000
 
 static struct {
 	char dir[64];
 	char conf[96];
-	int port;
-	pid_t pid[NODES + 1];
-	struct pifs_rpc *rpc[NODES + 1];
+	int port[SLOTS + 1]; /* of each node */
+	pid_t pid[SLOTS + 1];
+	struct pifs_rpc *rpc[SLOTS + 1];
 	void *zctx;
 } c;
 
@@ -86,10 +92,10 @@ static void teardown(void)
 	bool bad;
 	int i;
 
-	for (i = 1; i <= NODES; i++)
+	for (i = 1; i <= SLOTS; i++)
 		if (c.pid[i] > 0)
 			kill(c.pid[i], SIGTERM);
-	for (i = 1; i <= NODES; i++) {
+	for (i = 1; i <= SLOTS; i++) {
 		pifs_rpc_free(c.rpc[i]);
 		if (c.pid[i] > 0 && wait_exit(c.pid[i], WAIT_MS) == -1) {
 			kill(c.pid[i], SIGKILL);
@@ -104,22 +110,33 @@ static void teardown(void)
 
 TestSuite(storaged, .init = setup, .fini = teardown, .timeout = 60);
 
-/* A config of three nodes on @port + 1..3 at @path; node 1 is the voter.
- * @cluster adds lines to [cluster]; @reserve is the reserve's value. */
-static void write_conf_at(const char *path, int port, const char *cluster, const char *reserve)
+/* A config of three nodes on the ports @ports[1..3] at @path; node 1 is
+ * the voter. @cluster adds lines to [cluster]; @reserve is the reserve's
+ * value. */
+static void write_conf_ports(const char *path, const int *ports, const char *cluster,
+			     const char *reserve)
 {
 	FILE *f = fopen(path, "w");
 	int i;
 
 	cr_assert_not_null(f);
-	c.port = port;
 	fprintf(f, "[cluster]\nreplicas = 2\nchunk_size = 1M\n%s\nreserve = %s\n\n",
 		cluster[0] ? cluster : "heartbeat = 200ms\ndown_after = 3s", reserve);
-	for (i = 1; i <= NODES; i++)
-		fprintf(f, "[node %d]\naddress = 127.0.0.1:%d\ndata = %s/n%d\n%s\n", i, port + i,
+	for (i = 1; i <= NODES; i++) {
+		c.port[i] = ports[i];
+		fprintf(f, "[node %d]\naddress = 127.0.0.1:%d\ndata = %s/n%d\n%s\n", i, ports[i],
 			c.dir, i, i == 1 ? "meta = yes\n" : "");
+	}
 	fprintf(f, "[client]\ntimeout = 1s\n");
 	fclose(f);
+}
+
+/* The same on @port + 1..3. */
+static void write_conf_at(const char *path, int port, const char *cluster, const char *reserve)
+{
+	const int ports[] = {0, port + 1, port + 2, port + 3};
+
+	write_conf_ports(path, ports, cluster, reserve);
 }
 
 static void write_conf(int port)
@@ -158,26 +175,19 @@ static struct pifs_rpc *rpc_to(int id)
 	char ep[64];
 
 	if (!c.rpc[id]) {
-		snprintf(ep, sizeof(ep), "tcp://127.0.0.1:%d", c.port + id);
+		snprintf(ep, sizeof(ep), "tcp://127.0.0.1:%d", c.port[id]);
 		cr_assert_eq(pifs_rpc_new(c.zctx, ep, &c.rpc[id]), 0);
 	}
 	return c.rpc[id];
 }
 
-/* Start node @id with the config at @conf and wait until it answers
- * NODE_STAT. */
-static void start_with(int id, const char *conf)
+/* Wait until node @id answers NODE_STAT. */
+static void wait_answer(int id)
 {
-	const char *argv[] = {"pifs-storaged", "-c",	conf, "-n", NULL,
-			      "--log-level",   "debug", NULL};
 	struct pifs_msg req, rep;
-	char idstr[16];
 	int64_t until = pifs_now_ms() + WAIT_MS;
 	int rc = -1;
 
-	snprintf(idstr, sizeof(idstr), "%d", id);
-	argv[4] = idstr;
-	c.pid[id] = spawn(argv);
 	while (rc != 0 && pifs_now_ms() < until) {
 		pifs_msg_init(&req, PIFS_MSG_NODE_STAT);
 		rc = pifs_rpc_call(rpc_to(id), &req, NULL, 0, &rep, NULL, NULL, 200);
@@ -185,6 +195,38 @@ static void start_with(int id, const char *conf)
 	cr_assert_eq(rc, 0, "node %d did not answer within %d ms", id, WAIT_MS);
 	cr_assert_eq(rep.type, PIFS_MSG_R_NODE);
 	cr_assert_eq(rep.u.R_NODE.id, (uint32_t)id);
+}
+
+/* Start node @id with the config at @conf and wait until it answers. */
+static void start_with(int id, const char *conf)
+{
+	const char *argv[] = {"pifs-storaged", "-c",	conf, "-n", NULL,
+			      "--log-level",   "debug", NULL};
+	char idstr[16];
+
+	snprintf(idstr, sizeof(idstr), "%d", id);
+	argv[4] = idstr;
+	c.pid[id] = spawn(argv);
+	wait_answer(id);
+}
+
+/* Start node @id, which the config does not name, on @port with its data
+ * in DIR/nID, as a new Pi joins, and wait until it answers. */
+static void start_new(int id, int port)
+{
+	const char *argv[] = {"pifs-storaged", "-c", c.conf,	    "-n",    NULL, "--listen", NULL,
+			      "--data",	       NULL, "--log-level", "debug", NULL};
+	char idstr[16], listen[32], data[128];
+
+	snprintf(idstr, sizeof(idstr), "%d", id);
+	snprintf(listen, sizeof(listen), "127.0.0.1:%d", port);
+	snprintf(data, sizeof(data), "%s/n%d", c.dir, id);
+	argv[4] = idstr;
+	argv[6] = listen;
+	argv[8] = data;
+	c.port[id] = port;
+	c.pid[id] = spawn(argv);
+	wait_answer(id);
 }
 
 static void start(int id)
@@ -303,21 +345,21 @@ static void crash(int id)
 
 /* The map as the voter has it: each node's flags and weight by id (0 for a
  * node it does not list); returns its epoch. */
-static uint64_t voter_map(uint32_t flags[NODES + 1], uint32_t weights[NODES + 1])
+static uint64_t voter_map(uint32_t flags[MAXN + 1], uint32_t weights[MAXN + 1])
 {
 	struct pifs_msg req, rep;
 	struct pifs_cursor cur;
 	struct pifs_node n;
 
-	memset(flags, 0, (NODES + 1) * sizeof(flags[0]));
+	memset(flags, 0, (MAXN + 1) * sizeof(flags[0]));
 	if (weights)
-		memset(weights, 0, (NODES + 1) * sizeof(weights[0]));
+		memset(weights, 0, (MAXN + 1) * sizeof(weights[0]));
 	pifs_msg_init(&req, PIFS_MSG_MAP_GET);
 	cr_assert_eq(pifs_rpc_call(rpc_to(1), &req, NULL, 0, &rep, NULL, NULL, WAIT_MS), 0);
 	cr_assert_eq(rep.type, PIFS_MSG_R_MAP);
 	pifs_cursor_init(&cur, &rep.u.R_MAP.nodes);
 	while (pifs_node_next(&cur, &n) == 1) {
-		cr_assert(n.id >= 1 && n.id <= NODES);
+		cr_assert(n.id >= 1 && n.id <= MAXN);
 		flags[n.id] = n.flags;
 		if (weights)
 			weights[n.id] = n.weight;
@@ -339,7 +381,7 @@ static bool node_stat(int id, struct pifs_msg *rep)
 static uint64_t settle(unsigned up)
 {
 	int64_t until = pifs_now_ms() + 10000;
-	uint32_t flags[NODES + 1];
+	uint32_t flags[MAXN + 1];
 	struct pifs_msg rep;
 	uint64_t epoch = 0;
 	bool ok = false;
@@ -348,9 +390,9 @@ static uint64_t settle(unsigned up)
 	while (!ok && pifs_now_ms() < until) {
 		epoch = voter_map(flags, NULL);
 		ok = true;
-		for (i = 1; i <= NODES; i++)
+		for (i = 1; i <= MAXN; i++)
 			ok = ok && !!(up & (1u << i)) == !!(flags[i] & PIFS_NODE_UP);
-		for (i = 1; ok && i <= NODES; i++)
+		for (i = 1; ok && i <= MAXN; i++)
 			if (c.pid[i] > 0)
 				ok = node_stat(i, &rep) && rep.epoch == epoch;
 		if (!ok)
@@ -362,14 +404,14 @@ static uint64_t settle(unsigned up)
 
 /* The nodes in of the voter's map, in HRW order for chunk @id, into
  * @order; returns how many. */
-static int owners(const struct pifs_chunk_id *id, uint32_t order[NODES])
+static int owners(const struct pifs_chunk_id *id, uint32_t order[MAXN])
 {
-	uint32_t flags[NODES + 1], weights[NODES + 1];
-	struct pifs_place_node pn[NODES];
+	uint32_t flags[MAXN + 1], weights[MAXN + 1];
+	struct pifs_place_node pn[MAXN];
 	int i, n = 0;
 
 	voter_map(flags, weights);
-	for (i = 1; i <= NODES; i++) {
+	for (i = 1; i <= MAXN; i++) {
 		if (!(flags[i] & PIFS_NODE_IN))
 			continue;
 		pn[n].id = (uint32_t)i;
@@ -383,7 +425,7 @@ static int owners(const struct pifs_chunk_id *id, uint32_t order[NODES])
 /* A frame of chunk whose HRW order puts the voter (node 1) first when
  * @voter_first, else last, so that a test can stop an owner that is not the
  * voter; its order goes in @order. */
-static struct pifs_frame frame_ranked(bool voter_first, uint32_t order[NODES])
+static struct pifs_frame frame_ranked(bool voter_first, uint32_t order[MAXN])
 {
 	struct pifs_frame f;
 	unsigned seed;
@@ -901,7 +943,7 @@ Test(storaged, a_bad_config_or_command_line_exits_2_and_starts_nothing)
 
 Test(storaged, a_node_that_stops_is_marked_down_then_out_and_comes_back_up_and_in)
 {
-	uint32_t flags[NODES + 1];
+	uint32_t flags[MAXN + 1];
 	uint64_t epoch, later;
 	int64_t t0, until;
 
@@ -940,7 +982,7 @@ Test(storaged, a_node_that_stops_is_marked_down_then_out_and_comes_back_up_and_i
 
 Test(storaged, the_map_stays_as_it_was_across_a_restart_of_the_voter)
 {
-	uint32_t flags[NODES + 1];
+	uint32_t flags[MAXN + 1];
 	uint64_t epoch;
 
 	write_conf_at(c.conf, 17114, FAST, "1M");
@@ -1012,7 +1054,7 @@ Test(storaged, chunk_has_says_which_chunks_a_node_holds_and_work_start_checks_it
 
 Test(storaged, a_chunk_on_one_owner_gets_its_second_copy_from_a_heal_pass)
 {
-	uint32_t order[NODES];
+	uint32_t order[MAXN];
 	struct pifs_frame f;
 	struct pifs_msg rep;
 	struct pifs_work w;
@@ -1042,7 +1084,7 @@ Test(storaged, a_chunk_on_one_owner_gets_its_second_copy_from_a_heal_pass)
 
 Test(storaged, a_stand_in_copy_goes_home_and_is_deleted_when_the_owner_returns)
 {
-	uint32_t order[NODES], chain[1];
+	uint32_t order[MAXN], chain[1];
 	struct pifs_frame f;
 	int o0, o1, s;
 	struct pifs_msg rep;
@@ -1082,7 +1124,7 @@ Test(storaged, a_stand_in_copy_goes_home_and_is_deleted_when_the_owner_returns)
 
 Test(storaged, scrub_finds_a_flipped_bit_and_repairs_it_from_the_other_copy)
 {
-	uint32_t order[NODES], chain[1];
+	uint32_t order[MAXN], chain[1];
 	struct pifs_frame f;
 	int o0, o1;
 	struct pifs_msg req, rep;
@@ -1130,7 +1172,7 @@ Test(storaged, scrub_finds_a_flipped_bit_and_repairs_it_from_the_other_copy)
 
 Test(storaged, a_corrupt_read_is_repaired_at_once)
 {
-	uint32_t order[NODES], chain[1];
+	uint32_t order[MAXN], chain[1];
 	struct pifs_frame f;
 	int o0, o1;
 	struct pifs_msg rep;
@@ -1161,7 +1203,7 @@ Test(storaged, a_corrupt_read_is_repaired_at_once)
 
 Test(storaged, a_chunk_corrupt_on_every_copy_counts_as_unrepairable_and_is_never_served)
 {
-	uint32_t order[NODES], chain[1];
+	uint32_t order[MAXN], chain[1];
 	struct pifs_frame f;
 	int o0, o1;
 	struct pifs_msg rep;
@@ -1196,7 +1238,7 @@ Test(storaged, heal_converges_on_more_chunks_than_one_batch_and_leaves_nothing_t
 {
 	enum { N = 700 };
 	struct pifs_frame *f = calloc(N, sizeof(*f));
-	uint32_t order[N][NODES];
+	uint32_t order[N][MAXN];
 	struct pifs_msg rep;
 	struct pifs_work w;
 	int i, node, misplaced = 0;
@@ -1236,7 +1278,7 @@ Test(storaged, when_a_node_is_out_the_others_restore_every_second_copy)
 {
 	enum { N = 60 };
 	struct pifs_frame *f = calloc(N, sizeof(*f));
-	uint32_t order[NODES], flags[NODES + 1], chain[1];
+	uint32_t order[MAXN], flags[MAXN + 1], chain[1];
 	struct pifs_msg rep;
 	int64_t until;
 	int i, node, had3 = 0, short_of = 0;
@@ -1310,6 +1352,581 @@ Test(storaged, a_full_node_refuses_chunks_serves_reads_and_the_chain_goes_on_wit
 	cr_assert_str_eq(nodes, "3");
 	pifs_frame_release(&f);
 	pifs_frame_release(&g);
+}
+
+/* Growing and shrinking: garbage collection, plans, new nodes, drains. */
+
+/* A mutation or query to the voter; returns its status. */
+static int meta_call(struct pifs_msg *req, struct pifs_msg *rep)
+{
+	return pifs_rpc_call(rpc_to(1), req, NULL, 0, rep, NULL, NULL, WAIT_MS);
+}
+
+/* Create /@name holding the one chunk @f; returns its inode. */
+static uint64_t commit_file(const char *name, const struct pifs_frame *f)
+{
+	struct pifs_chunkref ref;
+	struct pifs_msg req, rep;
+	struct pifs_buf refs;
+	uint64_t ino;
+
+	pifs_msg_init(&req, PIFS_MSG_MKNOD);
+	req.u.MKNOD.parent = 1;
+	req.u.MKNOD.name = pifs_str_of(name);
+	req.u.MKNOD.mode = S_IFREG | 0644;
+	cr_assert_eq(meta_call(&req, &rep), 0);
+	ino = rep.u.R_ATTR.attr.ino;
+	pifs_buf_init(&refs);
+	memset(&ref, 0, sizeof(ref));
+	ref.id = f->hdr.id;
+	ref.len = ref.raw_len = f->hdr.raw_len;
+	ref.stored_len = f->hdr.stored_len;
+	cr_assert_eq(pifs_chunkref_append(&refs, &ref), 0);
+	pifs_msg_init(&req, PIFS_MSG_COMMIT);
+	req.u.COMMIT.ino = ino;
+	req.u.COMMIT.size = f->hdr.raw_len;
+	req.u.COMMIT.refs = pifs_list_of(&refs, 1);
+	cr_assert_eq(meta_call(&req, &rep), 0);
+	pifs_buf_fini(&refs);
+	return ino;
+}
+
+static void unlink_file(const char *name)
+{
+	struct pifs_msg req, rep;
+
+	pifs_msg_init(&req, PIFS_MSG_UNLINK);
+	req.u.UNLINK.parent = 1;
+	req.u.UNLINK.name = pifs_str_of(name);
+	cr_assert_eq(meta_call(&req, &rep), 0);
+}
+
+/* Make node @node's copy of chunk @id look written @secs seconds ago. */
+static void backdate(int node, const struct pifs_chunk_id *id, long secs)
+{
+	char hex[33], path[192];
+	struct timespec t[2];
+
+	pifs_chunk_id_hex(id, hex);
+	snprintf(path, sizeof(path), "%s/n%d/chunks/%.2s/%.2s/%s", c.dir, node, hex, hex + 2, hex);
+	clock_gettime(CLOCK_REALTIME, &t[0]);
+	t[0].tv_sec -= secs;
+	t[1] = t[0];
+	cr_assert_eq(utimensat(AT_FDCWD, path, t, 0), 0);
+}
+
+/* Start a garbage collection sweep (@flags: PIFS_WORK_GC, with or without
+ * PIFS_WORK_DRYRUN) on node @id and wait for it to end. */
+static struct pifs_work gc_sweep(int id, uint32_t flags)
+{
+	int64_t until = pifs_now_ms() + WAIT_MS;
+	struct pifs_msg rep;
+	uint64_t passes;
+
+	cr_assert(node_stat(id, &rep));
+	passes = rep.u.R_NODE.work.gc_passes;
+	work_start(id, flags);
+	while (pifs_now_ms() < until) {
+		cr_assert(node_stat(id, &rep));
+		if (rep.u.R_NODE.work.gc_passes > passes)
+			return rep.u.R_NODE.work;
+		usleep(20000);
+	}
+	cr_assert_fail("node %d finished no garbage collection sweep in time", id);
+	return rep.u.R_NODE.work;
+}
+
+#define GC_FAST FAST "\ngc_interval = 0\ngc_grace = 2s"
+
+Test(storaged, gc_deletes_an_unreferenced_chunk_only_after_the_grace_and_never_a_referenced_one)
+{
+	struct pifs_frame a = make_frame(30000, 70), b = make_frame(30000, 71);
+	struct pifs_msg rep;
+	struct pifs_work w;
+	int64_t t0;
+
+	write_conf_at(c.conf, 17167, GC_FAST, "1M");
+	start(1);
+	start(2);
+	settle(0x6);
+	cr_assert_eq(put(1, &a, NULL, 0, 0, &rep), 0);
+	cr_assert_eq(put(1, &b, NULL, 0, 0, &rep), 0);
+	t0 = pifs_now_ms();
+	commit_file("kept.jpg", &a);
+	w = gc_sweep(1, PIFS_WORK_GC);
+	cr_assert(has_chunk_file(1, &a.hdr.id) && has_chunk_file(1, &b.hdr.id),
+		  "a chunk went within its grace");
+	cr_assert_eq(w.gc_deleted_chunks, 0);
+	cr_assert_eq(w.gc_chunks, 0, "nothing is reclaimable within the grace");
+	usleep((useconds_t)(t0 + 2300 - pifs_now_ms()) * 1000);
+	w = gc_sweep(1, PIFS_WORK_GC | PIFS_WORK_DRYRUN);
+	cr_assert_eq(w.gc_chunks, 1);
+	cr_assert_eq(w.gc_bytes, b.len);
+	cr_assert_eq(w.gc_deleted_chunks, 0);
+	cr_assert(has_chunk_file(1, &b.hdr.id), "a dry run deleted a chunk");
+	w = gc_sweep(1, PIFS_WORK_GC);
+	cr_assert_not(has_chunk_file(1, &b.hdr.id), "the unreferenced chunk is still there");
+	cr_assert(has_chunk_file(1, &a.hdr.id), "a referenced chunk was deleted");
+	cr_assert_eq(w.gc_deleted_chunks, 1);
+	cr_assert_eq(w.gc_deleted_bytes, b.len);
+	cr_assert_eq(w.gc_chunks, 0, "nothing reclaimable is left");
+	/* Once its file is gone, the chunk goes too. */
+	unlink_file("kept.jpg");
+	w = gc_sweep(1, PIFS_WORK_GC);
+	cr_assert_not(has_chunk_file(1, &a.hdr.id));
+	cr_assert_eq(w.gc_deleted_chunks, 2);
+	cr_assert(logged("garbage collection sweep"));
+	pifs_frame_release(&a);
+	pifs_frame_release(&b);
+}
+
+Test(storaged, gc_deletes_nothing_while_the_metadata_service_cannot_be_asked)
+{
+	struct pifs_frame f = make_frame(20000, 72);
+	struct pifs_msg rep;
+	int64_t until;
+	uint64_t passes;
+
+	const int ports[] = {0, 17189, 17190, 17194};
+
+	write_conf_ports(c.conf, ports, GC_FAST, "1M");
+	start(1);
+	start(2);
+	settle(0x6);
+	cr_assert_eq(put(2, &f, NULL, 0, 0, &rep), 0);
+	backdate(2, &f.hdr.id, 3600);
+	usleep(2300000); /* past node 2's first gc_grace */
+	stop(1);
+	cr_assert(node_stat(2, &rep));
+	passes = rep.u.R_NODE.work.gc_passes;
+	work_start(2, PIFS_WORK_GC);
+	until = pifs_now_ms() + 10000;
+	while (!logged("garbage collection stopped: metadata voter node 1") &&
+	       pifs_now_ms() < until)
+		usleep(100000);
+	cr_assert(logged("garbage collection stopped: metadata voter node 1"));
+	cr_assert(has_chunk_file(2, &f.hdr.id), "a chunk went without asking the metadata");
+	cr_assert(node_stat(2, &rep));
+	cr_assert_eq(rep.u.R_NODE.work.gc_passes, passes, "a sweep that could not ask counted");
+	pifs_frame_release(&f);
+}
+
+/* Wait up to @ms for the file @path to exist. */
+static bool wait_path(const char *path, int ms)
+{
+	int64_t until = pifs_now_ms() + ms;
+	struct stat sb;
+
+	while (stat(path, &sb) < 0 && pifs_now_ms() < until)
+		usleep(10000);
+	return stat(path, &sb) == 0;
+}
+
+static void touch_path(const char *path)
+{
+	int fd = open(path, O_WRONLY | O_CREAT, 0644);
+
+	cr_assert_geq(fd, 0);
+	close(fd);
+}
+
+Test(storaged, a_chunk_uploaded_again_between_the_question_and_the_delete_is_kept)
+{
+	struct pifs_frame f = make_frame(25000, 73);
+	char gate[128], asked[140];
+	struct pifs_msg rep;
+	uint64_t passes;
+	int64_t until;
+
+	snprintf(gate, sizeof(gate), "%s/gate", c.dir);
+	snprintf(asked, sizeof(asked), "%s.asked", gate);
+	cr_assert_eq(setenv("PIFS_TEST_GC_GATE", gate, 1), 0);
+	write_conf_at(c.conf, 17177, GC_FAST, "1M");
+	start(1);
+	settle(0x2);
+	cr_assert_eq(put(1, &f, NULL, 0, 0, &rep), 0);
+	backdate(1, &f.hdr.id, 3600);
+	usleep(2300000); /* past the daemon's first gc_grace */
+	/* The sweep asks, learns the chunk is unreferenced and old, and waits
+	 * at the gate: a client uploads the same content right then. */
+	cr_assert(node_stat(1, &rep));
+	passes = rep.u.R_NODE.work.gc_passes;
+	work_start(1, PIFS_WORK_GC);
+	cr_assert(wait_path(asked, WAIT_MS), "the sweep never reached its gate");
+	cr_assert_eq(put(1, &f, NULL, 0, 0, &rep), 0);
+	touch_path(gate);
+	until = pifs_now_ms() + WAIT_MS;
+	do {
+		usleep(20000);
+		cr_assert(node_stat(1, &rep));
+	} while (rep.u.R_NODE.work.gc_passes == passes && pifs_now_ms() < until);
+	cr_assert_gt(rep.u.R_NODE.work.gc_passes, passes, "the sweep did not end");
+	cr_assert(has_chunk_file(1, &f.hdr.id), "a chunk uploaded during the sweep was deleted");
+	cr_assert_eq(rep.u.R_NODE.work.gc_deleted_chunks, 0);
+	/* The same sweep without the upload deletes it: the gate held a real
+	 * deletion back. */
+	backdate(1, &f.hdr.id, 3600);
+	work_start(1, PIFS_WORK_GC);
+	cr_assert(wait_path(asked, WAIT_MS), "the sweep never reached its gate");
+	touch_path(gate);
+	cr_assert(wait_file(1, &f.hdr.id, false, WAIT_MS), "the old chunk was not deleted");
+	pifs_frame_release(&f);
+}
+
+static void node_set(uint32_t id, uint32_t set, uint32_t clear)
+{
+	struct pifs_msg req, rep;
+
+	pifs_msg_init(&req, PIFS_MSG_NODE_SET);
+	req.u.NODE_SET.id = id;
+	req.u.NODE_SET.set = set;
+	req.u.NODE_SET.clear = clear;
+	cr_assert_eq(meta_call(&req, &rep), 0);
+}
+
+/* Wait until every running node has installed the voter's map. */
+static void sync_maps(void)
+{
+	int64_t until = pifs_now_ms() + 10000;
+	uint32_t flags[MAXN + 1];
+	struct pifs_msg rep;
+	uint64_t epoch;
+	bool ok = false;
+	int i;
+
+	while (!ok && pifs_now_ms() < until) {
+		epoch = voter_map(flags, NULL);
+		ok = true;
+		for (i = 1; ok && i <= MAXN; i++)
+			if (c.pid[i] > 0)
+				ok = node_stat(i, &rep) && rep.epoch == epoch;
+		if (!ok)
+			usleep(50000);
+	}
+	cr_assert(ok, "the nodes did not all install the map within 10 s");
+}
+
+static int files_seen;
+
+static int count_file(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)path;
+	(void)sb;
+	files_seen += flag == FTW_F && ftw->level == 3;
+	return 0;
+}
+
+/* The chunk files of node @node. */
+static int count_chunks(int node)
+{
+	char path[128];
+
+	files_seen = 0;
+	snprintf(path, sizeof(path), "%s/n%d/chunks", c.dir, node);
+	nftw(path, count_file, 16, FTW_PHYS);
+	return files_seen;
+}
+
+/* Store @n chunks of @size bytes (seeds from @seed) on their two owners
+ * among the nodes in; the frames go in @f. */
+static void fill(struct pifs_frame *f, int n, size_t size, unsigned seed)
+{
+	uint32_t order[MAXN], chain[1];
+	struct pifs_msg rep;
+	int i;
+
+	for (i = 0; i < n; i++) {
+		f[i] = make_frame(size, seed + (unsigned)i);
+		owners(&f[i].hdr.id, order);
+		chain[0] = order[1];
+		cr_assert_eq(put((int)order[0], &f[i], chain, 1, 0, &rep), 0);
+	}
+}
+
+/* A whole heal pass that starts after now on every running node, in turn,
+ * @rounds times. */
+static void heal_all(int rounds)
+{
+	int r, i;
+
+	for (r = 0; r < rounds; r++)
+		for (i = 1; i <= MAXN; i++)
+			if (c.pid[i] > 0)
+				wait_heal_pass(i, 20000);
+}
+
+/* How many of the @n chunks @f are not on exactly their owners. */
+static int misplaced(const struct pifs_frame *f, int n)
+{
+	uint32_t order[MAXN];
+	int i, k, nin, bad = 0;
+
+	for (i = 0; i < n; i++) {
+		nin = owners(&f[i].hdr.id, order);
+		for (k = 0; k < nin; k++)
+			if (has_chunk_file((int)order[k], &f[i].hdr.id) != (k < 2))
+				break;
+		bad += k < nin;
+	}
+	return bad;
+}
+
+/* PLAN on node @id: its totals in @chunks and @bytes; every move must be
+ * from @id, to @to (if not 0), and add up to the totals. */
+static int plan(int id, uint32_t flags, uint32_t to, uint64_t *chunks, uint64_t *bytes)
+{
+	struct pifs_msg req, rep;
+	struct pifs_cursor cur;
+	struct pifs_move mv;
+	uint64_t sc = 0, sb = 0;
+	int rc;
+
+	pifs_msg_init(&req, PIFS_MSG_PLAN);
+	req.u.PLAN.flags = flags;
+	rc = pifs_rpc_call(rpc_to(id), &req, NULL, 0, &rep, NULL, NULL, WAIT_MS);
+	if (rc < 0)
+		return rc;
+	cr_assert_eq(rep.type, PIFS_MSG_R_PLAN);
+	pifs_cursor_init(&cur, &rep.u.R_PLAN.moves);
+	while (pifs_move_next(&cur, &mv) == 1) {
+		cr_assert_eq(mv.from, (uint32_t)id);
+		if (to)
+			cr_assert_eq(mv.to, to, "node %d plans a move to node %u", id, mv.to);
+		sc += mv.chunks;
+		sb += mv.bytes;
+	}
+	cr_assert_eq(sc, rep.u.R_PLAN.chunks);
+	cr_assert_eq(sb, rep.u.R_PLAN.bytes);
+	*chunks = sc;
+	*bytes = sb;
+	return 0;
+}
+
+/* The copies sent so far by every running node. */
+static void moved_all(uint64_t *chunks, uint64_t *bytes)
+{
+	struct pifs_msg rep;
+	int i;
+
+	*chunks = *bytes = 0;
+	for (i = 1; i <= MAXN; i++) {
+		if (c.pid[i] <= 0)
+			continue;
+		cr_assert(node_stat(i, &rep));
+		*chunks += rep.u.R_NODE.work.moved_chunks;
+		*bytes += rep.u.R_NODE.work.moved_bytes;
+	}
+}
+
+Test(storaged, a_plan_made_before_a_node_is_admitted_matches_what_the_rebalance_moves)
+{
+	enum { N = 300 };
+	struct pifs_frame *f = calloc(N, sizeof(*f));
+	uint64_t pc = 0, pb = 0, c0, b0, c1, b1, x, y;
+	uint32_t flags[MAXN + 1];
+	int i;
+
+	cr_assert_not_null(f);
+	write_conf_at(c.conf, 17137, FAST, "1M");
+	start(1);
+	start(2);
+	start(3);
+	settle(0xe);
+	fill(f, N, 4000, 3000);
+	start_new(4, 17184);
+	settle(0x1e);
+	sync_maps();
+	voter_map(flags, NULL);
+	cr_assert_eq(flags[4], PIFS_NODE_NEW | PIFS_NODE_UP);
+	cr_assert_eq(plan(1, 1, 0, &x, &y), -EINVAL);
+	for (i = 1; i <= MAXN; i++) {
+		cr_assert_eq(plan(i, 0, 0, &x, &y), 0);
+		cr_assert_eq(x, 0, "node %d plans moves under a map that it already follows", i);
+		cr_assert_eq(plan(i, PIFS_NODE_NEW, 4, &x, &y), 0);
+		pc += x;
+		pb += y;
+	}
+	/* Each chunk has two copies; adding a fourth equal node moves a
+	 * quarter of them, and only to it. */
+	cr_assert(pc >= N / 4 && pc <= 13 * (2 * N / 4) / 10, "planned %llu copies of %d",
+		  (unsigned long long)pc, 2 * N);
+	moved_all(&c0, &b0);
+	node_set(4, PIFS_NODE_IN, PIFS_NODE_NEW);
+	sync_maps();
+	heal_all(2);
+	moved_all(&c1, &b1);
+	c1 -= c0;
+	b1 -= b0;
+	cr_assert(c1 * 100 >= pc * 95 && c1 * 100 <= pc * 105, "planned %llu copies, moved %llu",
+		  (unsigned long long)pc, (unsigned long long)c1);
+	cr_assert(b1 * 100 >= pb * 95 && b1 * 100 <= pb * 105, "planned %llu bytes, moved %llu",
+		  (unsigned long long)pb, (unsigned long long)b1);
+	cr_assert_eq((uint64_t)count_chunks(4), c1);
+	cr_assert_eq(misplaced(f, N), 0, "chunks are not on exactly their owners");
+	for (i = 0; i < N; i++)
+		pifs_frame_release(&f[i]);
+	free(f);
+}
+
+Test(storaged, a_new_node_joins_as_new_and_takes_nothing_until_it_is_admitted)
+{
+	enum { N = 60 };
+	struct pifs_frame *f = calloc(N, sizeof(*f)), g = make_frame(5000, 4999);
+	const char *impostor[] = {"pifs-storaged",   "-c",     c.conf, "-n", "4", "--listen",
+				  "127.0.0.1:17174", "--data", NULL,   NULL};
+	uint32_t flags[MAXN + 1], weights[MAXN + 1];
+	struct pifs_msg rep;
+	char other[128];
+	int64_t until;
+	int i;
+
+	snprintf(other, sizeof(other), "%s/other", c.dir);
+	impostor[8] = other;
+	cr_assert_not_null(f);
+	write_conf_at(c.conf, 17147, FAST, "1M");
+	start(1);
+	start(2);
+	start(3);
+	settle(0xe);
+	fill(f, N, 3000, 4000);
+	start_new(4, 17185);
+	settle(0x1e);
+	voter_map(flags, weights);
+	cr_assert_eq(flags[4], PIFS_NODE_NEW | PIFS_NODE_UP, "node 4 joined with flags %#x",
+		     flags[4]);
+	cr_assert_gt(weights[4], 0, "a new node's weight is its disk's size in GiB");
+	cr_assert(logged("joins the cluster map as a new node"));
+	sync_maps();
+	heal_all(1);
+	cr_assert_eq(count_chunks(4), 0, "a node not admitted got chunks");
+	cr_assert_eq(put(4, &g, NULL, 0, 0, &rep), -EPERM);
+	cr_assert_not(has_chunk_file(4, &g.hdr.id));
+	/* Coming back after it was down does not admit it either. */
+	crash(4);
+	until = pifs_now_ms() + 5000;
+	do {
+		usleep(50000);
+		voter_map(flags, NULL);
+	} while ((flags[4] & PIFS_NODE_UP) && pifs_now_ms() < until);
+	cr_assert_not(flags[4] & PIFS_NODE_UP);
+	start_new(4, 17185);
+	settle(0x1e);
+	voter_map(flags, NULL);
+	cr_assert_eq(flags[4], PIFS_NODE_NEW | PIFS_NODE_UP, "liveness made flags %#x", flags[4]);
+	/* Another daemon that says it is node 4 does not pass for it. */
+	c.pid[SLOTS] = spawn(impostor);
+	until = pifs_now_ms() + WAIT_MS;
+	while (!logged("node id 4 belongs to the node at 127.0.0.1:17185") && pifs_now_ms() < until)
+		usleep(50000);
+	cr_assert(logged("node id 4 belongs to the node at 127.0.0.1:17185"));
+	kill(c.pid[SLOTS], SIGTERM);
+	cr_assert_neq(wait_exit(c.pid[SLOTS], WAIT_MS), -1);
+	c.pid[SLOTS] = 0;
+	node_set(4, PIFS_NODE_IN, PIFS_NODE_NEW);
+	sync_maps();
+	cr_assert_eq(put(4, &g, NULL, 0, 0, &rep), 0, "an admitted node takes chunks");
+	heal_all(1);
+	cr_assert_gt(count_chunks(4), 1, "the admitted node got no share of the chunks");
+	for (i = 0; i < N; i++)
+		pifs_frame_release(&f[i]);
+	free(f);
+	pifs_frame_release(&g);
+}
+
+Test(storaged, a_drained_node_hands_its_chunks_to_their_owners_and_ends_empty)
+{
+	enum { N = 60 };
+	struct pifs_frame *f = calloc(N, sizeof(*f));
+	uint32_t flags[MAXN + 1];
+	struct pifs_msg rep;
+	int64_t until;
+	int i, round, short_of = 0;
+
+	cr_assert_not_null(f);
+	write_conf_at(c.conf, 17157, FAST, "1M");
+	start(1);
+	start(2);
+	start(3);
+	settle(0xe);
+	fill(f, N, 3000, 5000);
+	cr_assert_gt(count_chunks(3), N / 3, "too few chunks on node 3 for the test to mean much");
+	node_set(3, PIFS_NODE_DRAIN, PIFS_NODE_IN);
+	/* A restart does not put a draining node back in. */
+	stop(3);
+	until = pifs_now_ms() + 5000;
+	do {
+		usleep(50000);
+		voter_map(flags, NULL);
+	} while ((flags[3] & PIFS_NODE_UP) && pifs_now_ms() < until);
+	start(3);
+	settle(0xe);
+	voter_map(flags, NULL);
+	cr_assert_eq(flags[3], PIFS_NODE_DRAIN | PIFS_NODE_UP, "node 3 came back with %#x",
+		     flags[3]);
+	sync_maps();
+	for (round = 0; round < 3 && count_chunks(3); round++)
+		heal_all(1);
+	cr_assert_eq(count_chunks(3), 0, "the drained node still holds chunks");
+	for (i = 0; i < N; i++) {
+		short_of += !has_chunk_file(1, &f[i].hdr.id) || !has_chunk_file(2, &f[i].hdr.id);
+		pifs_frame_release(&f[i]);
+	}
+	cr_assert_eq(short_of, 0, "%d chunks have fewer than two copies", short_of);
+	cr_assert(node_stat(3, &rep));
+	cr_assert_eq(rep.u.R_NODE.work.heal_chunks, 0);
+	free(f);
+}
+
+Test(storaged, work_set_changes_the_copy_rate_of_a_pass_under_way)
+{
+	enum { N = 10 };
+	const int ports[] = {0, 17195, 17199, 17104};
+	struct pifs_frame f[N];
+	uint32_t order[MAXN];
+	struct pifs_msg req, rep;
+	uint64_t passes;
+	unsigned seed = 6000;
+	int64_t until;
+	int i;
+
+	write_conf_ports(c.conf, ports, FAST "\nheal_rate = 100K", "1M");
+	start(1);
+	start(2);
+	start(3);
+	settle(0xe);
+	/* Chunks whose first owner is node 1, on node 1 alone: node 1 must
+	 * copy 600 KB, six seconds at 100 KB/s. */
+	for (i = 0; i < N; i++) {
+		do {
+			f[i] = make_frame(60000, seed++);
+			owners(&f[i].hdr.id, order);
+			if (order[0] != 1)
+				pifs_frame_release(&f[i]);
+		} while (order[0] != 1 && seed < 7000);
+		cr_assert_eq(order[0], 1);
+		cr_assert_eq(put(1, &f[i], NULL, 0, 0, &rep), 0);
+	}
+	cr_assert(node_stat(1, &rep));
+	passes = rep.u.R_NODE.work.heal_passes;
+	work_start(1, PIFS_WORK_HEAL);
+	usleep(1000000);
+	cr_assert(node_stat(1, &rep));
+	cr_assert_leq(rep.u.R_NODE.work.moved_bytes, 250000, "heal_rate was not kept");
+	pifs_msg_init(&req, PIFS_MSG_WORK_SET);
+	cr_assert_eq(pifs_rpc_call(rpc_to(1), &req, NULL, 0, &rep, NULL, NULL, WAIT_MS), 0,
+		     "zero keeps both rates");
+	req.u.WORK_SET.heal_rate = 100 << 20;
+	cr_assert_eq(pifs_rpc_call(rpc_to(1), &req, NULL, 0, &rep, NULL, NULL, WAIT_MS), 0);
+	until = pifs_now_ms() + 2500;
+	do {
+		usleep(50000);
+		cr_assert(node_stat(1, &rep));
+	} while (rep.u.R_NODE.work.heal_passes == passes && pifs_now_ms() < until);
+	cr_assert_gt(rep.u.R_NODE.work.heal_passes, passes,
+		     "the pass did not speed up with the new rate");
+	cr_assert_eq(rep.u.R_NODE.work.moved_chunks, N);
+	for (i = 0; i < N; i++)
+		pifs_frame_release(&f[i]);
 }
 
 /* The node map, without daemons. */

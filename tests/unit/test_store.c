@@ -1,5 +1,6 @@
 /* test_store.c - the chunk store keeps, serves, counts, lists, verifies and
- * quarantines chunks. */
+ * quarantines chunks, and deletes for garbage collection only what no put
+ * has touched since the cut-off. */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -611,5 +612,188 @@ Test(store, verify_passes_a_sound_chunk_and_quarantines_a_flipped_bit)
 	cr_assert_not(exists(path));
 	cr_assert_eq(pifs_store_verify(st, &f.hdr.id, &scratch), -ENOENT);
 	cr_assert_eq(stat_of().corrupt, 1);
+	pifs_frame_release(&f);
+}
+
+/* Set the time of the file at @path to @ago_s seconds ago. */
+static void age(const char *path, long ago_s)
+{
+	struct timespec t[2];
+
+	clock_gettime(CLOCK_REALTIME, &t[0]);
+	t[0].tv_sec -= ago_s;
+	t[1] = t[0];
+	cr_assert_eq(utimensat(AT_FDCWD, path, t, 0), 0);
+}
+
+static int64_t mtime_ns(const char *path)
+{
+	struct stat sb;
+
+	cr_assert_eq(stat(path, &sb), 0);
+	return (int64_t)sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec;
+}
+
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+Test(store, put_of_a_chunk_already_here_sets_its_time_to_now)
+{
+	struct pifs_frame f = make_frame(4000, 30, false);
+	char path[PATH_MAX];
+	int64_t before;
+
+	open_store(0);
+	cr_assert_eq(pifs_store_put(st, f.data, f.len, 0, &scratch), 0);
+	path_of(&f.hdr.id, path, sizeof(path));
+	age(path, 7200);
+	before = now_ns();
+	cr_assert_eq(pifs_store_put(st, f.data, f.len, 0, &scratch), 0);
+	cr_assert_geq(mtime_ns(path), before - 1000000000,
+		      "a second upload of a chunk must count as a new upload");
+	cr_assert_eq(stat_of().chunks, 1);
+	pifs_frame_release(&f);
+}
+
+Test(store, del_older_keeps_a_chunk_written_since_the_cutoff)
+{
+	struct pifs_frame f = make_frame(4000, 31, false);
+	char path[PATH_MAX];
+	uint64_t size = 0;
+
+	open_store(0);
+	cr_assert_eq(pifs_store_put(st, f.data, f.len, 0, &scratch), 0);
+	path_of(&f.hdr.id, path, sizeof(path));
+	cr_assert_eq(pifs_store_del_older(st, &f.hdr.id, now_ns() - 3600000000000ll, false, &size),
+		     0);
+	cr_assert(exists(path));
+	cr_assert_eq(size, f.len);
+	cr_assert_eq(stat_of().chunks, 1);
+	pifs_frame_release(&f);
+}
+
+Test(store, del_older_deletes_an_older_chunk_and_a_dry_run_only_says_so)
+{
+	struct pifs_frame f = make_frame(4000, 32, false);
+	char path[PATH_MAX];
+	uint64_t size = 0;
+
+	open_store(0);
+	cr_assert_eq(pifs_store_put(st, f.data, f.len, 0, &scratch), 0);
+	path_of(&f.hdr.id, path, sizeof(path));
+	age(path, 7200);
+	cr_assert_eq(pifs_store_del_older(st, &f.hdr.id, now_ns() - 3600000000000ll, true, &size),
+		     1);
+	cr_assert(exists(path), "a dry run deleted the chunk");
+	cr_assert_eq(size, f.len);
+	cr_assert_eq(pifs_store_del_older(st, &f.hdr.id, now_ns() - 3600000000000ll, false, &size),
+		     1);
+	cr_assert_not(exists(path));
+	cr_assert_eq(stat_of().chunks, 0);
+	cr_assert_eq(stat_of().bytes, 0);
+	pifs_frame_release(&f);
+}
+
+Test(store, del_older_of_a_missing_chunk_is_enoent)
+{
+	struct pifs_chunk_id id = {5, 6};
+	uint64_t size;
+
+	open_store(0);
+	cr_assert_eq(pifs_store_del_older(st, &id, now_ns(), false, &size), -ENOENT);
+}
+
+struct collector {
+	const struct pifs_chunk_id *id;
+	volatile bool stop;
+	int deleted, rc;
+};
+
+/* Delete the chunk whenever it is older than now, as a sweep with no
+ * grace would, until told to stop. */
+static void *race_collect(void *arg)
+{
+	struct collector *c = arg;
+	uint64_t size;
+	int rc;
+
+	while (!c->stop && c->rc == 0) {
+		rc = pifs_store_del_older(st, c->id, now_ns(), false, &size);
+		if (rc == 1)
+			c->deleted++;
+		else if (rc < 0 && rc != -ENOENT)
+			c->rc = rc;
+	}
+	return NULL;
+}
+
+struct uploader {
+	const struct pifs_frame *f;
+	int rc, stale;
+};
+
+/* Make the chunk an hour old, then put it again; the file (unless deleted
+ * since) must then be no older than the put. File times come from the
+ * kernel's coarse clock, a tick behind now_ns(): hence the slack. */
+static void *race_upload(void *arg)
+{
+	struct uploader *u = arg;
+	char path[PATH_MAX];
+	struct timespec t[2];
+	struct pifs_buf s;
+	uint64_t size;
+	int64_t t0;
+	int i;
+
+	pifs_buf_init(&s);
+	path_of(&u->f->hdr.id, path, sizeof(path));
+	for (i = 0; i < 300 && u->rc == 0; i++) {
+		clock_gettime(CLOCK_REALTIME, &t[0]);
+		t[0].tv_sec -= 3600;
+		t[1] = t[0];
+		utimensat(AT_FDCWD, path, t, 0);
+		t0 = now_ns() - 50000000;
+		u->rc = pifs_store_put(st, u->f->data, u->f->len, 0, &s);
+		if (pifs_store_del_older(st, &u->f->hdr.id, t0, true, &size) == 1)
+			u->stale++;
+	}
+	pifs_buf_fini(&s);
+	return NULL;
+}
+
+Test(store, puts_racing_collections_always_leave_a_fresh_chunk_and_true_counts)
+{
+	struct pifs_frame f = make_frame(20000, 33, false);
+	struct collector c = {&f.hdr.id, false, 0, 0};
+	struct uploader u = {&f, 0, 0};
+	struct racer r = {&f, 0};
+	pthread_t t[3];
+	struct pifs_store_stat s;
+	char path[PATH_MAX];
+	int i;
+
+	open_store(0);
+	cr_assert_eq(pifs_store_put(st, f.data, f.len, 0, &scratch), 0);
+	path_of(&f.hdr.id, path, sizeof(path));
+	cr_assert_eq(pthread_create(&t[2], NULL, race_collect, &c), 0);
+	cr_assert_eq(pthread_create(&t[0], NULL, race_upload, &u), 0);
+	cr_assert_eq(pthread_create(&t[1], NULL, race_put, &r), 0);
+	for (i = 0; i < 2; i++)
+		pthread_join(t[i], NULL);
+	cr_assert_eq(u.rc, 0);
+	cr_assert_eq(r.rc, 0);
+	cr_assert_eq(u.stale, 0, "%d puts left a chunk older than themselves", u.stale);
+	c.stop = true;
+	pthread_join(t[2], NULL);
+	cr_assert_eq(c.rc, 0);
+	cr_assert_gt(c.deleted, 0, "the collector never won a race: the test proves nothing");
+	s = stat_of();
+	cr_assert_eq(s.chunks, exists(path) ? 1u : 0u);
+	cr_assert_eq(s.bytes, exists(path) ? f.len : 0u);
 	pifs_frame_release(&f);
 }
