@@ -33,6 +33,32 @@ cat "$WORK/nodes"
 grep -qE '^1 .* yes ' "$WORK/nodes" || fail "nodes does not mark node 1 as the metadata voter"
 "$ADMIN" -c "$CONF" df || fail "pifs-admin df exited $?"
 
+step "status shows copies, heal and scrub; scrub and heal run on a healthy cluster"
+head -c $((3 << 20)) /dev/urandom >"$MNT/data" || fail "writing $MNT/data failed"
+for l in copies heal scrub health; do
+	grep -q "^$l: " "$WORK/status" || fail "status has no '$l:' line"
+done
+json=$("$ADMIN" -c "$CONF" status --json) || fail "status --json exited $?"
+for k in degraded heal_chunks heal_bytes heal_rate moved_chunks scrub_done scrub_total \
+	scrub_corrupt scrub_repaired scrub_unrepairable; do
+	json_num "$json" "$k" >/dev/null
+done
+grep -q '"work":{"heal_passes":' <<<"$json" || fail "status --json has no work record per node: $json"
+out=$("$ADMIN" -c "$CONF" scrub --wait --json) || fail "scrub --wait exited $? on a healthy cluster: $out"
+assert_eq "$(json_num "$out" corrupt)" 0 "corrupt copies found by scrub on a healthy cluster"
+checked=$(json_num "$out" checked)
+((checked >= 6)) || fail "scrub checked $checked chunks; 3 chunks of 2 copies were written"
+out=$("$ADMIN" -c "$CONF" heal --wait --timeout 30s --json) || fail "heal --wait exited $? on a healthy cluster: $out"
+grep -q '"complete":true' <<<"$out" || fail "heal --wait --json does not say complete: $out"
+for c in scrub heal; do
+	j=$("$ADMIN" -c "$CONF" "$c" --json) || fail "$c --json exited $?"
+	grep -q '"started":true' <<<"$j" || fail "$c --json started nothing: $j"
+	if command -v python3 >/dev/null; then
+		python3 -c 'import json,sys; json.loads(sys.stdin.read())' <<<"$j" ||
+			fail "$c --json is not valid JSON: $j"
+	fi
+done
+
 step "a node that does not answer (SIGSTOP) is unreachable, not zero"
 pid3=$(<"$CLUSTER/run/node3.pid")
 kill -STOP "$pid3"
@@ -60,4 +86,6 @@ assert_eq "$rc" 3 "status exit code with node 3 down"
 grep -q '^nodes: *2 up of 3$' "$WORK/status" || fail "status does not say '2 up of 3'"
 grep -q '^  node 3 at 127.0.0.1:[0-9]* is down' "$WORK/status" || fail "status has no line for node 3 down"
 "$PIFS_LOCAL" up "$CLUSTER" >/dev/null || fail "pifs-local up did not bring node 3 back"
-"$ADMIN" -c "$CONF" status >/dev/null || fail "status exited $? after node 3 came back"
+# Its chunks were short of a copy while it was down: ok once heal has looked.
+"$ADMIN" -c "$CONF" heal --wait --timeout 30s >/dev/null || fail "heal --wait exited $? after node 3 came back"
+"$ADMIN" -c "$CONF" status >/dev/null || fail "status exited $? after node 3 came back and heal"

@@ -31,15 +31,17 @@ run 0 "pifs-mount --help" -- "$MOUNT" --help
 expect_usage "pifs-mount --help"
 run 0 "pifs-admin --help" -- "$ADMIN" --help
 expect_usage "pifs-admin --help"
-for c in status nodes df; do
+for c in status nodes df scrub heal; do
 	run 0 "pifs-admin $c --help" -- "$ADMIN" "$c" --help
 	grep -q "Usage: pifs-admin .* $c" "$out" || fail "pifs-admin $c --help does not show its own usage"
 	grep -q "Exit status" "$out" || fail "pifs-admin $c --help does not give its exit status"
 done
 run 0 "pifs-local --help" -- "$PIFS_LOCAL" --help
 expect_usage "pifs-local --help"
-run 0 "pifs-local up --help" -- "$PIFS_LOCAL" up --help
-expect_usage "pifs-local up --help"
+for c in up stop start heal; do
+	run 0 "pifs-local $c --help" -- "$PIFS_LOCAL" "$c" --help
+	expect_usage "pifs-local $c --help"
+done
 run 0 "bootstrap --help" -- "$IT_SRC/tools/bootstrap" --help
 expect_usage "bootstrap --help"
 
@@ -50,7 +52,8 @@ run 2 "pifs-storaged with an unknown flag" -- "$STORAGED" --no-such-flag
 run 2 "pifs-mount with an unknown flag" -- "$MOUNT" --no-such-flag "$WORK/m"
 [[ -s $err ]] || fail "pifs-mount --no-such-flag printed nothing on stderr"
 for args in "--no-such-flag status" "status --no-such-flag" "-Z df" "nodes extra" "frobnicate" "" \
-	"--timeout soon status" "--config"; do
+	"--timeout soon status" "--config" "status --wait" "df --wait" "heal --timeout soon" \
+	"heal --wait extra"; do
 	# shellcheck disable=SC2086 # the words are the arguments
 	run 2 "pifs-admin $args" -- "$ADMIN" $args
 	grep -q '^pifs-admin: ' "$err" || fail "pifs-admin $args: no 'pifs-admin: ...' message"
@@ -59,6 +62,10 @@ done
 run 2 "pifs-local with an unknown flag" -- "$PIFS_LOCAL" up "$WORK/c" --no-such-flag
 [[ -s $err ]] || fail "pifs-local up --no-such-flag printed nothing on stderr"
 [[ ! -e $WORK/c/pifs.conf ]] || fail "pifs-local up with a bad flag still wrote a configuration"
+run 2 "pifs-local up with a bad --set" -- "$PIFS_LOCAL" up "$WORK/c" --set "down_after 2s"
+[[ ! -e $WORK/c/pifs.conf ]] || fail "pifs-local up with a bad --set still wrote a configuration"
+run 2 "pifs-local stop without NODE" -- "$PIFS_LOCAL" stop "$WORK/c"
+run 2 "pifs-local start with --kill" -- "$PIFS_LOCAL" start "$WORK/c" 1 --kill
 run 2 "bootstrap with an unknown flag" -- "$IT_SRC/tools/bootstrap" --no-such-flag
 
 step "a bad configuration line is named as FILE:LINE:"
@@ -94,8 +101,9 @@ run 2 "pifs-admin with a missing configuration file" -- "$ADMIN" -c "$WORK/none.
 grep -q "none.conf" "$err" || fail "pifs-admin does not name the missing file"
 
 step "pifs-admin when no metadata service answers"
-for c in status nodes df; do
-	run 1 "pifs-admin $c with nothing running" -- "$ADMIN" -c "$WORK/good.conf" --timeout 300ms "$c"
+for c in status nodes df scrub "heal --wait"; do
+	# shellcheck disable=SC2086 # the words are the arguments
+	run 1 "pifs-admin $c with nothing running" -- "$ADMIN" -c "$WORK/good.conf" --timeout 300ms $c
 	grep -q "cannot reach the metadata service at 127.0.0.1:$port (node 1): is pifs-storaged running there?" "$err" ||
 		fail "pifs-admin $c: wrong message when nothing answers: $(cat "$err")"
 done

@@ -23,6 +23,8 @@ CLUSTER=
 CONF=
 MNT=
 IT_MOUNTS=()	# extra mounts: "DIR PID"
+IT_ON_EXIT=()	# commands (function names) it_cleanup runs once the cluster is down
+SEED=
 
 step() { printf '[%s] %s: %s\n' "$(date +%T)" "$IT_NAME" "$*"; }
 
@@ -78,6 +80,9 @@ it_mounted() {
 it_workdir() {
 	require_bins
 	WORK=$(mktemp -d "${TMPDIR:-/tmp}/pifs-it-$IT_NAME.XXXXXX")
+	CLUSTER=$WORK/cluster
+	CONF=$CLUSTER/pifs.conf
+	MNT=$CLUSTER/mnt
 	trap it_cleanup EXIT
 	trap 'exit 130' INT
 	trap 'exit 143' TERM
@@ -86,9 +91,12 @@ it_workdir() {
 # it_setup [pifs-local up options]: a fresh cluster of chunk size 1M, mounted.
 it_setup() {
 	it_workdir
-	CLUSTER=$WORK/cluster
-	CONF=$CLUSTER/pifs.conf
-	MNT=$CLUSTER/mnt
+	it_up "$@"
+}
+
+# it_up [pifs-local up options]: start the cluster of it_workdir (which a
+# test may prepare first: a tmpfs for a data directory, say).
+it_up() {
 	step "starting a cluster in $CLUSTER ($*)"
 	"$PIFS_LOCAL" up "$CLUSTER" --chunk-size 1M --base-port "${PIFS_TEST_BASE_PORT:-17300}" "$@" ||
 		fail "pifs-local up failed (its messages are above)"
@@ -143,6 +151,22 @@ it_cleanup() {
 	trap - EXIT INT TERM
 	set +e
 	cd /
+	# Background helpers of the test (writers, readers) first: they keep
+	# files open in the mounts. The pifs-mounts are unmounted below.
+	local mpids=" " helpers=()
+	for e in "${IT_MOUNTS[@]}"; do
+		mpids+="${e##* } "
+	done
+	for pid in $(jobs -p); do
+		[[ $mpids == *" $pid "* ]] && continue
+		kill -TERM "$pid" 2>/dev/null && helpers+=("$pid")
+	done
+	for pid in "${helpers[@]}"; do
+		for ((e = 0; e < 50; e++)); do
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.1
+		done
+	done
 	# Whatever the test left running in the background (it_mount included).
 	for e in "${IT_MOUNTS[@]}"; do
 		dir=${e% *}
@@ -163,6 +187,10 @@ it_cleanup() {
 			fusermount3 -uz "$MNT"
 			"$PIFS_LOCAL" down "$CLUSTER"
 		fi
+		for e in "${IT_ON_EXIT[@]}"; do
+			"$e"
+		done
+		IT_ON_EXIT=()
 		problems=$(it_log_problems)
 		if [[ -n $problems ]]; then
 			printf '%s: FAIL: a daemon reported a memory or UB error:\n%s\n' "$IT_NAME" "$problems" >&2
@@ -176,12 +204,21 @@ it_cleanup() {
 			done
 		fi
 	fi
+	for e in "${IT_ON_EXIT[@]}"; do
+		"$e"
+	done
 	if [[ -n $WORK ]]; then
-		# Mounts the test made by other means (or that a bug made).
-		while read -r dir; do
-			echo "$IT_NAME: unmounting $dir, left mounted" >&2
-			fusermount3 -u "$dir" 2>/dev/null || fusermount3 -uz "$dir"
-		done < <(awk -v w="$WORK/" 'index($2, w) == 1 { print $2 }' /proc/self/mounts)
+		# Mounts the test made by other means (or that a bug made), the
+		# deepest first: a FUSE mount left over, or a tmpfs under a data dir.
+		while read -r e dir; do
+			if [[ $e == fuse* ]]; then
+				echo "$IT_NAME: unmounting $dir, left mounted" >&2
+				fusermount3 -u "$dir" 2>/dev/null || fusermount3 -uz "$dir"
+			else
+				umount "$dir" 2>/dev/null || umount -l "$dir"
+			fi
+		done < <(awk -v w="$WORK/" 'index($2, w) == 1 { print length($2), $3, $2 }' /proc/self/mounts |
+			sort -rn | cut -d' ' -f2-)
 		if grep -q " $WORK/" /proc/self/mounts; then
 			echo "$IT_NAME: something is still mounted under $WORK: leaving it in place" >&2
 			rc=1
@@ -223,4 +260,154 @@ it_tree_listing() {
 		find . -mindepth 1 -type d -printf '%y %m %T@ %p\n'
 		find . -mindepth 1 ! -type d -printf '%y %m %T@ %s %p -> %l\n'
 	} | sort)
+}
+
+# ---- for the fault-injection tests ----
+
+# it_seed: the seed of this run's random choices (PIFS_SEED, else from the
+# clock), printed so that a failure can be replayed; seeds bash's RANDOM.
+it_seed() {
+	SEED=${PIFS_SEED:-$(($(date +%s%N) / 1000 % 1000000))}
+	RANDOM=$SEED
+	step "seed $SEED (run again with PIFS_SEED=$SEED to make the same choices)"
+}
+
+# it_rand LO HI: a number in [LO, HI] into REPLY, from the seeded RANDOM.
+# Not a $(...) function: a subshell's RANDOM would not advance ours.
+it_rand() {
+	REPLY=$(($1 + (RANDOM * 32768 + RANDOM) % ($2 - $1 + 1)))
+}
+
+# it_make_file FILE SIZE KIND: SIZE bytes of random data (KIND 0: does not
+# compress), base64 text (1: compresses a little) or repeated lines (2:
+# compresses well).
+it_make_file() {
+	# No pipes: under pipefail, the writer's SIGPIPE would fail the test.
+	case $3 in
+	0) head -c "$2" /dev/urandom >"$1" ;;
+	1)
+		base64 -w 76 < <(head -c $(($2 * 3 / 4 + 3)) /dev/urandom) >"$1.tmp"
+		truncate -s "$2" "$1.tmp"
+		mv "$1.tmp" "$1"
+		;;
+	*)
+		awk -v n="$2" -v f="$1" 'BEGIN {
+			for (i = 0; s < n; i++) { l = sprintf("line %d of %s, much like the others\n", i, f); printf "%s", l; s += length(l) }
+		}' >"$1.tmp"
+		truncate -s "$2" "$1.tmp"
+		mv "$1.tmp" "$1"
+		;;
+	esac
+}
+
+# it_make_files DIR N MIN MAX: N files DIR/f0.. of seeded sizes from MIN to
+# MAX bytes, spread evenly over the powers of two between, of mixed kinds.
+it_make_files() {
+	local dir=$1 n=$2 min=$3 max=$4 i lo hi size
+	mkdir -p "$dir"
+	lo=0
+	hi=0
+	while (((1 << lo) < min)); do lo=$((lo + 1)); done
+	while (((1 << hi) < max)); do hi=$((hi + 1)); done
+	for ((i = 0; i < n; i++)); do
+		it_rand "$lo" "$hi"
+		size=$((1 << REPLY))
+		it_rand "$((size / 2))" "$size"
+		size=$REPLY
+		((size < min)) && size=$min
+		((size > max)) && size=$max
+		it_rand 0 3
+		it_make_file "$dir/f$i" "$size" "$((REPLY > 2 ? 0 : REPLY))"
+	done
+}
+
+# it_admin ARGS...: pifs-admin on the test's cluster, with a short timeout.
+it_admin() {
+	"$ADMIN" -c "$CONF" --timeout 2s "$@"
+}
+
+# it_status_json: pifs-admin status --json (its exit status 3, degraded, is
+# no failure here).
+it_status_json() {
+	local j rc=0
+	j=$(it_admin status --json) || rc=$?
+	((rc == 0 || rc == 3)) || fail "pifs-admin status --json exited $rc: $j"
+	echo "$j"
+}
+
+# json_node JSON ID: the object of node ID in the nodes list of pifs-admin's JSON.
+json_node() {
+	# shellcheck disable=SC2001
+	sed 's/{"id":/\n{"id":/g' <<<"$1" | grep "^{\"id\":$2," ||
+		fail "pifs-admin's JSON has no node $2: $1"
+}
+
+# json_bool JSON KEY: the first true/false value of KEY.
+json_bool() {
+	local v
+	v=$(grep -o "\"$2\":\(true\|false\)" <<<"$1" | head -1 | cut -d: -f2)
+	[[ -n $v ]] || fail "pifs-admin's JSON has no boolean \"$2\": $1"
+	echo "$v"
+}
+
+# it_wait_until SECONDS WHAT COMMAND...: run COMMAND every 0.2s until it
+# succeeds; fail naming WHAT after SECONDS.
+it_wait_until() {
+	local secs=$1 what=$2 end
+	shift 2
+	end=$(($(date +%s%N) / 1000000 + secs * 1000))
+	until "$@" >/dev/null 2>&1; do
+		(($(date +%s%N) / 1000000 < end)) || fail "$what did not happen within ${secs}s"
+		sleep 0.2
+	done
+}
+
+# node_is ID STATE...: node ID has every STATE (up, down, in, out) in status.
+node_is() {
+	local id=$1 n s
+	shift
+	n=$(json_node "$(it_status_json)" "$id")
+	for s in "$@"; do
+		case $s in
+		up) [[ $n == *'"up":true'* ]] || return 1 ;;
+		down) [[ $n == *'"up":false'* ]] || return 1 ;;
+		in) [[ $n == *'"in":true'* ]] || return 1 ;;
+		out) [[ $n == *'"in":false'* ]] || return 1 ;;
+		esac
+	done
+}
+
+# it_flip_bit FILE OFFSET BIT: flip one bit of FILE in place.
+it_flip_bit() {
+	local b
+	b=$(od -An -tu1 -j "$2" -N1 "$1" | tr -d ' ')
+	[[ -n $b ]] || fail "cannot read byte $2 of $1"
+	# shellcheck disable=SC2059
+	printf "\\$(printf %o $((b ^ (1 << $3))))" | dd of="$1" bs=1 seek="$2" count=1 conv=notrunc status=none ||
+		fail "cannot write byte $2 of $1"
+}
+
+# it_drop_caches: make the daemons read chunk files from the disk again.
+it_drop_caches() {
+	sync
+	{ echo 3 >/proc/sys/vm/drop_caches; } 2>/dev/null ||
+		fail "cannot drop the page cache (echo 3 > /proc/sys/vm/drop_caches): this test needs root"
+}
+
+# it_chunk_file NODE ID: where node NODE keeps chunk ID (storaged/store.h).
+it_chunk_file() {
+	echo "$CLUSTER/node$1/chunks/${2:0:2}/${2:2:2}/$2"
+}
+
+# it_health FILE: the user.pifs.status of FILE.
+it_health() {
+	getfattr --absolute-names --only-values -n user.pifs.status "$1" 2>&1
+}
+
+# it_check_manifest ROOT MANIFEST WHAT: every "sha256  path" line of MANIFEST
+# reads back identical under ROOT.
+it_check_manifest() {
+	local out
+	out=$(cd "$1" && sha256sum --quiet -c "$2" 2>&1) ||
+		fail "$3: files read back wrong or not at all:"$'\n'"$(head -n 20 <<<"$out")"
 }
