@@ -222,6 +222,12 @@ def main():
             md.append("| " + " | ".join(r[c] for c in cols) + " |")
         md.append("")
 
+    # The analysis of the figures (profiles, what limits pifs) is written by
+    # hand in LIMITS.md beside this script; it is carried into every report
+    # so that regenerating RESULTS.md never drops it.
+    if os.path.exists(f"{HERE}/LIMITS.md"):
+        md.append(open(f"{HERE}/LIMITS.md").read().strip() + "\n")
+
     if os.path.exists(f"{out}/errors.log"):
         md.append("## Errors\n")
         md.append("```\n" + open(f"{out}/errors.log").read()[-4000:] + "\n```\n")

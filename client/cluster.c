@@ -848,6 +848,29 @@ out_release:
 	return rc;
 }
 
+/* Start the reads of chunk @id at one of the first R live nodes of its read
+ * order (its owners while they are up), picked by the chunk's hash rather
+ * than always the first in HRW order: a file's chunks then come from all R
+ * owners in turn, so that two readers of files whose first owners are the
+ * same node still use more than one node's link. A mount with a local node
+ * keeps asking it first. */
+static void spread(const struct pifs_chunk_id *id, const struct pifs_plan_node *pn, size_t n,
+		   uint32_t replicas, uint32_t *order, size_t nlive)
+{
+	uint32_t head[PIFS_PLAN_MAX_CHAIN];
+	size_t k = replicas < nlive ? replicas : nlive, shift;
+
+	for (size_t i = 0; i < n; i++)
+		if (pn[i].local)
+			return;
+	if (k < 2 || k > PIFS_PLAN_MAX_CHAIN)
+		return;
+	shift = (size_t)(id->lo >> 40) % k;
+	for (size_t i = 0; i < k; i++)
+		head[i] = order[(i + shift) % k];
+	memcpy(order, head, k * sizeof(*order));
+}
+
 int pifs_cluster_get(struct pifs_cluster *cl, const struct pifs_chunk_id *id, uint8_t **raw,
 		     uint32_t *len)
 {
@@ -865,6 +888,7 @@ int pifs_cluster_get(struct pifs_cluster *cl, const struct pifs_chunk_id *id, ui
 		return -ENOMEM;
 	plan_nodes(nodes, n, pn);
 	ntries = pifs_plan_read(id, pn, n, replicas, order, &nlive);
+	spread(id, pn, n, replicas, order, nlive);
 	pifs_chunk_id_hex(id, hex);
 	for (size_t i = 0; i < ntries; i++) {
 		const struct mnode *m = node_by_id(nodes, n, order[i]);

@@ -6,7 +6,11 @@
  * a buffer whose written extent reaches the end of its chunk is uploaded at
  * once by the upload pool (hashing, compression and the network stay off the
  * FUSE threads); flush uploads the rest and commits the new chunk list, so
- * that close-to-open holds: what one mount closed, another sees on open. An
+ * that close-to-open holds: what one mount closed, another sees on open. A
+ * file written or held open for long commits the chunks stored so far in
+ * steps, so that every chunk is committed within 30 s of its upload (garbage
+ * collection, docs/design.md); a chunk whose commit was delayed longer is
+ * looked for on the nodes first and fails the file with EIO if gone. An
  * upload or commit that failed is remembered and returned by the next write,
  * flush, fsync and close: data is never lost silently.
  *

@@ -793,6 +793,17 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 
 /* ---- extended attributes ---- */
 
+/* Names under "security." and "system." are answered here, never sent:
+ * pifs keeps no ACLs, capabilities or security labels (see op_setxattr),
+ * and the kernel asks for them all the time, security.capability before
+ * every write and system.posix_acl_access and security.selinux for every
+ * entry of ls -l, so each would cost a round trip to the metadata service
+ * for an answer that is always "none". */
+static bool local_ns(const char *name)
+{
+	return strncmp(name, "security.", 9) == 0 || strncmp(name, "system.", 7) == 0;
+}
+
 static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
 			size_t size, int flags)
 {
@@ -802,9 +813,11 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
 		reply_err(req, -EPERM);
 		return;
 	}
-	/* pifs keeps no ACLs: storing one as a plain attribute would let cp -a
-	 * believe it set the mode. Refused, cp falls back to chmod. */
-	if (strncmp(name, "system.posix_acl_", 17) == 0) {
+	/* pifs keeps no ACLs, capabilities or security labels: storing one as
+	 * a plain attribute would let cp -a believe it set the mode, or a
+	 * program believe it has a capability. Refused, cp falls back to
+	 * chmod. */
+	if (local_ns(name)) {
 		reply_err(req, -EOPNOTSUPP);
 		return;
 	}
@@ -866,6 +879,10 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 		reply_health(req, ino, name, size);
 		return;
 	}
+	if (local_ns(name)) {
+		reply_err(req, -ENODATA);
+		return;
+	}
 	pifs_msg_init(&msg, PIFS_MSG_GETXATTR);
 	msg.u.GETXATTR.ino = ino;
 	msg.u.GETXATTR.name = pifs_str_of(name);
@@ -887,6 +904,10 @@ static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 
 	if (pifs_health_reserved(name)) {
 		reply_err(req, -EPERM);
+		return;
+	}
+	if (local_ns(name)) {
+		reply_err(req, -ENODATA);
 		return;
 	}
 	pifs_msg_init(&msg, PIFS_MSG_REMOVEXATTR);
