@@ -798,6 +798,7 @@ static void node_stat(struct pifs_chunk_worker *w, const struct req *r)
 	pifs_heal_report(w->d->heal, &rep.u.R_NODE.work);
 	pifs_scrub_report(w->d->scrub, &rep.u.R_NODE.work);
 	pifs_gc_report(w->d->gc, &rep.u.R_NODE.work);
+	rep.u.R_NODE.work.lost = st.lost;
 	reply(w, r, &rep, NULL, 0);
 }
 

@@ -15,8 +15,6 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,8 +22,8 @@
 #include <unistd.h>
 
 #include "log.h"
-#include "peers.h"
 #include "rpc.h"
+#include "worker.h"
 
 /* Chunk ids per CHUNK_REFS: 16 KiB of ids, a quick lookup for the service. */
 #define BATCH 1024
@@ -50,16 +48,11 @@ struct tally {
 
 struct pifs_gc {
 	struct pifsd *d;
-	pthread_t thread;
-	bool started;
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	bool want_real, want_dry; /* kicks, under @lock */
-	atomic_bool stop;	  /* set under @lock, read anywhere */
-	/* Figures, under @lock. */
+	struct pifs_worker wk;	  /* not paced: deletions are cheap */
+	bool want_real, want_dry; /* kicks, under @wk.lock */
+	/* Figures, under @wk.lock. */
 	uint64_t passes, left, left_bytes, deleted, deleted_bytes;
 	/* The thread's own. */
-	struct pifs_peers peers;
 	uint64_t interval;  /* gc_interval in ms; 0: no schedule */
 	int64_t next_sweep; /* pifs_now_ms() of the next scheduled sweep */
 	int64_t start_ms;   /* pifs_now_ms() when the thread started */
@@ -82,7 +75,7 @@ static uint32_t self_id(const struct pifs_gc *g)
 
 static bool stopping(struct pifs_gc *g)
 {
-	return atomic_load(&g->stop);
+	return pifs_worker_stopping(&g->wk);
 }
 
 static int64_t mono_ns(void)
@@ -99,32 +92,6 @@ static void sample_clock(struct pifs_gc *g)
 	g->offset = pifs_now_ns() - mono_ns();
 	if (g->offset < g->offset_min)
 		g->offset_min = g->offset;
-}
-
-/* The CLOCK_MONOTONIC time @ms from now, for pthread_cond_timedwait. */
-static void deadline_in(struct timespec *ts, int64_t ms)
-{
-	clock_gettime(CLOCK_MONOTONIC, ts);
-	ts->tv_sec += ms / 1000;
-	ts->tv_nsec += (ms % 1000) * 1000000;
-	if (ts->tv_nsec >= 1000000000) {
-		ts->tv_sec++;
-		ts->tv_nsec -= 1000000000;
-	}
-}
-
-/* Sleep @ms unless asked to stop. */
-static void nap(struct pifs_gc *g, int64_t ms)
-{
-	int64_t until = pifs_now_ms() + ms;
-	struct timespec ts;
-
-	pthread_mutex_lock(&g->lock);
-	while (!stopping(g) && pifs_now_ms() < until) {
-		deadline_in(&ts, until - pifs_now_ms());
-		pthread_cond_timedwait(&g->cond, &g->lock, &ts);
-	}
-	pthread_mutex_unlock(&g->lock);
 }
 
 /* Ask the metadata service which of the batch's chunks some file
@@ -146,8 +113,8 @@ static int ask_refs(struct pifs_gc *g)
 	}
 	for (tries = 0; tries < TRIES && !stopping(g); tries++) {
 		if (tries)
-			nap(g, RETRY_MS);
-		rc = pifs_peers_get(&g->peers, voter, &rpc);
+			pifs_worker_nap(&g->wk, RETRY_MS);
+		rc = pifs_peers_get(&g->wk.peers, voter, &rpc);
 		if (rc < 0)
 			continue;
 		pifs_msg_init(&req, PIFS_MSG_CHUNK_REFS);
@@ -176,7 +143,7 @@ static void hold_at_gate(struct pifs_gc *g)
 	if (fd >= 0)
 		close(fd);
 	while (!stopping(g) && access(g->gate, F_OK) < 0 && pifs_now_ms() < until)
-		nap(g, 10);
+		pifs_worker_nap(&g->wk, 10);
 	unlink(g->gate);
 	unlink(asked);
 }
@@ -225,10 +192,10 @@ static int run_batch(struct pifs_gc *g)
 		if (rc == 1 && !g->dry) {
 			g->t.deleted++;
 			g->t.deleted_bytes += size;
-			pthread_mutex_lock(&g->lock);
+			pthread_mutex_lock(&g->wk.lock);
 			g->deleted++;
 			g->deleted_bytes += size;
-			pthread_mutex_unlock(&g->lock);
+			pthread_mutex_unlock(&g->wk.lock);
 		}
 		if (rc < 0 && rc != -ENOENT) {
 			/* Counted as left: it may well be garbage still. */
@@ -269,13 +236,13 @@ static void sweep(struct pifs_gc *g, bool dry)
 	rc = pifs_store_each(g->d->store, collect, g);
 	if (rc == 0 && !stopping(g))
 		rc = run_batch(g);
-	pthread_mutex_lock(&g->lock);
+	pthread_mutex_lock(&g->wk.lock);
 	if (rc == 0 && !stopping(g)) {
 		n = ++g->passes;
 		g->left = g->t.found - g->t.deleted;
 		g->left_bytes = g->t.found_bytes - g->t.deleted_bytes;
 	}
-	pthread_mutex_unlock(&g->lock);
+	pthread_mutex_unlock(&g->wk.lock);
 	if (stopping(g))
 		return;
 	if (g->meta_err)
@@ -305,11 +272,10 @@ static void sweep(struct pifs_gc *g, bool dry)
  * Returns false when the thread must stop. */
 static bool wait_turn(struct pifs_gc *g, bool *dry)
 {
-	struct timespec ts;
 	int64_t left;
 	bool go = false;
 
-	pthread_mutex_lock(&g->lock);
+	pthread_mutex_lock(&g->wk.lock);
 	while (!stopping(g)) {
 		sample_clock(g);
 		left = g->interval ? g->next_sweep - pifs_now_ms() : WAIT_MAX_MS;
@@ -322,10 +288,9 @@ static bool wait_turn(struct pifs_gc *g, bool *dry)
 			go = true;
 			break;
 		}
-		deadline_in(&ts, left < WAIT_MAX_MS ? left : WAIT_MAX_MS);
-		pthread_cond_timedwait(&g->cond, &g->lock, &ts);
+		pifs_worker_wait(&g->wk, left, WAIT_MAX_MS);
 	}
-	pthread_mutex_unlock(&g->lock);
+	pthread_mutex_unlock(&g->wk.lock);
 	return go;
 }
 
@@ -338,7 +303,6 @@ static void *run(void *arg)
 	/* An interval past a century is no schedule. */
 	if (g->interval > (uint64_t)INT64_MAX / 4)
 		g->interval = 0;
-	pifs_peers_init(&g->peers, g->d->zctx, &g->d->map);
 	g->start_ms = pifs_now_ms();
 	sample_clock(g);
 	g->offset_min = g->offset;
@@ -348,13 +312,11 @@ static void *run(void *arg)
 			g->next_sweep = pifs_now_ms() + (int64_t)g->interval;
 		sweep(g, dry);
 	}
-	pifs_peers_fini(&g->peers);
 	return NULL;
 }
 
 int pifs_gc_new(struct pifsd *d, struct pifs_gc **out)
 {
-	pthread_condattr_t ca;
 	struct pifs_gc *g;
 	const char *gate;
 	int rc;
@@ -363,64 +325,48 @@ int pifs_gc_new(struct pifsd *d, struct pifs_gc **out)
 	if (!g)
 		return -ENOMEM;
 	g->d = d;
-	atomic_init(&g->stop, false);
-	pifs_buf_init(&g->req);
-	gate = getenv(GATE_ENV);
-	g->gate = gate && gate[0] ? gate : NULL;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	rc = -pthread_cond_init(&g->cond, &ca);
-	pthread_condattr_destroy(&ca);
+	rc = pifs_worker_init(&g->wk, d, 0, NULL, g);
 	if (rc < 0) {
 		free(g);
 		return rc;
 	}
-	pthread_mutex_init(&g->lock, NULL);
+	pifs_buf_init(&g->req);
+	gate = getenv(GATE_ENV);
+	g->gate = gate && gate[0] ? gate : NULL;
 	*out = g;
 	return 0;
 }
 
 int pifs_gc_start(struct pifs_gc *g)
 {
-	int rc = -pthread_create(&g->thread, NULL, run, g);
-
-	g->started = rc == 0;
-	return rc;
+	return pifs_worker_start(&g->wk, run);
 }
 
 void pifs_gc_kick(struct pifs_gc *g, bool dry)
 {
 	if (!g)
 		return;
-	pthread_mutex_lock(&g->lock);
+	pthread_mutex_lock(&g->wk.lock);
 	if (dry)
 		g->want_dry = true;
 	else
 		g->want_real = true;
-	pthread_cond_broadcast(&g->cond);
-	pthread_mutex_unlock(&g->lock);
+	pifs_worker_signal(&g->wk);
+	pthread_mutex_unlock(&g->wk.lock);
 }
 
 void pifs_gc_stop(struct pifs_gc *g)
 {
-	if (!g)
-		return;
-	pthread_mutex_lock(&g->lock);
-	atomic_store(&g->stop, true);
-	pthread_cond_broadcast(&g->cond);
-	pthread_mutex_unlock(&g->lock);
+	if (g)
+		pifs_worker_stop(&g->wk);
 }
 
 void pifs_gc_free(struct pifs_gc *g)
 {
 	if (!g)
 		return;
-	pifs_gc_stop(g);
-	if (g->started)
-		pthread_join(g->thread, NULL);
+	pifs_worker_fini(&g->wk);
 	pifs_buf_fini(&g->req);
-	pthread_cond_destroy(&g->cond);
-	pthread_mutex_destroy(&g->lock);
 	free(g);
 }
 
@@ -431,11 +377,11 @@ void pifs_gc_report(struct pifs_gc *g, struct pifs_work *w)
 		w->gc_deleted_chunks = w->gc_deleted_bytes = 0;
 		return;
 	}
-	pthread_mutex_lock(&g->lock);
+	pthread_mutex_lock(&g->wk.lock);
 	w->gc_passes = g->passes;
 	w->gc_chunks = g->left;
 	w->gc_bytes = g->left_bytes;
 	w->gc_deleted_chunks = g->deleted;
 	w->gc_deleted_bytes = g->deleted_bytes;
-	pthread_mutex_unlock(&g->lock);
+	pthread_mutex_unlock(&g->wk.lock);
 }

@@ -9,24 +9,24 @@
 
 #include <errno.h>
 #include <inttypes.h>
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "log.h"
-#include "pace.h"
-#include "peers.h"
 #include "place.h"
 #include "rpc.h"
 #include "scrub.h"
+#include "worker.h"
 
 /* Chunks decided together: one CHUNK_HAS of BATCH ids (8 KiB) per node. */
 #define BATCH 512
 /* The longest single wait of an idle loop: one whose pass is due but that
  * has no map yet looks again this often. */
 #define WAIT_MAX_MS 1000
+/* heal_rate reads 0 once nothing has been copied for this long, past the
+ * pace's own wait: status must not show a rate (and an ETA) for a loop that
+ * copies nothing. */
+#define IDLE_MS 3000
 
 void pifs_heal_prepare(const struct pifs_heal_node *nodes, size_t n, uint32_t replicas,
 		       uint32_t self, const struct pifs_chunk_id *id, struct pifs_heal_chunk *c)
@@ -173,7 +173,8 @@ struct walk {
 	struct pifsd *d;
 	atomic_bool *stop; /* borrowed: the loop's */
 	uint32_t as_in;	   /* PIFS_NODE_* flags of up nodes that count as in (a plan's what-if) */
-	struct pifs_peers peers;
+	struct pifs_peers *peers; /* the loop's (borrowed), or @own */
+	struct pifs_peers own;
 	struct item batch[BATCH];
 	struct pifs_heal_chunk plan[BATCH];
 	size_t nbatch;
@@ -197,23 +198,18 @@ struct tally {
 
 struct pifs_heal {
 	struct pifsd *d;
-	pthread_t thread;
-	bool started;
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	bool kicked;		   /* under @lock */
-	atomic_bool stop;	   /* set under @lock, read anywhere */
-	_Atomic uint64_t rate;	   /* heal_rate, changed by WORK_SET */
+	struct pifs_worker wk;	   /* paced at heal_rate */
+	bool kicked;		   /* under @wk.lock */
 	pthread_mutex_t plan_lock; /* held while a chunk worker makes a plan */
-	/* Figures, under @lock. */
+	/* Figures, under @wk.lock. */
 	bool running;
 	struct tally cur;
 	uint64_t passes, left, left_bytes, left_deg, moved_chunks, moved_bytes;
 	struct pifs_meter meter;
+	int64_t busy_until; /* pifs_now_ms() when the last copy's pace ends */
 	/* The thread's own. */
 	struct walk w;
 	int64_t next_pass;
-	struct pifs_pace pace;
 	uint64_t sent, dropped, failed;
 	int last_err; /* of the first failure of the pass */
 	uint32_t last_node;
@@ -227,52 +223,34 @@ static uint32_t self_id(const struct pifs_heal *h)
 
 static bool stopping(struct pifs_heal *h)
 {
-	return atomic_load(&h->stop);
+	return pifs_worker_stopping(&h->wk);
 }
 
-static void walk_init(struct walk *w, struct pifsd *d, atomic_bool *stop, uint32_t as_in)
+/* A walk that talks to the other nodes with @peers (borrowed), or with
+ * sockets of its own when NULL: a plan runs in a chunk worker's thread. */
+static void walk_init(struct walk *w, struct pifsd *d, atomic_bool *stop, uint32_t as_in,
+		      struct pifs_peers *peers)
 {
 	w->d = d;
 	w->stop = stop;
 	w->as_in = as_in;
-	pifs_peers_init(&w->peers, d->zctx, &d->map);
+	w->peers = peers;
+	if (!peers) {
+		pifs_peers_init(&w->own, d->zctx, &d->map);
+		w->peers = &w->own;
+	}
 }
 
 static void walk_fini(struct walk *w)
 {
 	size_t i;
 
-	pifs_peers_fini(&w->peers);
+	if (w->peers == &w->own)
+		pifs_peers_fini(&w->own);
 	for (i = 0; i < w->group_cap; i++)
 		pifs_buf_fini(&w->groups[i].ids);
 	free(w->groups);
 	free(w->hn);
-}
-
-/* The CLOCK_MONOTONIC time @ms from now, for pthread_cond_timedwait. */
-static void deadline_in(struct timespec *ts, int64_t ms)
-{
-	clock_gettime(CLOCK_MONOTONIC, ts);
-	ts->tv_sec += ms / 1000;
-	ts->tv_nsec += (ms % 1000) * 1000000;
-	if (ts->tv_nsec >= 1000000000) {
-		ts->tv_sec++;
-		ts->tv_nsec -= 1000000000;
-	}
-}
-
-/* Sleep @ms unless asked to stop. */
-static void nap(struct pifs_heal *h, int64_t ms)
-{
-	int64_t until = pifs_now_ms() + ms;
-	struct timespec ts;
-
-	pthread_mutex_lock(&h->lock);
-	while (!stopping(h) && pifs_now_ms() < until) {
-		deadline_in(&ts, until - pifs_now_ms());
-		pthread_cond_timedwait(&h->cond, &h->lock, &ts);
-	}
-	pthread_mutex_unlock(&h->lock);
 }
 
 /* Take the map for a batch. Returns false when there is none yet. */
@@ -374,7 +352,7 @@ static void send_groups(struct walk *w, enum pifs_msg_type type)
 
 		if (type == PIFS_MSG_CHUNK_HAS && muted(w, g->node))
 			continue;
-		if (pifs_peers_get(&w->peers, g->node, &g->rpc) < 0)
+		if (pifs_peers_get(w->peers, g->node, &g->rpc) < 0)
 			continue;
 		pifs_msg_init(&req, type);
 		if (type == PIFS_MSG_CHUNK_HAS)
@@ -480,7 +458,7 @@ static int push(struct pifs_heal *h, uint32_t node, const struct pifs_chunk_id *
 	struct pifs_rpc *rpc;
 	int rc;
 
-	rc = pifs_peers_get(&h->w.peers, node, &rpc);
+	rc = pifs_peers_get(h->w.peers, node, &rpc);
 	if (rc < 0)
 		return rc;
 	pifs_msg_init(&req, PIFS_MSG_CHUNK_PUT);
@@ -525,6 +503,7 @@ static void copy_out(struct pifs_heal *h, uint32_t ci)
 	void *frame;
 	size_t len;
 	uint32_t i;
+	int64_t now, wait;
 	int rc, slot;
 
 	rc = pifs_store_get(h->d->store, &it->id, &h->scratch, &frame, &len);
@@ -544,17 +523,39 @@ static void copy_out(struct pifs_heal *h, uint32_t ci)
 		if (slot >= 0)
 			c->has[slot] = PIFS_HEAL_HOLDS;
 		h->sent++;
-		pthread_mutex_lock(&h->lock);
+		now = pifs_now_ms();
+		wait = pifs_worker_spend(&h->wk, len);
+		pthread_mutex_lock(&h->wk.lock);
 		h->moved_chunks++;
 		h->moved_bytes += len;
-		pifs_meter_add(&h->meter, len, pifs_now_ms());
-		pthread_mutex_unlock(&h->lock);
-		/* WORK_SET may have changed the rate since the last copy. */
-		h->pace.rate = atomic_load(&h->rate);
-		nap(h, pifs_pace_spend(&h->pace, len, pifs_now_ms()));
+		pifs_meter_add(&h->meter, len, now);
+		h->busy_until = now + wait;
+		pthread_mutex_unlock(&h->wk.lock);
+		pifs_worker_nap(&h->wk, wait);
 	}
 	free(frame);
 	pifs_heal_plan(c);
+}
+
+/* Count what the batch's decisions found, before acting on any of it, so
+ * that status shows the work ahead and then each chunk coming off it. */
+static void note_found(struct pifs_heal *h)
+{
+	struct walk *w = &h->w;
+	uint32_t i;
+
+	pthread_mutex_lock(&h->wk.lock);
+	for (i = 0; i < w->nbatch; i++) {
+		w->batch[i].found = w->plan[i].misplaced;
+		w->batch[i].deg = w->plan[i].degraded;
+		if (w->batch[i].found) {
+			h->cur.found++;
+			h->cur.found_bytes += w->batch[i].size;
+		}
+		if (w->batch[i].deg)
+			h->cur.deg_found++;
+	}
+	pthread_mutex_unlock(&h->wk.lock);
 }
 
 /* Count chunk @ci as the pass leaves it. */
@@ -563,21 +564,14 @@ static void settle(struct pifs_heal *h, uint32_t ci, bool dropped)
 	const struct pifs_heal_chunk *c = &h->w.plan[ci];
 	const struct item *it = &h->w.batch[ci];
 
-	pthread_mutex_lock(&h->lock);
-	if (it->found) {
-		h->cur.found++;
-		h->cur.found_bytes += it->size;
-		if (dropped || !c->misplaced) {
-			h->cur.resolved++;
-			h->cur.resolved_bytes += it->size;
-		}
+	pthread_mutex_lock(&h->wk.lock);
+	if (it->found && (dropped || !c->misplaced)) {
+		h->cur.resolved++;
+		h->cur.resolved_bytes += it->size;
 	}
-	if (it->deg) {
-		h->cur.deg_found++;
-		if (!c->degraded)
-			h->cur.deg_resolved++;
-	}
-	pthread_mutex_unlock(&h->lock);
+	if (it->deg && !c->degraded)
+		h->cur.deg_resolved++;
+	pthread_mutex_unlock(&h->wk.lock);
 }
 
 /* Drop the copies that the plans allow, once every owner has made its own
@@ -637,7 +631,15 @@ static void drop_round(struct pifs_heal *h)
 	}
 }
 
-/* Decide and act for the chunks of the batch. */
+/* Will the drop round of the batch decide chunk @ci's fate? */
+static bool awaits_drop(const struct walk *w, uint32_t ci)
+{
+	return w->plan[ci].drop && w->agree;
+}
+
+/* Decide and act for the chunks of the batch. Each chunk is counted as soon
+ * as it is handled, so that status follows the copies one by one; only those
+ * whose surplus copy may go wait for the batch's drop round. */
 static void run_batch(struct pifs_heal *h)
 {
 	struct walk *w = &h->w;
@@ -645,17 +647,19 @@ static void run_batch(struct pifs_heal *h)
 
 	if (!w->nbatch || decide_batch(w) < 0)
 		return;
+	note_found(h);
 	for (i = 0; i < w->nbatch && !stopping(h); i++) {
-		w->batch[i].found = w->plan[i].misplaced;
-		w->batch[i].deg = w->plan[i].degraded;
 		if (w->plan[i].npush)
 			copy_out(h, i);
+		if (!awaits_drop(w, i))
+			settle(h, i, false);
 	}
 	if (stopping(h))
 		return;
 	drop_round(h);
 	for (i = 0; i < w->nbatch; i++)
-		settle(h, i, w->batch[i].synced);
+		if (awaits_drop(w, i))
+			settle(h, i, w->batch[i].synced);
 }
 
 static int collect(const struct pifs_chunk_id *id, uint64_t size, void *arg)
@@ -681,20 +685,20 @@ static void pass(struct pifs_heal *h)
 	uint64_t n = 0;
 	int rc;
 
-	pthread_mutex_lock(&h->lock);
+	pthread_mutex_lock(&h->wk.lock);
 	memset(&h->cur, 0, sizeof(h->cur));
 	h->running = true;
-	pthread_mutex_unlock(&h->lock);
+	pthread_mutex_unlock(&h->wk.lock);
 	h->sent = h->dropped = h->failed = 0;
 	h->w.nbatch = 0;
 	h->w.nmute = 0;
-	pifs_pace_init(&h->pace, atomic_load(&h->rate), pifs_now_ms());
+	pifs_worker_pace_begin(&h->wk);
 	rc = pifs_store_each(h->d->store, collect, h);
 	if (rc == 0) {
 		run_batch(h);
 		h->w.nbatch = 0;
 	}
-	pthread_mutex_lock(&h->lock);
+	pthread_mutex_lock(&h->wk.lock);
 	h->running = false;
 	t = h->cur;
 	if (rc == 0 && !stopping(h)) {
@@ -703,7 +707,7 @@ static void pass(struct pifs_heal *h)
 		h->left_bytes = t.found_bytes - t.resolved_bytes;
 		h->left_deg = t.deg_found - t.deg_resolved;
 	}
-	pthread_mutex_unlock(&h->lock);
+	pthread_mutex_unlock(&h->wk.lock);
 	if (rc < 0)
 		pifs_err("node %u: heal could not walk the chunks in %s: %s; check the data "
 			 "disk; it tries again in its next pass",
@@ -727,11 +731,10 @@ static void pass(struct pifs_heal *h)
  * Returns false when the loop must stop. */
 static bool wait_turn(struct pifs_heal *h)
 {
-	struct timespec ts;
 	int64_t left;
 	bool go = false;
 
-	pthread_mutex_lock(&h->lock);
+	pthread_mutex_lock(&h->wk.lock);
 	while (!stopping(h)) {
 		left = h->next_pass - pifs_now_ms();
 		/* No map, no placement: the heartbeat kicks when the first comes. */
@@ -740,10 +743,9 @@ static bool wait_turn(struct pifs_heal *h)
 			go = true;
 			break;
 		}
-		deadline_in(&ts, left > 0 && left < WAIT_MAX_MS ? left : WAIT_MAX_MS);
-		pthread_cond_timedwait(&h->cond, &h->lock, &ts);
+		pifs_worker_wait(&h->wk, left, WAIT_MAX_MS);
 	}
-	pthread_mutex_unlock(&h->lock);
+	pthread_mutex_unlock(&h->wk.lock);
 	return go;
 }
 
@@ -751,7 +753,7 @@ static void *run(void *arg)
 {
 	struct pifs_heal *h = arg;
 
-	walk_init(&h->w, h->d, &h->stop, 0);
+	walk_init(&h->w, h->d, &h->wk.stop, 0, &h->wk.peers);
 	while (wait_turn(h)) {
 		h->next_pass = pifs_now_ms() + h->d->conf->heal_interval_ms;
 		pass(h);
@@ -762,7 +764,6 @@ static void *run(void *arg)
 
 int pifs_heal_new(struct pifsd *d, struct pifs_heal **out)
 {
-	pthread_condattr_t ca;
 	struct pifs_heal *h;
 	int rc;
 
@@ -770,19 +771,14 @@ int pifs_heal_new(struct pifsd *d, struct pifs_heal **out)
 	if (!h)
 		return -ENOMEM;
 	h->d = d;
-	atomic_init(&h->stop, false);
-	atomic_init(&h->rate, d->conf->heal_rate);
-	pifs_buf_init(&h->scratch);
-	pifs_meter_init(&h->meter, pifs_now_ms());
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	rc = -pthread_cond_init(&h->cond, &ca);
-	pthread_condattr_destroy(&ca);
+	rc = pifs_worker_init(&h->wk, d, d->conf->heal_rate, NULL, h);
 	if (rc < 0) {
 		free(h);
 		return rc;
 	}
-	pthread_mutex_init(&h->lock, NULL);
+	pifs_buf_init(&h->scratch);
+	pifs_meter_init(&h->meter, pifs_now_ms());
+	h->busy_until = pifs_now_ms() - IDLE_MS;
 	pthread_mutex_init(&h->plan_lock, NULL);
 	*out = h;
 	return 0;
@@ -790,48 +786,37 @@ int pifs_heal_new(struct pifsd *d, struct pifs_heal **out)
 
 int pifs_heal_start(struct pifs_heal *h)
 {
-	int rc = -pthread_create(&h->thread, NULL, run, h);
-
-	h->started = rc == 0;
-	return rc;
+	return pifs_worker_start(&h->wk, run);
 }
 
 void pifs_heal_kick(struct pifs_heal *h)
 {
 	if (!h)
 		return;
-	pthread_mutex_lock(&h->lock);
+	pthread_mutex_lock(&h->wk.lock);
 	h->kicked = true;
-	pthread_cond_broadcast(&h->cond);
-	pthread_mutex_unlock(&h->lock);
+	pifs_worker_signal(&h->wk);
+	pthread_mutex_unlock(&h->wk.lock);
 }
 
 void pifs_heal_set_rate(struct pifs_heal *h, uint64_t rate)
 {
-	if (h && rate)
-		atomic_store(&h->rate, rate);
+	if (h)
+		pifs_worker_set_rate(&h->wk, rate);
 }
 
 void pifs_heal_stop(struct pifs_heal *h)
 {
-	if (!h)
-		return;
-	pthread_mutex_lock(&h->lock);
-	atomic_store(&h->stop, true);
-	pthread_cond_broadcast(&h->cond);
-	pthread_mutex_unlock(&h->lock);
+	if (h)
+		pifs_worker_stop(&h->wk);
 }
 
 void pifs_heal_free(struct pifs_heal *h)
 {
 	if (!h)
 		return;
-	pifs_heal_stop(h);
-	if (h->started)
-		pthread_join(h->thread, NULL);
+	pifs_worker_fini(&h->wk);
 	pifs_buf_fini(&h->scratch);
-	pthread_cond_destroy(&h->cond);
-	pthread_mutex_destroy(&h->lock);
 	pthread_mutex_destroy(&h->plan_lock);
 	free(h);
 }
@@ -905,7 +890,7 @@ int pifs_heal_forecast(struct pifs_heal *h, uint32_t as_in, struct pifs_heal_for
 		rc = -ENOMEM;
 		goto out_unlock;
 	}
-	walk_init(f.w, h->d, &h->stop, as_in);
+	walk_init(f.w, h->d, &h->wk.stop, as_in, NULL);
 	rc = pifs_store_each(h->d->store, forecast_collect, &f);
 	if (rc == 0)
 		rc = forecast_batch(&f);
@@ -927,19 +912,23 @@ static uint64_t estimate(bool running, uint64_t left, uint64_t found, uint64_t r
 
 void pifs_heal_report(struct pifs_heal *h, struct pifs_work *w)
 {
+	int64_t now = pifs_now_ms();
+
 	if (!h) {
 		w->heal_passes = w->heal_chunks = w->heal_bytes = w->degraded = 0;
 		w->heal_rate = w->moved_chunks = w->moved_bytes = 0;
+		w->heal_running = 0;
 		return;
 	}
-	pthread_mutex_lock(&h->lock);
+	pthread_mutex_lock(&h->wk.lock);
 	w->heal_passes = h->passes;
+	w->heal_running = h->running;
 	w->heal_chunks = estimate(h->running, h->left, h->cur.found, h->cur.resolved);
 	w->heal_bytes =
 	    estimate(h->running, h->left_bytes, h->cur.found_bytes, h->cur.resolved_bytes);
 	w->degraded = estimate(h->running, h->left_deg, h->cur.deg_found, h->cur.deg_resolved);
-	w->heal_rate = pifs_meter_rate(&h->meter, pifs_now_ms());
+	w->heal_rate = now - h->busy_until < IDLE_MS ? pifs_meter_rate(&h->meter, now) : 0;
 	w->moved_chunks = h->moved_chunks;
 	w->moved_bytes = h->moved_bytes;
-	pthread_mutex_unlock(&h->lock);
+	pthread_mutex_unlock(&h->wk.lock);
 }

@@ -151,6 +151,7 @@ static void beat(struct pifs_heartbeat *hb)
 	pifs_heal_report(d->heal, &req.u.NODE_HELLO.work);
 	pifs_scrub_report(d->scrub, &req.u.NODE_HELLO.work);
 	pifs_gc_report(d->gc, &req.u.NODE_HELLO.work);
+	req.u.NODE_HELLO.work.lost = st.lost;
 	pifs_rpc_set_epoch(hb->rpc, pifs_nodemap_epoch(&d->map));
 	pifs_msg_init(&rep, PIFS_MSG_NONE);
 	rc = pifs_rpc_call(hb->rpc, &req, NULL, 0, &rep, NULL, NULL, hb->timeout_ms);

@@ -4,20 +4,16 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
-#include "pace.h"
-#include "peers.h"
 #include "place.h"
 #include "rpc.h"
+#include "worker.h"
 
 /* Repairs waiting for the thread. A burst of corrupt reads past this many
  * is rare (a dying disk), and heal brings back what the node owns anyway. */
@@ -28,21 +24,14 @@
 
 struct pifs_scrub {
 	struct pifsd *d;
-	pthread_t thread;
-	bool started;
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	bool kicked;			   /* under @lock */
-	atomic_bool stop;		   /* set under @lock, read anywhere */
-	_Atomic uint64_t rate;		   /* scrub_rate, changed by WORK_SET */
-	struct pifs_chunk_id queue[QUEUE]; /* under @lock */
+	struct pifs_worker wk;		   /* paced at scrub_rate */
+	bool kicked;			   /* under @wk.lock */
+	struct pifs_chunk_id queue[QUEUE]; /* under @wk.lock */
 	size_t nqueue;
-	/* Figures, under @lock. */
+	/* Figures, under @wk.lock. */
 	uint64_t passes, done, total, corrupt, repaired, unrepairable;
 	bool running;
 	/* The thread's own. */
-	struct pifs_peers peers;
-	struct pifs_pace pace;
 	int64_t due; /* pifs_now_ms() of the next scheduled pass; INT64_MAX: none */
 	char stamp[1100];
 	struct pifs_buf scratch;
@@ -55,32 +44,15 @@ static uint32_t self_id(const struct pifs_scrub *s)
 
 static bool stopping(struct pifs_scrub *s)
 {
-	return atomic_load(&s->stop);
+	return pifs_worker_stopping(&s->wk);
 }
 
-static void deadline_in(struct timespec *ts, int64_t ms)
+/* A nap of the pace ends early for a repair: a client waits for it. */
+static bool queued(void *arg)
 {
-	clock_gettime(CLOCK_MONOTONIC, ts);
-	ts->tv_sec += ms / 1000;
-	ts->tv_nsec += (ms % 1000) * 1000000;
-	if (ts->tv_nsec >= 1000000000) {
-		ts->tv_sec++;
-		ts->tv_nsec -= 1000000000;
-	}
-}
+	const struct pifs_scrub *s = arg;
 
-/* Sleep @ms unless asked to stop or given a repair. */
-static void nap(struct pifs_scrub *s, int64_t ms)
-{
-	int64_t until = pifs_now_ms() + ms;
-	struct timespec ts;
-
-	pthread_mutex_lock(&s->lock);
-	while (!stopping(s) && !s->nqueue && pifs_now_ms() < until) {
-		deadline_in(&ts, until - pifs_now_ms());
-		pthread_cond_timedwait(&s->cond, &s->lock, &ts);
-	}
-	pthread_mutex_unlock(&s->lock);
+	return s->nqueue != 0;
 }
 
 /* The nodes to fetch chunk @id from, best first, into @order (room for
@@ -142,7 +114,7 @@ static int fetch(struct pifs_scrub *s, uint32_t node, const struct pifs_chunk_id
 	size_t len;
 	int rc;
 
-	rc = pifs_peers_get(&s->peers, node, &rpc);
+	rc = pifs_peers_get(&s->wk.peers, node, &rpc);
 	if (rc < 0)
 		return rc;
 	pifs_msg_init(&req, PIFS_MSG_CHUNK_GET);
@@ -166,7 +138,11 @@ static int fetch(struct pifs_scrub *s, uint32_t node, const struct pifs_chunk_id
 	return pifs_store_put(s->d->store, p, len, PIFS_STORE_SYNC, &s->scratch);
 }
 
-static void repair(struct pifs_scrub *s, const struct pifs_chunk_id *id)
+/* Repair chunk @id from another node. @again: a chunk that an earlier
+ * repair (maybe before a restart) could not bring back, which the store
+ * still counts as lost; its outcome was counted then and is not again, and
+ * it is only logged when it succeeds. */
+static void repair(struct pifs_scrub *s, const struct pifs_chunk_id *id, bool again)
 {
 	uint32_t order[PIFS_PLACE_MAX_NODES];
 	size_t n, i;
@@ -178,11 +154,11 @@ static void repair(struct pifs_scrub *s, const struct pifs_chunk_id *id)
 	for (i = 0; i < n && !stopping(s); i++) {
 		rc = fetch(s, order[i], id);
 		if (rc == 0) {
-			pthread_mutex_lock(&s->lock);
-			s->repaired++;
-			pthread_mutex_unlock(&s->lock);
-			pifs_info("node %u: chunk %s was corrupt here and is repaired from node %u",
-				  self_id(s), hex, order[i]);
+			pthread_mutex_lock(&s->wk.lock);
+			s->repaired += !again;
+			pthread_mutex_unlock(&s->wk.lock);
+			pifs_info("node %u: chunk %s was %s here and is repaired from node %u",
+				  self_id(s), hex, again ? "lost" : "corrupt", order[i]);
 			return;
 		}
 		if (rc == -ENOSPC)
@@ -190,6 +166,12 @@ static void repair(struct pifs_scrub *s, const struct pifs_chunk_id *id)
 	}
 	if (stopping(s))
 		return;
+	if (again) {
+		pifs_debug("node %u: lost chunk %s has still no good copy on the %zu other nodes "
+			   "that are up (%s); the next scrub tries again",
+			   self_id(s), hex, n, strerror(-rc));
+		return;
+	}
 	if (rc == -ENOSPC) {
 		/* A good copy exists: the chunk is not lost, only not here. */
 		pifs_err("node %u: chunk %s is corrupt here and a good copy was found, but %s "
@@ -198,9 +180,9 @@ static void repair(struct pifs_scrub *s, const struct pifs_chunk_id *id)
 			 self_id(s), hex, s->d->data);
 		return;
 	}
-	pthread_mutex_lock(&s->lock);
+	pthread_mutex_lock(&s->wk.lock);
 	s->unrepairable++;
-	pthread_mutex_unlock(&s->lock);
+	pthread_mutex_unlock(&s->wk.lock);
 	pifs_err("node %u: chunk %s is corrupt here and none of the %zu other nodes that are up "
 		 "has a good copy; files that use it read as errors (EIO): bring back nodes "
 		 "that are down, or restore those files from a backup; the damaged copy is kept "
@@ -214,16 +196,30 @@ static void drain(struct pifs_scrub *s)
 	struct pifs_chunk_id id;
 
 	for (;;) {
-		pthread_mutex_lock(&s->lock);
+		pthread_mutex_lock(&s->wk.lock);
 		if (!s->nqueue || stopping(s)) {
-			pthread_mutex_unlock(&s->lock);
+			pthread_mutex_unlock(&s->wk.lock);
 			return;
 		}
 		id = s->queue[0];
 		memmove(&s->queue[0], &s->queue[1], (s->nqueue - 1) * sizeof(s->queue[0]));
 		s->nqueue--;
-		pthread_mutex_unlock(&s->lock);
-		repair(s, &id);
+		pthread_mutex_unlock(&s->wk.lock);
+		repair(s, &id, false);
+	}
+}
+
+/* Try again to repair the chunks the store counts as lost: a node that
+ * was down when they were found may be back, with a good copy. */
+static void retry_lost(struct pifs_scrub *s)
+{
+	struct pifs_chunk_id ids[QUEUE];
+	size_t n, i;
+
+	n = pifs_store_lost(s->d->store, ids, QUEUE);
+	for (i = 0; i < n && i < QUEUE && !stopping(s); i++) {
+		drain(s);
+		repair(s, &ids[i], true);
 	}
 }
 
@@ -245,14 +241,12 @@ static int check_one(const struct pifs_chunk_id *id, uint64_t size, void *arg)
 		pifs_warn("node %u: scrub could not read chunk %s in %s: %s; check the data disk",
 			  self_id(s), hex, s->d->data, strerror(-rc));
 	}
-	pthread_mutex_lock(&s->lock);
+	pthread_mutex_lock(&s->wk.lock);
 	s->done++;
 	if (s->done > s->total)
 		s->total = s->done;
-	pthread_mutex_unlock(&s->lock);
-	/* WORK_SET may have changed the rate since the last chunk. */
-	s->pace.rate = atomic_load(&s->rate);
-	nap(s, pifs_pace_spend(&s->pace, size, pifs_now_ms()));
+	pthread_mutex_unlock(&s->wk.lock);
+	pifs_worker_nap(&s->wk, pifs_worker_spend(&s->wk, size));
 	return 0;
 }
 
@@ -299,18 +293,19 @@ static void pass(struct pifs_scrub *s)
 
 	memset(&st, 0, sizeof(st));
 	pifs_store_stat(s->d->store, &st);
-	pthread_mutex_lock(&s->lock);
+	pthread_mutex_lock(&s->wk.lock);
 	s->running = true;
 	s->done = 0;
 	s->total = st.chunks;
 	corrupt0 = s->corrupt;
 	repaired0 = s->repaired;
 	unrep0 = s->unrepairable;
-	pthread_mutex_unlock(&s->lock);
-	pifs_pace_init(&s->pace, atomic_load(&s->rate), pifs_now_ms());
+	pthread_mutex_unlock(&s->wk.lock);
+	pifs_worker_pace_begin(&s->wk);
+	retry_lost(s);
 	rc = pifs_store_each(s->d->store, check_one, s);
 	drain(s);
-	pthread_mutex_lock(&s->lock);
+	pthread_mutex_lock(&s->wk.lock);
 	s->running = false;
 	done = s->done;
 	if (rc == 0 && !stopping(s))
@@ -318,7 +313,7 @@ static void pass(struct pifs_scrub *s)
 	corrupt0 = s->corrupt - corrupt0;
 	repaired0 = s->repaired - repaired0;
 	unrep0 = s->unrepairable - unrep0;
-	pthread_mutex_unlock(&s->lock);
+	pthread_mutex_unlock(&s->wk.lock);
 	if (rc < 0)
 		pifs_err("node %u: scrub could not walk the chunks in %s: %s; check the data "
 			 "disk; it tries again at the next scrub",
@@ -335,10 +330,9 @@ static void pass(struct pifs_scrub *s)
  * -1 when the thread must stop. */
 static int wait_turn(struct pifs_scrub *s)
 {
-	struct timespec ts;
 	int what = -1;
 
-	pthread_mutex_lock(&s->lock);
+	pthread_mutex_lock(&s->wk.lock);
 	while (!stopping(s)) {
 		if (s->kicked || pifs_now_ms() >= s->due) {
 			s->kicked = false;
@@ -349,10 +343,9 @@ static int wait_turn(struct pifs_scrub *s)
 			what = 0;
 			break;
 		}
-		deadline_in(&ts, WAKE_MS);
-		pthread_cond_timedwait(&s->cond, &s->lock, &ts);
+		pifs_worker_wait(&s->wk, WAKE_MS, WAKE_MS);
 	}
-	pthread_mutex_unlock(&s->lock);
+	pthread_mutex_unlock(&s->wk.lock);
 	return what;
 }
 
@@ -361,7 +354,6 @@ static void *run(void *arg)
 	struct pifs_scrub *s = arg;
 	int what;
 
-	pifs_peers_init(&s->peers, s->d->zctx, &s->d->map);
 	schedule(s);
 	while ((what = wait_turn(s)) >= 0) {
 		drain(s);
@@ -370,13 +362,11 @@ static void *run(void *arg)
 			schedule(s);
 		}
 	}
-	pifs_peers_fini(&s->peers);
 	return NULL;
 }
 
 int pifs_scrub_new(struct pifsd *d, struct pifs_scrub **out)
 {
-	pthread_condattr_t ca;
 	struct pifs_scrub *s;
 	int rc;
 
@@ -388,18 +378,12 @@ int pifs_scrub_new(struct pifsd *d, struct pifs_scrub **out)
 		free(s);
 		return -ENAMETOOLONG;
 	}
-	atomic_init(&s->stop, false);
-	atomic_init(&s->rate, d->conf->scrub_rate);
-	pifs_buf_init(&s->scratch);
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	rc = -pthread_cond_init(&s->cond, &ca);
-	pthread_condattr_destroy(&ca);
+	rc = pifs_worker_init(&s->wk, d, d->conf->scrub_rate, queued, s);
 	if (rc < 0) {
 		free(s);
 		return rc;
 	}
-	pthread_mutex_init(&s->lock, NULL);
+	pifs_buf_init(&s->scratch);
 	s->due = INT64_MAX;
 	*out = s;
 	return 0;
@@ -407,26 +391,23 @@ int pifs_scrub_new(struct pifsd *d, struct pifs_scrub **out)
 
 int pifs_scrub_start(struct pifs_scrub *s)
 {
-	int rc = -pthread_create(&s->thread, NULL, run, s);
-
-	s->started = rc == 0;
-	return rc;
+	return pifs_worker_start(&s->wk, run);
 }
 
 void pifs_scrub_kick(struct pifs_scrub *s)
 {
 	if (!s)
 		return;
-	pthread_mutex_lock(&s->lock);
+	pthread_mutex_lock(&s->wk.lock);
 	s->kicked = true;
-	pthread_cond_broadcast(&s->cond);
-	pthread_mutex_unlock(&s->lock);
+	pifs_worker_signal(&s->wk);
+	pthread_mutex_unlock(&s->wk.lock);
 }
 
 void pifs_scrub_set_rate(struct pifs_scrub *s, uint64_t rate)
 {
-	if (s && rate)
-		atomic_store(&s->rate, rate);
+	if (s)
+		pifs_worker_set_rate(&s->wk, rate);
 }
 
 void pifs_scrub_corrupt(struct pifs_scrub *s, const struct pifs_chunk_id *id)
@@ -437,7 +418,7 @@ void pifs_scrub_corrupt(struct pifs_scrub *s, const struct pifs_chunk_id *id)
 
 	if (!s)
 		return;
-	pthread_mutex_lock(&s->lock);
+	pthread_mutex_lock(&s->wk.lock);
 	s->corrupt++;
 	for (i = 0; i < s->nqueue && !queued; i++)
 		queued = pifs_chunk_id_eq(&s->queue[i], id);
@@ -445,8 +426,8 @@ void pifs_scrub_corrupt(struct pifs_scrub *s, const struct pifs_chunk_id *id)
 		s->queue[s->nqueue++] = *id;
 	else if (!queued)
 		full = true;
-	pthread_cond_broadcast(&s->cond);
-	pthread_mutex_unlock(&s->lock);
+	pifs_worker_signal(&s->wk);
+	pthread_mutex_unlock(&s->wk.lock);
 	if (full) {
 		pifs_chunk_id_hex(id, hex);
 		pifs_warn("node %u: %d repairs are waiting already; chunk %s is not repaired now "
@@ -458,24 +439,16 @@ void pifs_scrub_corrupt(struct pifs_scrub *s, const struct pifs_chunk_id *id)
 
 void pifs_scrub_stop(struct pifs_scrub *s)
 {
-	if (!s)
-		return;
-	pthread_mutex_lock(&s->lock);
-	atomic_store(&s->stop, true);
-	pthread_cond_broadcast(&s->cond);
-	pthread_mutex_unlock(&s->lock);
+	if (s)
+		pifs_worker_stop(&s->wk);
 }
 
 void pifs_scrub_free(struct pifs_scrub *s)
 {
 	if (!s)
 		return;
-	pifs_scrub_stop(s);
-	if (s->started)
-		pthread_join(s->thread, NULL);
+	pifs_worker_fini(&s->wk);
 	pifs_buf_fini(&s->scratch);
-	pthread_cond_destroy(&s->cond);
-	pthread_mutex_destroy(&s->lock);
 	free(s);
 }
 
@@ -487,7 +460,7 @@ void pifs_scrub_report(struct pifs_scrub *s, struct pifs_work *w)
 		w->scrub_corrupt = w->scrub_repaired = w->scrub_unrepairable = 0;
 		return;
 	}
-	pthread_mutex_lock(&s->lock);
+	pthread_mutex_lock(&s->wk.lock);
 	w->scrub_passes = s->passes;
 	w->scrub_running = s->running;
 	w->scrub_done = s->done;
@@ -495,5 +468,5 @@ void pifs_scrub_report(struct pifs_scrub *s, struct pifs_work *w)
 	w->scrub_corrupt = s->corrupt;
 	w->scrub_repaired = s->repaired;
 	w->scrub_unrepairable = s->unrepairable;
-	pthread_mutex_unlock(&s->lock);
+	pthread_mutex_unlock(&s->wk.lock);
 }

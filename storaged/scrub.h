@@ -6,9 +6,10 @@
  * repaired: fetched from the other nodes in HRW order (the owners first),
  * verified, and stored again. A chunk found corrupt elsewhere (a CHUNK_GET,
  * a heal copy) is handed over with pifs_scrub_corrupt and repaired at once,
- * between the chunks of a pass. The time of the last complete pass is kept
- * in DATA/scrub.last, so that a node that restarts more often than
- * scrub_interval still scrubs. */
+ * between the chunks of a pass. Each pass first tries again the chunks the
+ * store counts as lost (pifs_store_lost), whose good copy may be back. The
+ * time of the last complete pass is kept in DATA/scrub.last, so that a node
+ * that restarts more often than scrub_interval still scrubs. */
 #ifndef PIFS_SCRUB_H
 #define PIFS_SCRUB_H
 

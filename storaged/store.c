@@ -48,11 +48,73 @@ struct pifs_store {
 	_Atomic uint64_t corrupt;
 	_Atomic uint64_t seq; /* names temporary files */
 	pthread_mutex_t stripe[STRIPES];
+	/* The lost chunks: quarantined, and not stored again since. An id
+	 * enters and leaves under its stripe lock, so the set always agrees
+	 * with the disk; @nlost lets puts skip the lock while it is empty. */
+	pthread_mutex_t lost_lock;
+	struct pifs_chunk_id *lost; /* owned; @nlost of @lost_cap, under @lost_lock */
+	size_t lost_cap;
+	_Atomic uint64_t nlost;
 };
+
+/* A quarantined chunk that has a good copy here again keeps its damaged
+ * copy under its name with this suffix, so that a restart does not count it
+ * as lost. */
+#define REPAIRED ".repaired"
 
 static pthread_mutex_t *stripe_of(struct pifs_store *st, const struct pifs_chunk_id *id)
 {
 	return &st->stripe[id->lo % STRIPES];
+}
+
+/* Add @id to the lost set. Returns 0 or -ENOMEM. */
+static int lost_add(struct pifs_store *st, const struct pifs_chunk_id *id)
+{
+	size_t i, n;
+	int rc = 0;
+
+	pthread_mutex_lock(&st->lost_lock);
+	n = atomic_load(&st->nlost);
+	for (i = 0; i < n; i++)
+		if (pifs_chunk_id_eq(&st->lost[i], id))
+			goto out_unlock;
+	if (n == st->lost_cap) {
+		size_t cap = st->lost_cap ? 2 * st->lost_cap : 16;
+		struct pifs_chunk_id *nl = realloc(st->lost, cap * sizeof(*nl));
+
+		if (!nl) {
+			rc = -ENOMEM;
+			goto out_unlock;
+		}
+		st->lost = nl;
+		st->lost_cap = cap;
+	}
+	st->lost[n] = *id;
+	atomic_store(&st->nlost, n + 1);
+out_unlock:
+	pthread_mutex_unlock(&st->lost_lock);
+	return rc;
+}
+
+/* Take @id out of the lost set. Returns whether it was there. */
+static bool lost_remove(struct pifs_store *st, const struct pifs_chunk_id *id)
+{
+	bool found = false;
+	size_t i, n;
+
+	if (!atomic_load(&st->nlost))
+		return false;
+	pthread_mutex_lock(&st->lost_lock);
+	n = atomic_load(&st->nlost);
+	for (i = 0; i < n && !found; i++) {
+		if (!pifs_chunk_id_eq(&st->lost[i], id))
+			continue;
+		st->lost[i] = st->lost[n - 1];
+		atomic_store(&st->nlost, n - 1);
+		found = true;
+	}
+	pthread_mutex_unlock(&st->lost_lock);
+	return found;
 }
 
 /* Mark the chunk at @path as written now: for garbage collection, a put of
@@ -214,9 +276,41 @@ static int count_level1(int dfd, const char *name, void *arg)
 	return strlen(name) == 2 ? each_entry(dfd, name, count_level2, arg) : 0;
 }
 
+/* Count a file of DATA/quarantine, and note its chunk as lost when the
+ * store holds no copy of it and it was never repaired. */
+static int count_quarantined(int dfd, const char *name, void *arg)
+{
+	struct pifs_store *st = arg;
+	char hex[33], path[CHUNK_PATH];
+	struct pifs_chunk_id id;
+	struct stat sb;
+	size_t len = strlen(name);
+
+	if (len == 32 + strlen(REPAIRED) && strcmp(name + 32, REPAIRED) == 0) {
+		memcpy(hex, name, 32);
+		hex[32] = '\0';
+		if (pifs_chunk_id_parse(hex, &id) == 0)
+			atomic_fetch_add(&st->corrupt, 1);
+		return 0;
+	}
+	if (len != 32 || pifs_chunk_id_parse(name, &id) < 0)
+		return 0;
+	if (fstatat(dfd, name, &sb, AT_SYMLINK_NOFOLLOW) < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (!S_ISREG(sb.st_mode))
+		return 0;
+	atomic_fetch_add(&st->corrupt, 1);
+	chunk_path(&id, path, hex);
+	if (faccessat(st->dfd, path, F_OK, AT_EACCESS) == 0)
+		return 0;
+	if (errno != ENOENT)
+		return -errno;
+	return lost_add(st, &id);
+}
+
 int pifs_store_open(const char *dir, uint64_t reserve, struct pifs_store **out)
 {
-	struct tally chunks = {0, 0}, quarantine = {0, 0};
+	struct tally chunks = {0, 0};
 	struct pifs_store *st;
 	int rc, i;
 
@@ -227,6 +321,9 @@ int pifs_store_open(const char *dir, uint64_t reserve, struct pifs_store **out)
 		return -ENOMEM;
 	for (i = 0; i < STRIPES; i++)
 		pthread_mutex_init(&st->stripe[i], NULL);
+	pthread_mutex_init(&st->lost_lock, NULL);
+	atomic_init(&st->corrupt, 0);
+	atomic_init(&st->nlost, 0);
 	st->dfd = st->lockfd = -1;
 	st->reserve = reserve;
 	st->dir = strdup(dir);
@@ -262,13 +359,18 @@ int pifs_store_open(const char *dir, uint64_t reserve, struct pifs_store **out)
 		goto out_free;
 	rc = each_entry(st->dfd, "chunks", count_level1, &chunks);
 	if (rc == 0)
-		rc = each_entry(st->dfd, "quarantine", count_file, &quarantine);
+		rc = each_entry(st->dfd, "quarantine", count_quarantined, st);
 	if (rc < 0)
 		goto out_free;
 	atomic_init(&st->chunks, chunks.files);
 	atomic_init(&st->bytes, chunks.bytes);
-	atomic_init(&st->corrupt, quarantine.files);
 	atomic_init(&st->seq, 0);
+	if (atomic_load(&st->nlost))
+		pifs_warn("%s: %llu chunks in %s/quarantine have no good copy here; files that "
+			  "use them read as errors (EIO) unless another node has one: bring back "
+			  "nodes that are down, or restore those files; delete a quarantined "
+			  "chunk that no file needs any more and restart to stop counting it",
+			  dir, (unsigned long long)atomic_load(&st->nlost), dir);
 	*out = st;
 	return 0;
 out_free:
@@ -284,6 +386,8 @@ void pifs_store_close(struct pifs_store *st)
 		return;
 	for (i = 0; i < STRIPES; i++)
 		pthread_mutex_destroy(&st->stripe[i]);
+	pthread_mutex_destroy(&st->lost_lock);
+	free(st->lost);
 	if (st->lockfd >= 0)
 		close(st->lockfd); /* releases the flock */
 	if (st->dfd >= 0)
@@ -292,26 +396,76 @@ void pifs_store_close(struct pifs_store *st)
 	free(st);
 }
 
-/* Move a chunk that failed verification out of the store, so that it is
- * never served again and heal sees it as missing. */
-static void quarantine(struct pifs_store *st, const char *path, const char *hex, uint64_t size,
-		       int why)
+/* Move chunk @id, whose file at @path is @sb (read through an open
+ * descriptor) and failed verification, out of the store, so that it is never
+ * served again and heal sees it as missing. Two readers (a client's read and
+ * a repair fetch, say) may find the same bad file at once: under the stripe
+ * lock, only the one that still finds that very file at @path moves it.
+ * Returns -EBADMSG when this call dealt with the bad copy (the caller reports
+ * it, once), or -ENOENT when another call already had: the chunk is simply
+ * not here now. */
+static int quarantine(struct pifs_store *st, const struct pifs_chunk_id *id, const char *path,
+		      const char *hex, const struct stat *sb, int why)
 {
+	pthread_mutex_t *lock = stripe_of(st, id);
 	char dst[CHUNK_PATH];
+	struct stat now;
+	bool gone;
+	int rc = -EBADMSG;
 
 	snprintf(dst, sizeof(dst), "quarantine/%s", hex);
+	pthread_mutex_lock(lock);
+	if (fstatat(st->dfd, path, &now, AT_SYMLINK_NOFOLLOW) < 0)
+		gone = errno == ENOENT;
+	else
+		gone = now.st_ino != sb->st_ino || now.st_dev != sb->st_dev;
+	if (gone) {
+		/* Moved already, and maybe even replaced by a good copy,
+		 * which must stay. */
+		rc = -ENOENT;
+		goto out_unlock;
+	}
 	if (renameat(st->dfd, path, st->dfd, dst) < 0) {
+		if (errno == ENOENT) {
+			rc = -ENOENT;
+			goto out_unlock;
+		}
 		pifs_err("chunk %s in %s failed verification (%s) but could not be moved to "
 			 "quarantine: %s; move or delete %s/%s by hand",
 			 hex, st->dir, strerror(-why), strerror(errno), st->dir, path);
-		return;
+		goto out_unlock;
 	}
 	atomic_fetch_sub(&st->chunks, 1);
-	atomic_fetch_sub(&st->bytes, size);
+	atomic_fetch_sub(&st->bytes, (uint64_t)sb->st_size);
 	atomic_fetch_add(&st->corrupt, 1);
+	if (lost_add(st, id) < 0)
+		pifs_warn("chunk %s in %s: out of memory noting it as lost; status undercounts "
+			  "lost chunks until the daemon restarts",
+			  hex, st->dir);
 	pifs_warn("chunk %s in %s failed verification (%s): moved to %s/%s; a replica will "
 		  "replace it",
 		  hex, st->dir, strerror(-why), st->dir, dst);
+out_unlock:
+	pthread_mutex_unlock(lock);
+	return rc;
+}
+
+/* Chunk @id was just placed, with its stripe lock held: if it was lost, it
+ * is not any more, and its damaged copy is renamed so that a restart does
+ * not count it again. */
+static void found_again(struct pifs_store *st, const struct pifs_chunk_id *id, const char *hex)
+{
+	char src[CHUNK_PATH], dst[CHUNK_PATH + sizeof(REPAIRED)];
+
+	if (!lost_remove(st, id))
+		return;
+	snprintf(src, sizeof(src), "quarantine/%s", hex);
+	snprintf(dst, sizeof(dst), "quarantine/%s" REPAIRED, hex);
+	if (renameat(st->dfd, src, st->dfd, dst) < 0 && errno != ENOENT)
+		pifs_warn("chunk %s in %s has a good copy again, but %s/%s could not be renamed "
+			  "to %s: %s; a restart counts the chunk as lost until you rename it by "
+			  "hand",
+			  hex, st->dir, st->dir, src, dst, strerror(errno));
 }
 
 /* Check a frame read from disk: it parses, names @id and hashes to it.
@@ -346,10 +500,8 @@ static int load(struct pifs_store *st, int fd, const char *path, const char *hex
 
 	if (fstat(fd, &sb) < 0)
 		return -errno;
-	if ((uint64_t)sb.st_size < PIFS_FRAME_HDR || (uint64_t)sb.st_size > MAX_FRAME_FILE) {
-		quarantine(st, path, hex, (uint64_t)sb.st_size, -EBADMSG);
-		return -EBADMSG;
-	}
+	if ((uint64_t)sb.st_size < PIFS_FRAME_HDR || (uint64_t)sb.st_size > MAX_FRAME_FILE)
+		return quarantine(st, id, path, hex, &sb, -EBADMSG);
 	size = (size_t)sb.st_size;
 	p = malloc(size);
 	if (!p)
@@ -360,8 +512,7 @@ static int load(struct pifs_store *st, int fd, const char *path, const char *hex
 	if (rc == -EBADMSG || rc == -EPROTO) {
 		/* This build accepted the frame when it was stored: another
 		 * version on disk now is damage, not an upgrade. */
-		quarantine(st, path, hex, size, rc);
-		rc = -EBADMSG;
+		rc = quarantine(st, id, path, hex, &sb, rc);
 	}
 	if (rc < 0) {
 		free(p);
@@ -484,8 +635,8 @@ static int room_for(struct pifs_store *st, size_t len)
 
 /* Write @frame to a new temporary file and place it at @path, under the
  * stripe lock @lock. */
-static int write_new(struct pifs_store *st, pthread_mutex_t *lock, const char *path,
-		     const char *hex, const void *frame, size_t len, int sync)
+static int write_new(struct pifs_store *st, pthread_mutex_t *lock, const struct pifs_chunk_id *id,
+		     const char *path, const char *hex, const void *frame, size_t len, int sync)
 {
 	char tmp[TMP_PATH];
 	int fd, rc;
@@ -503,6 +654,8 @@ static int write_new(struct pifs_store *st, pthread_mutex_t *lock, const char *p
 	if (rc == 0) {
 		pthread_mutex_lock(lock);
 		rc = place(st, tmp, path, sync);
+		if (rc == 1)
+			found_again(st, id, hex);
 		pthread_mutex_unlock(lock);
 	}
 	if (rc < 0) {
@@ -554,7 +707,7 @@ int pifs_store_put(struct pifs_store *st, const void *frame, size_t len, unsigne
 	rc = room_for(st, len);
 	if (rc < 0)
 		return rc;
-	return write_new(st, lock, path, hex, frame, len, sync);
+	return write_new(st, lock, &h.id, path, hex, frame, len, sync);
 }
 
 int pifs_store_get(struct pifs_store *st, const struct pifs_chunk_id *id, struct pifs_buf *scratch,
@@ -745,6 +898,18 @@ int pifs_store_each(struct pifs_store *st,
 	return each_entry(st->dfd, "chunks", walk_level1, &wk);
 }
 
+size_t pifs_store_lost(struct pifs_store *st, struct pifs_chunk_id *out, size_t cap)
+{
+	size_t n, i;
+
+	pthread_mutex_lock(&st->lost_lock);
+	n = atomic_load(&st->nlost);
+	for (i = 0; i < n && i < cap; i++)
+		out[i] = st->lost[i];
+	pthread_mutex_unlock(&st->lost_lock);
+	return n;
+}
+
 int pifs_store_stat(struct pifs_store *st, struct pifs_store_stat *out)
 {
 	struct statvfs vfs;
@@ -756,5 +921,6 @@ int pifs_store_stat(struct pifs_store *st, struct pifs_store_stat *out)
 	out->chunks = atomic_load(&st->chunks);
 	out->bytes = atomic_load(&st->bytes);
 	out->corrupt = atomic_load(&st->corrupt);
+	out->lost = atomic_load(&st->nlost);
 	return 0;
 }

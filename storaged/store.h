@@ -6,6 +6,8 @@
  *                                       the file is the encoded frame (frame.h)
  *   DATA/tmp/                           chunks being written; emptied at open
  *   DATA/quarantine/<32 hex digits>     chunks that failed verification
+ *   DATA/quarantine/<32 hex>.repaired   the same, once a good copy was stored
+ *                                       here again
  *   DATA/lock                           held (flock) while a store is open
  *   DATA/scrub.last                     its time is the end of the last scrub
  *                                       (scrub.c)
@@ -40,6 +42,8 @@ struct pifs_store_stat {
 	uint64_t chunks;   /* chunk files */
 	uint64_t bytes;	   /* their sizes, summed */
 	uint64_t corrupt;  /* files in quarantine */
+	uint64_t lost;	   /* quarantined chunks with no good copy stored here
+			    * since (counted from DATA/quarantine at open) */
 };
 
 /* Open the store in @dir (borrowed; created if its parent exists), take its
@@ -67,7 +71,9 @@ int pifs_store_put(struct pifs_store *st, const void *frame, size_t len, unsigne
  * of *@len bytes that the caller frees with free(). A chunk that fails
  * verification (or whose header names another id) is moved to quarantine.
  * @scratch (borrowed) is grown to the chunk's raw length for the check.
- * Returns 0, -ENOENT, -EBADMSG (corrupt, now quarantined) or another -errno. */
+ * Returns 0, -ENOENT, -EBADMSG (corrupt, now quarantined) or another -errno.
+ * Of several calls that find the same corrupt file at once, one returns
+ * -EBADMSG and the others -ENOENT: a corrupt copy is reported once. */
 int pifs_store_get(struct pifs_store *st, const struct pifs_chunk_id *id, struct pifs_buf *scratch,
 		   void **frame /* OUT */, size_t *len /* OUT */);
 
@@ -75,8 +81,8 @@ int pifs_store_get(struct pifs_store *st, const struct pifs_chunk_id *id, struct
  * pages are dropped first and after) and verify it, as pifs_store_get does:
  * a chunk that fails is quarantined. For scrub, which must see what the disk
  * holds and should not push clients' data out of the cache. @scratch as for
- * pifs_store_get. Returns 0, -ENOENT, -EBADMSG (corrupt, now quarantined) or
- * another -errno. */
+ * pifs_store_get. Returns 0, -ENOENT, -EBADMSG (corrupt, now quarantined,
+ * reported by this call alone, as for pifs_store_get) or another -errno. */
 int pifs_store_verify(struct pifs_store *st, const struct pifs_chunk_id *id,
 		      struct pifs_buf *scratch);
 
@@ -108,6 +114,11 @@ int pifs_store_has(struct pifs_store *st, const struct pifs_chunk_id *id);
  * 0, @fn's value, or -errno when a directory of the store cannot be read. */
 int pifs_store_each(struct pifs_store *st,
 		    int (*fn)(const struct pifs_chunk_id *id, uint64_t size, void *arg), void *arg);
+
+/* Copy the ids of up to @cap lost chunks (quarantined, and not stored again
+ * since) into @out (OUT). Returns how many there are, which may be more
+ * than @cap. */
+size_t pifs_store_lost(struct pifs_store *st, struct pifs_chunk_id *out /* OUT */, size_t cap);
 
 /* Fill @out with the space of the disk and the store's counters. Returns 0 or
  * -errno from statvfs. */

@@ -537,6 +537,7 @@ Test(peers, heal_scrub_and_gc_report_zeros_before_they_run_and_when_absent)
 	pifs_scrub_report(NULL, &w);
 	pifs_gc_report(NULL, &w);
 	cr_assert_eq(w.heal_passes + w.heal_chunks + w.degraded + w.moved_bytes, 0);
+	cr_assert_eq(w.heal_running, 0);
 	cr_assert_eq(w.scrub_passes + w.scrub_running + w.scrub_corrupt + w.scrub_unrepairable, 0);
 	cr_assert_eq(w.gc_passes + w.gc_chunks + w.gc_bytes + w.gc_deleted_chunks, 0);
 	cr_assert_eq(w.gc_deleted_bytes, 0);
@@ -548,6 +549,7 @@ Test(peers, heal_scrub_and_gc_report_zeros_before_they_run_and_when_absent)
 	pifs_scrub_report(s, &w);
 	pifs_gc_report(g, &w);
 	cr_assert_eq(w.heal_passes + w.heal_chunks + w.heal_bytes + w.heal_rate, 0);
+	cr_assert_eq(w.heal_running, 0);
 	cr_assert_eq(w.scrub_passes + w.scrub_done + w.scrub_total + w.scrub_repaired, 0);
 	cr_assert_eq(w.gc_passes + w.gc_chunks + w.gc_bytes + w.gc_deleted_chunks, 0);
 	/* A corrupt chunk is counted and queued even before the thread runs. */

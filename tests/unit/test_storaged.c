@@ -1228,10 +1228,157 @@ Test(storaged, a_chunk_corrupt_on_every_copy_counts_as_unrepairable_and_is_never
 	cr_assert_eq(w.scrub_corrupt, 1);
 	cr_assert_eq(w.scrub_repaired, 0);
 	cr_assert_eq(w.scrub_unrepairable, 1);
+	cr_assert_eq(w.lost, 1);
 	cr_assert_neq(get(o0, &f.hdr.id, &rep, &p, &plen), 0);
 	cr_assert_neq(get(o1, &f.hdr.id, &rep, &p, &plen), 0);
 	cr_assert(logged("is corrupt here and none of the"));
 	pifs_frame_release(&f);
+}
+
+Test(storaged, a_chunk_with_no_good_copy_stays_lost_across_a_restart_until_one_comes_back)
+{
+	const int ports[] = {0, 17100, 17114, 17124};
+	uint32_t order[MAXN], chain[1];
+	struct pifs_frame f;
+	struct pifs_msg rep;
+	struct pifs_work w;
+	const void *p;
+	size_t plen;
+	int64_t until;
+	int o0, o1, st;
+
+	write_conf_ports(c.conf, ports, FAST, "1M");
+	start(1);
+	start(2);
+	start(3);
+	settle(0xe);
+	f = frame_ranked(false, order);
+	o0 = (int)order[0];
+	o1 = (int)order[1];
+	chain[0] = (uint32_t)o1;
+	cr_assert_eq(put(o0, &f, chain, 1, 0, &rep), 0);
+	/* The good copy is away while the bad one is found. */
+	st = stop(o1);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	settle(0xe & ~(1u << o1));
+	flip_bit(o0, &f, 123);
+	work_start(o0, PIFS_WORK_SCRUB);
+	w = wait_scrub_pass(o0, 1, 10000);
+	cr_assert_eq(w.scrub_unrepairable, 1);
+	cr_assert_eq(w.lost, 1);
+	st = stop(o0);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	start(o0);
+	cr_assert(node_stat(o0, &rep));
+	cr_assert_eq(rep.u.R_NODE.work.scrub_unrepairable, 0, "that figure is the daemon's own");
+	cr_assert_eq(rep.u.R_NODE.work.lost, 1, "a lost chunk must not be forgotten at a restart");
+	cr_assert(logged("have no good copy here"));
+	/* The node with the good copy is back: the chunk comes back too. */
+	start(o1);
+	settle(0xe);
+	until = pifs_now_ms() + 15000;
+	do {
+		work_start(o0, PIFS_WORK_SCRUB);
+		usleep(300000);
+		cr_assert(node_stat(o0, &rep));
+	} while (rep.u.R_NODE.work.lost && pifs_now_ms() < until);
+	cr_assert_eq(rep.u.R_NODE.work.lost, 0, "the chunk was not brought back");
+	cr_assert_eq(get(o0, &f.hdr.id, &rep, &p, &plen), 0);
+	st = stop(o0);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	start(o0);
+	cr_assert(node_stat(o0, &rep));
+	cr_assert_eq(rep.u.R_NODE.work.lost, 0);
+	pifs_frame_release(&f);
+}
+
+/* A frame of @len bytes that do not compress: its copy costs @len bytes. */
+static struct pifs_frame noise_frame(size_t len, unsigned seed)
+{
+	uint64_t x = 0x9e3779b97f4a7c15ull ^ seed;
+	struct pifs_frame f;
+	uint8_t *raw = malloc(len);
+	size_t i;
+
+	cr_assert_not_null(raw);
+	for (i = 0; i < len; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		raw[i] = (uint8_t)x;
+	}
+	cr_assert_eq(pifs_frame_pack(&f, raw, len), 0);
+	free(raw);
+	return f;
+}
+
+Test(storaged, heal_reports_each_copy_as_it_is_made_and_no_rate_once_idle)
+{
+	enum { N = 10 };
+	const int ports[] = {0, 17134, 17144, 17154};
+	struct pifs_frame fr[N];
+	uint32_t order[MAXN];
+	struct pifs_msg rep;
+	struct pifs_work w;
+	uint64_t passes;
+	unsigned seed = 8000;
+	bool mid = false, rated = false;
+	int64_t until;
+	int i;
+
+	write_conf_ports(c.conf, ports, FAST "\nheal_rate = 100K", "1M");
+	start(1);
+	start(2);
+	start(3);
+	settle(0xe);
+	/* 600 KB for node 1 to copy at 100 KB/s: a pass of six seconds. */
+	for (i = 0; i < N; i++) {
+		do {
+			fr[i] = noise_frame(60000, seed++);
+			owners(&fr[i].hdr.id, order);
+			if (order[0] != 1)
+				pifs_frame_release(&fr[i]);
+		} while (order[0] != 1 && seed < 9000);
+		cr_assert_eq(order[0], 1);
+		cr_assert_eq(put(1, &fr[i], NULL, 0, 0, &rep), 0);
+	}
+	cr_assert(node_stat(1, &rep));
+	passes = rep.u.R_NODE.work.heal_passes;
+	cr_assert_eq(rep.u.R_NODE.work.heal_running, 0);
+	work_start(1, PIFS_WORK_HEAL);
+	until = pifs_now_ms() + 15000;
+	do {
+		usleep(100000);
+		cr_assert(node_stat(1, &rep));
+		w = rep.u.R_NODE.work;
+		if (w.heal_passes == passes && w.moved_chunks >= 2 && w.moved_chunks <= N - 3) {
+			/* A stat may fall between a copy and its count. */
+			cr_assert_eq(w.heal_running, 1);
+			cr_assert(w.heal_chunks == N - w.moved_chunks ||
+				      w.heal_chunks == N + 1 - w.moved_chunks,
+				  "heal_chunks %llu after %llu copies of %d: it should follow the "
+				  "copies one by one",
+				  (unsigned long long)w.heal_chunks,
+				  (unsigned long long)w.moved_chunks, N);
+			cr_assert(w.degraded == N - w.moved_chunks ||
+				  w.degraded == N + 1 - w.moved_chunks);
+			mid = true;
+			/* The meter needs a second of copies to read a rate. */
+			rated = rated || w.heal_rate > 0;
+		}
+	} while (w.heal_passes == passes && pifs_now_ms() < until);
+	cr_assert_gt(w.heal_passes, passes, "the pass did not end in time");
+	cr_assert(mid, "no report was seen in the middle of the pass");
+	cr_assert(rated, "no copy rate was reported while copying");
+	cr_assert_eq(w.heal_running, 0);
+	cr_assert_eq(w.heal_chunks, 0);
+	cr_assert_eq(w.moved_chunks, N);
+	/* Longer than heal_rate's idle time, shorter than the meter's window. */
+	usleep(4000000);
+	cr_assert(node_stat(1, &rep));
+	cr_assert_eq(rep.u.R_NODE.work.heal_rate, 0, "a loop that copies nothing has no rate");
+	for (i = 0; i < N; i++)
+		pifs_frame_release(&fr[i]);
 }
 
 Test(storaged, heal_converges_on_more_chunks_than_one_batch_and_leaves_nothing_to_do)

@@ -184,13 +184,16 @@ Test(store, put_replaces_a_corrupt_copy_and_quarantines_it)
 	poke(path, PIFS_FRAME_HDR + 7, (uint8_t)(f.data[PIFS_FRAME_HDR + 7] ^ 0x40));
 	cr_assert_eq(pifs_store_put(st, f.data, f.len, 0, &scratch), 0);
 	quarantine_path_of(&f.hdr.id, qpath, sizeof(qpath));
-	cr_assert(exists(qpath), "the damaged copy should be in quarantine");
+	cr_assert_not(exists(qpath), "a repaired chunk must not look lost after a restart");
+	strcat(qpath, ".repaired");
+	cr_assert(exists(qpath), "the damaged copy should be kept in quarantine");
 	cr_assert_eq(pifs_store_get(st, &f.hdr.id, &scratch, &got, &len), 0);
 	cr_assert_arr_eq(got, f.data, f.len);
 	free(got);
 	s = stat_of();
 	cr_assert_eq(s.chunks, 1);
 	cr_assert_eq(s.corrupt, 1);
+	cr_assert_eq(s.lost, 0);
 	pifs_frame_release(&f);
 }
 
@@ -796,4 +799,142 @@ Test(store, puts_racing_collections_always_leave_a_fresh_chunk_and_true_counts)
 	cr_assert_eq(s.chunks, exists(path) ? 1u : 0u);
 	cr_assert_eq(s.bytes, exists(path) ? f.len : 0u);
 	pifs_frame_release(&f);
+}
+
+/* Readers of one corrupt chunk at once: a client's read and a peer's repair
+ * fetch, say. */
+struct reader {
+	const struct pifs_frame *f;
+	pthread_barrier_t *go;
+	int rc;
+};
+
+static void *race_get(void *arg)
+{
+	struct reader *r = arg;
+	struct pifs_buf s;
+	void *got = NULL;
+	size_t len;
+
+	pifs_buf_init(&s);
+	pthread_barrier_wait(r->go);
+	r->rc = pifs_store_get(st, &r->f->hdr.id, &s, &got, &len);
+	free(got);
+	pifs_buf_fini(&s);
+	return NULL;
+}
+
+Test(store, readers_of_one_corrupt_chunk_at_once_report_and_count_it_once)
+{
+	enum { READERS = 4, ROUNDS = 40 };
+	struct pifs_frame f = make_frame(300000, 31, false);
+	struct reader r[READERS];
+	pthread_t t[READERS];
+	pthread_barrier_t go;
+	char path[PATH_MAX];
+	struct pifs_store_stat s;
+	int round, i, bad;
+
+	open_store(0);
+	path_of(&f.hdr.id, path, sizeof(path));
+	for (round = 0; round < ROUNDS; round++) {
+		cr_assert_eq(pifs_store_put(st, f.data, f.len, 0, &scratch), 0);
+		poke(path, (off_t)f.len - 1, (uint8_t)(f.data[f.len - 1] ^ 1));
+		cr_assert_eq(pthread_barrier_init(&go, NULL, READERS), 0);
+		for (i = 0; i < READERS; i++) {
+			r[i] = (struct reader){&f, &go, 0};
+			cr_assert_eq(pthread_create(&t[i], NULL, race_get, &r[i]), 0);
+		}
+		for (i = 0, bad = 0; i < READERS; i++) {
+			pthread_join(t[i], NULL);
+			cr_assert(r[i].rc == -EBADMSG || r[i].rc == -ENOENT,
+				  "round %d: reader %d got %d", round, i, r[i].rc);
+			bad += r[i].rc == -EBADMSG;
+		}
+		pthread_barrier_destroy(&go);
+		cr_assert_eq(bad, 1, "round %d: %d readers reported the one corrupt copy", round,
+			     bad);
+		s = stat_of();
+		cr_assert_eq(s.corrupt, (uint64_t)round + 1);
+		cr_assert_eq(s.chunks, 0);
+		cr_assert_eq(s.lost, 1);
+	}
+	pifs_frame_release(&f);
+}
+
+Test(store, a_quarantined_chunk_is_lost_until_a_good_copy_is_put)
+{
+	struct pifs_frame f = make_frame(9000, 32, false);
+	struct pifs_chunk_id ids[4];
+	char path[PATH_MAX], qpath[PATH_MAX];
+	void *got;
+	size_t len;
+
+	open_store(0);
+	cr_assert_eq(pifs_store_put(st, f.data, f.len, 0, &scratch), 0);
+	cr_assert_eq(stat_of().lost, 0);
+	path_of(&f.hdr.id, path, sizeof(path));
+	poke(path, PIFS_FRAME_HDR + 3, (uint8_t)(f.data[PIFS_FRAME_HDR + 3] ^ 0x10));
+	cr_assert_eq(pifs_store_verify(st, &f.hdr.id, &scratch), -EBADMSG);
+	cr_assert_eq(stat_of().lost, 1);
+	cr_assert_eq(pifs_store_verify(st, &f.hdr.id, &scratch), -ENOENT);
+	cr_assert_eq(stat_of().lost, 1, "a chunk is lost once, however often it is looked for");
+	cr_assert_eq(pifs_store_lost(st, ids, 0), 1, "the count, even without room for ids");
+	cr_assert_eq(pifs_store_lost(st, ids, 4), 1);
+	cr_assert(pifs_chunk_id_eq(&ids[0], &f.hdr.id));
+	cr_assert_eq(pifs_store_put(st, f.data, f.len, PIFS_STORE_SYNC, &scratch), 0);
+	cr_assert_eq(stat_of().lost, 0);
+	cr_assert_eq(pifs_store_lost(st, ids, 4), 0);
+	cr_assert_eq(stat_of().corrupt, 1);
+	quarantine_path_of(&f.hdr.id, qpath, sizeof(qpath));
+	strcat(qpath, ".repaired");
+	cr_assert(exists(qpath));
+	cr_assert_eq(pifs_store_get(st, &f.hdr.id, &scratch, &got, &len), 0);
+	free(got);
+	pifs_frame_release(&f);
+}
+
+Test(store, open_counts_the_quarantined_chunks_never_repaired_as_lost)
+{
+	struct pifs_frame a = make_frame(5000, 33, false), b = make_frame(6000, 34, true);
+	struct pifs_frame c = make_frame(7000, 35, false);
+	char path[PATH_MAX];
+	struct pifs_store_stat s;
+
+	open_store(0);
+	cr_assert_eq(pifs_store_put(st, a.data, a.len, 0, &scratch), 0);
+	cr_assert_eq(pifs_store_put(st, b.data, b.len, 0, &scratch), 0);
+	cr_assert_eq(pifs_store_put(st, c.data, c.len, 0, &scratch), 0);
+	path_of(&a.hdr.id, path, sizeof(path));
+	poke(path, 0, (uint8_t)(a.data[0] ^ 0xff));
+	path_of(&b.hdr.id, path, sizeof(path));
+	poke(path, (off_t)b.len - 2, (uint8_t)(b.data[b.len - 2] ^ 4));
+	path_of(&c.hdr.id, path, sizeof(path));
+	poke(path, (off_t)c.len - 2, (uint8_t)(c.data[c.len - 2] ^ 4));
+	cr_assert_eq(pifs_store_verify(st, &a.hdr.id, &scratch), -EBADMSG);
+	cr_assert_eq(pifs_store_verify(st, &b.hdr.id, &scratch), -EBADMSG);
+	cr_assert_eq(pifs_store_verify(st, &c.hdr.id, &scratch), -EBADMSG);
+	/* a is repaired; c is repaired and later deleted (a surplus copy):
+	 * neither is lost, whatever the store holds of it now. */
+	cr_assert_eq(pifs_store_put(st, a.data, a.len, 0, &scratch), 0);
+	cr_assert_eq(pifs_store_put(st, c.data, c.len, 0, &scratch), 0);
+	cr_assert_eq(pifs_store_del(st, &c.hdr.id), 0);
+	cr_assert_eq(stat_of().lost, 1);
+	pifs_store_close(st);
+	st = NULL;
+	open_store(0);
+	s = stat_of();
+	cr_assert_eq(s.lost, 1, "only b has no good copy");
+	cr_assert_eq(s.corrupt, 3);
+	cr_assert_eq(s.chunks, 1);
+	cr_assert_eq(pifs_store_put(st, b.data, b.len, 0, &scratch), 0);
+	cr_assert_eq(stat_of().lost, 0);
+	pifs_store_close(st);
+	st = NULL;
+	open_store(0);
+	cr_assert_eq(stat_of().lost, 0);
+	cr_assert_eq(stat_of().corrupt, 3);
+	pifs_frame_release(&a);
+	pifs_frame_release(&b);
+	pifs_frame_release(&c);
 }
