@@ -31,14 +31,14 @@ run 0 "pifs-mount --help" -- "$MOUNT" --help
 expect_usage "pifs-mount --help"
 run 0 "pifs-admin --help" -- "$ADMIN" --help
 expect_usage "pifs-admin --help"
-for c in status nodes df scrub heal; do
+for c in status nodes node df scrub heal rebalance gc; do
 	run 0 "pifs-admin $c --help" -- "$ADMIN" "$c" --help
 	grep -q "Usage: pifs-admin .* $c" "$out" || fail "pifs-admin $c --help does not show its own usage"
 	grep -q "Exit status" "$out" || fail "pifs-admin $c --help does not give its exit status"
 done
 run 0 "pifs-local --help" -- "$PIFS_LOCAL" --help
 expect_usage "pifs-local --help"
-for c in up stop start heal; do
+for c in up stop start heal add; do
 	run 0 "pifs-local $c --help" -- "$PIFS_LOCAL" "$c" --help
 	expect_usage "pifs-local $c --help"
 done
@@ -53,7 +53,9 @@ run 2 "pifs-mount with an unknown flag" -- "$MOUNT" --no-such-flag "$WORK/m"
 [[ -s $err ]] || fail "pifs-mount --no-such-flag printed nothing on stderr"
 for args in "--no-such-flag status" "status --no-such-flag" "-Z df" "nodes extra" "frobnicate" "" \
 	"--timeout soon status" "--config" "status --wait" "df --wait" "heal --timeout soon" \
-	"heal --wait extra"; do
+	"heal --wait extra" "node" "node add" "node remove 3 4 5 6" "status --dry-run" \
+	"rebalance --limit fast" "rebalance --limit 0" "gc --limit 5" "rebalance extra" \
+	"node add a:1 --weight x" "df --force" "scrub --weight 3"; do
 	# shellcheck disable=SC2086 # the words are the arguments
 	run 2 "pifs-admin $args" -- "$ADMIN" $args
 	grep -q '^pifs-admin: ' "$err" || fail "pifs-admin $args: no 'pifs-admin: ...' message"
@@ -66,6 +68,8 @@ run 2 "pifs-local up with a bad --set" -- "$PIFS_LOCAL" up "$WORK/c" --set "down
 [[ ! -e $WORK/c/pifs.conf ]] || fail "pifs-local up with a bad --set still wrote a configuration"
 run 2 "pifs-local stop without NODE" -- "$PIFS_LOCAL" stop "$WORK/c"
 run 2 "pifs-local start with --kill" -- "$PIFS_LOCAL" start "$WORK/c" 1 --kill
+run 2 "pifs-local add without DIR" -- "$PIFS_LOCAL" add
+run 2 "pifs-local add with a bad --weight" -- "$PIFS_LOCAL" add "$WORK/c" --weight heavy
 run 2 "bootstrap with an unknown flag" -- "$IT_SRC/tools/bootstrap" --no-such-flag
 
 step "a bad configuration line is named as FILE:LINE:"

@@ -411,3 +411,61 @@ it_check_manifest() {
 	out=$(cd "$1" && sha256sum --quiet -c "$2" 2>&1) ||
 		fail "$3: files read back wrong or not at all:"$'\n'"$(head -n 20 <<<"$out")"
 }
+
+# ---- for the growing and shrinking tests ----
+
+# it_copies NODE...: "COUNT ID" for every chunk on the given nodes, counting
+# its chunk files over them (quarantined copies are not under chunks/).
+it_copies() {
+	local n
+	for n in "$@"; do
+		[[ -d $CLUSTER/node$n/chunks ]] || continue
+		find "$CLUSTER/node$n/chunks" -type f -name '[0-9a-f]*' -printf '%f\n'
+	done | grep -E '^[0-9a-f]{32}$' | sort | uniq -c
+}
+
+# it_check_copies R NODE...: every chunk on those nodes has exactly R copies.
+it_check_copies() {
+	local r=$1 bad total
+	shift
+	total=$(it_copies "$@" | wc -l)
+	bad=$(it_copies "$@" | awk -v r="$r" '$1 != r' | head -n 5)
+	((total > 0)) || fail "no chunk files at all on nodes $*"
+	[[ -z $bad ]] || fail "chunks without exactly $r copies on nodes $* (count id):"$'\n'"$bad"
+}
+
+# it_node_chunks NODE: how many chunk files node NODE holds.
+it_node_chunks() {
+	it_copies "$1" | wc -l
+}
+
+# it_node_bytes NODE: the bytes of node NODE's chunk files.
+it_node_bytes() {
+	find "$CLUSTER/node$1/chunks" -type f -printf '%s\n' 2>/dev/null | awk '{ s += $1 } END { print s + 0 }'
+}
+
+# it_moved: bytes the nodes that are up copied (heal and rebalance) since they started.
+it_moved() {
+	json_num "$(it_status_json)" moved_bytes
+}
+
+# it_add_node [--weight W]: pifs-local add; its node id into NODE_ID.
+it_add_node() {
+	local out
+	out=$("$PIFS_LOCAL" add "$CLUSTER" "$@" 2>"$WORK/add.err") ||
+		fail "pifs-local add failed: $(cat "$WORK/add.err")"
+	NODE_ID=$(tail -n 1 <<<"$out")
+	[[ $NODE_ID =~ ^[0-9]+$ ]] || fail "pifs-local add printed '$out', not a node id"
+	NODE_ADDR=$(awk -v id="$NODE_ID" '$1 == "[node" && $2 == id "]" { f = 1 } f && $1 == "address" { print $3; exit }' "$CONF")
+	[[ -n $NODE_ADDR ]] || fail "pifs-local add wrote no [node $NODE_ID] address to $CONF"
+}
+
+# it_reader MANIFEST ERRFILE: check every file of MANIFEST under $MNT in a
+# loop until killed, appending failures to ERRFILE (run it in the background).
+it_reader() {
+	local out
+	while :; do
+		out=$(cd "$MNT" && sha256sum --quiet -c "$1" 2>&1) || echo "$out" >>"$2"
+		echo pass >>"$2.passes"
+	done
+}

@@ -1,0 +1,229 @@
+/* admin_i.h - what the modules of pifs-admin share: the cluster as the tool
+ * sees it, the output helpers, the calls to the daemons, and the commands.
+ *
+ *   admin.c            main: options, the command table, the global help
+ *   admin_out.c        JSON writer, sizes/times/durations for people, bars
+ *   admin_view.c       CLUSTER_STAT, NODE_STAT, WORK_START, WORK_SET, PLAN,
+ *                      metadata mutations (NODE_SET, NODE_DEL, NODE_ADD)
+ *   admin_work.c       status, scrub, heal: start passes and follow them
+ *   admin_node.c       nodes, node add/drain/remove/set-weight
+ *   admin_rebalance.c  rebalance: plan, throttle, start, follow
+ *   admin_space.c      df and gc */
+#ifndef PIFS_ADMIN_I_H
+#define PIFS_ADMIN_I_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "config.h"
+#include "proto.h"
+
+#define PROG "pifs-admin"
+
+/* Exit codes, as the help text documents them. */
+#define EXIT_OK 0
+#define EXIT_FAIL 1
+#define EXIT_USAGE 2
+#define EXIT_DEGRADED 3
+
+/* A node as the tool shows it: what the metadata service says of it, and
+ * what the node itself answered. */
+struct node_view {
+	uint32_t id;
+	char addr[256];
+	uint32_t weight;
+	uint32_t flags;	   /* PIFS_NODE_*, from the cluster map */
+	int64_t last_seen; /* ns since the epoch; 0: never heard of */
+	bool in_map;	   /* false: named in the configuration file only */
+	int stat_rc;	   /* NODE_STAT: 0 answered, else -errno */
+	uint32_t stat_id;  /* the id the answering daemon gave */
+	uint64_t capacity, free_bytes, used, chunks, corrupt;
+	/* Background work: from the last heartbeat (CLUSTER_STAT), replaced by
+	 * the node's own answer when it was asked (NODE_STAT). */
+	struct pifs_work work;
+};
+
+struct cluster_view {
+	uint64_t epoch;
+	uint32_t replicas;
+	uint32_t chunk_size;
+	uint64_t log_index;
+	uint64_t inodes;
+	uint64_t logical;
+	uint64_t chunks;
+	uint64_t chunk_raw;
+	uint64_t chunk_stored;
+	uint64_t chunk_refs;
+	size_t n_nodes;
+	struct node_view *nodes; /* owned; @n_nodes, ordered by id */
+};
+
+struct admin {
+	const char *conf_path;
+	bool json;
+	int timeout_ms;	 /* 0: the configuration's [client] timeout */
+	bool wait;	 /* scrub, heal: follow the passes until done */
+	int64_t wait_ms; /* heal --wait: give up after this long; 0: never */
+	bool dry_run;	 /* rebalance, gc: show, change nothing */
+	bool force;	 /* node remove: even what may lose data */
+	uint64_t limit;	 /* rebalance --limit, bytes/s; 0: leave the nodes' rate */
+	uint32_t weight; /* node add --weight; 0: auto */
+	int argc;	 /* the words after the command and its options */
+	char **argv;
+	struct pifs_conf conf;
+	const struct pifs_conf_node *meta; /* borrowed from @conf */
+	void *zctx;
+};
+
+struct command {
+	const char *name;
+	const char *help;
+	int (*run)(struct admin *a);
+	const char *opts;	/* its own options: w (--wait), T (--timeout is the wait's),
+				 * d (--dry-run), l (--limit), W (--weight), f (--force) */
+	int min_args, max_args; /* words after the command */
+};
+
+#define JSON_MAX_DEPTH 8
+
+struct json {
+	FILE *f;
+	int depth;
+	bool comma[JSON_MAX_DEPTH];
+};
+
+/* How often --wait asks the nodes how far they are. */
+#define POLL_MS 500
+/* Without a terminal, a progress line this often. */
+#define LOG_EVERY_MS 5000
+
+/* A node that scrub or heal works with. */
+struct tracked {
+	uint32_t id;
+	bool started;	 /* WORK_START accepted, @start taken just before it */
+	bool seen;	 /* up in the map at the last look */
+	bool lost;	 /* went down, or restarted, after its pass was started */
+	int rc;		 /* the last NODE_STAT or WORK_START: 0 or -errno */
+	uint64_t target; /* the pass count that means a pass begun after the command ended */
+	uint64_t rekick; /* heal: kick again once passes reach this (0: no) */
+	struct pifs_work start, now;
+	/* Moved by this node for the command before it restarted. */
+	uint64_t carried_chunks, carried_bytes;
+};
+
+struct follow {
+	struct admin *a;
+	uint32_t flags;	  /* PIFS_WORK_* */
+	const char *what; /* "scrub" or "heal" */
+	size_t n;
+	struct tracked *t; /* owned; @n, grows as nodes come up */
+	int64_t t0, last_log;
+	uint64_t most_left; /* heal: the most bytes left seen, for the bar */
+	uint32_t replicas;
+	bool tty;
+	bool drawn; /* a progress line is on the terminal */
+	/* rebalance: the plan taken at the start, and what was moved before
+	 * nodes restarted (their counters start again from zero). */
+	bool rebalance;
+	uint64_t plan_chunks, plan_bytes;
+	uint64_t limit; /* bytes/s set with WORK_SET on each node started; 0: none */
+};
+
+/* The background work of the nodes that are up, summed. A node that is down
+ * is left out: its figures are those of its last heartbeat, and it does no
+ * work now. */
+struct work_sums {
+	uint64_t degraded, heal_chunks, heal_bytes, heal_rate, moved_chunks, moved_bytes;
+	uint64_t scrub_running, scrub_done, scrub_total;
+	uint64_t scrub_corrupt, scrub_repaired, scrub_unrepairable;
+	size_t up, never_healed;
+};
+
+/* A rebalance plan summed over nodes: what goes from where to where. */
+struct plan_move {
+	uint32_t from, to;
+	uint64_t chunks, bytes;
+};
+
+struct plan {
+	uint64_t chunks, bytes;
+	size_t n;
+	struct plan_move *moves; /* owned; @n */
+};
+
+/* ---- admin_out.c ---- */
+void json_string(FILE *f, const char *s);
+void json_key(struct json *j, const char *key);
+void json_open(struct json *j, const char *key, char brace);
+void json_close(struct json *j, char brace);
+void json_u64(struct json *j, const char *key, uint64_t v);
+void json_i64(struct json *j, const char *key, int64_t v);
+void json_bool(struct json *j, const char *key, bool v);
+void json_str(struct json *j, const char *key, const char *s);
+void json_null(struct json *j, const char *key);
+void json_ratio(struct json *j, const char *key, uint64_t num, uint64_t den);
+void json_cluster_head(struct json *j, const struct admin *a, const struct cluster_view *v);
+void json_work(struct json *j, const struct pifs_work *w);
+/* 1536 -> "1.5 KiB"; returns @buf. */
+const char *human(uint64_t bytes, char *buf, size_t cap);
+const char *ago(int64_t ns, char *buf, size_t cap);
+const char *human_secs(uint64_t s, char *buf, size_t cap);
+bool eta_secs(uint64_t bytes, uint64_t rate, uint64_t *secs /* OUT */);
+void bar(char *buf, size_t cap, uint64_t num, uint64_t den, int width);
+
+/* ---- admin_view.c ---- */
+const char *node_state(const struct node_view *n);
+const char *node_placement(const struct node_view *n);
+bool node_up(const struct node_view *n);
+bool node_full(const struct admin *a, const struct node_view *n, uint32_t chunk_size);
+const char *stat_problem(const struct node_view *n, char *buf, size_t cap);
+void unreachable_meta(const struct admin *a, int rc);
+int fetch_cluster(struct admin *a, struct cluster_view *v);
+int probe_nodes(struct admin *a, struct cluster_view *v, bool only_up);
+int work_start(struct admin *a, const struct node_view *n, uint32_t flags);
+/* WORK_SET {heal_rate} on node @n (0 keeps its rate). Returns 0 or -errno. */
+int work_set(struct admin *a, const struct node_view *n, uint64_t heal_rate);
+/* Send the metadata mutation @req (now 0: the voter stamps it) to the voter.
+ * Returns 0 or -errno, with the voter's reason in @why. */
+int meta_mutate(struct admin *a, struct pifs_msg *req, char *why, size_t cap);
+/* PLAN @flags on node @n, added to @p, made under the map *@epoch (OUT).
+ * Returns 0 or -errno (reason in @why). */
+int node_plan(struct admin *a, const struct node_view *n, uint32_t flags, struct plan *p,
+	      uint64_t *epoch, char *why, size_t cap);
+
+/* ---- admin_work.c ---- */
+void work_sum(const struct cluster_view *v, struct work_sums *s /* OUT */);
+void follow_init(struct follow *f, struct admin *a, uint32_t flags);
+int follow_look(struct follow *f, bool first);
+bool heal_over(const struct follow *f);
+bool pass_done(const struct follow *f, const struct tracked *t);
+bool heal_clean(const struct tracked *t);
+void show_progress(struct follow *f, bool final);
+/* What the followed nodes copied since the start, and their copy rate now. */
+void follow_moved(const struct follow *f, uint64_t *chunks, uint64_t *bytes, uint64_t *rate);
+void progress_break(struct follow *f);
+size_t report_refusals(struct follow *f);
+/* heal --wait's closing report: what is left, per node. Returns an exit code. */
+int heal_report(struct follow *f, bool over);
+uint64_t delta(uint64_t now, uint64_t start);
+int cmd_status(struct admin *a);
+int cmd_scrub(struct admin *a);
+int cmd_heal(struct admin *a);
+extern const char status_help[], scrub_help[], heal_help[];
+
+/* ---- admin_node.c ---- */
+int cmd_nodes(struct admin *a);
+int cmd_node(struct admin *a);
+extern const char nodes_help[], node_help[];
+
+/* ---- admin_rebalance.c ---- */
+int cmd_rebalance(struct admin *a);
+extern const char rebalance_help[];
+
+/* ---- admin_space.c ---- */
+int cmd_df(struct admin *a);
+int cmd_gc(struct admin *a);
+extern const char df_help[], gc_help[];
+
+#endif
