@@ -71,6 +71,14 @@ void pifs_heal_prepare(const struct pifs_heal_node *nodes, size_t n, uint32_t re
 		if (up)
 			ups++;
 	}
+	for (i = 0; i < n && c->nmore < PIFS_HEAL_MAX_ASK; i++) {
+		if (!(nodes[i].flags & PIFS_NODE_UP) || nodes[i].id == self)
+			continue;
+		for (j = 0; j < c->nask && c->ask[j] != nodes[i].id; j++)
+			;
+		if (j == c->nask)
+			c->more[c->nmore++] = nodes[i].id;
+	}
 }
 
 void pifs_heal_plan(struct pifs_heal_chunk *c)
@@ -95,6 +103,12 @@ void pifs_heal_plan(struct pifs_heal_chunk *c)
 			lacking++;
 		}
 	}
+	/* The other holders count as copies only: they neither send nor take
+	 * one, so that the copies made (and a plan's figures) do not depend on
+	 * whether they were asked. */
+	for (i = 0; i < c->nmore; i++)
+		if (c->more_has[i] == PIFS_HEAL_HOLDS)
+			live++;
 	/* One sender per chunk where the nodes can tell: the best owner that
 	 * holds it, else the best stand-in that does. A holder that nobody
 	 * asks about (a node that is out) sends only when nobody else can. */
@@ -367,8 +381,9 @@ static void send_groups(struct walk *w, enum pifs_msg_type type)
 }
 
 /* Ask every node of the batch which chunks it holds, and note the answers
- * in the plans. */
-static int ask_batch(struct walk *w)
+ * in the plans: the nodes of each chunk's ask list, or with @more those of
+ * its @more list, for the chunks that the plans found degraded. */
+static int ask_batch(struct walk *w, bool more)
 {
 	int64_t deadline = pifs_now_ms() + w->d->conf->timeout_ms;
 	struct pifs_msg rep;
@@ -376,12 +391,18 @@ static int ask_batch(struct walk *w)
 	int rc;
 
 	w->ngroups = 0;
-	for (i = 0; i < w->nbatch; i++)
-		for (j = 0; j < w->plan[i].nask; j++)
-			if ((rc = group_add(w, w->plan[i].ask[j], i, (uint8_t)j)) < 0)
+	for (i = 0; i < w->nbatch; i++) {
+		const struct pifs_heal_chunk *c = &w->plan[i];
+
+		if (more && !c->degraded)
+			continue;
+		for (j = 0; j < (more ? c->nmore : c->nask); j++)
+			if ((rc = group_add(w, more ? c->more[j] : c->ask[j], i, (uint8_t)j)) < 0)
 				return rc;
+	}
+	if (!w->ngroups)
+		return 0;
 	send_groups(w, PIFS_MSG_CHUNK_HAS);
-	w->agree = true;
 	for (i = 0; i < w->ngroups; i++) {
 		struct group *g = &w->groups[i];
 		int64_t left = deadline - pifs_now_ms();
@@ -405,9 +426,12 @@ static int ask_batch(struct walk *w)
 		}
 		if (rep.epoch != w->epoch)
 			w->agree = false;
-		for (j = 0; j < g->n; j++)
-			w->plan[g->chunk[j]].has[g->slot[j]] =
-			    rep.u.R_HAS.have.p[j] ? PIFS_HEAL_HOLDS : PIFS_HEAL_LACKS;
+		for (j = 0; j < g->n; j++) {
+			struct pifs_heal_chunk *c = &w->plan[g->chunk[j]];
+			uint8_t *has = more ? c->more_has : c->has;
+
+			has[g->slot[j]] = rep.u.R_HAS.have.p[j] ? PIFS_HEAL_HOLDS : PIFS_HEAL_LACKS;
+		}
 	}
 	return 0;
 }
@@ -424,11 +448,21 @@ static int decide_batch(struct walk *w)
 	for (i = 0; i < w->nbatch; i++)
 		pifs_heal_prepare(w->hn, w->nhn, w->replicas, w->d->self->id, &w->batch[i].id,
 				  &w->plan[i]);
-	rc = ask_batch(w);
+	w->agree = true;
+	rc = ask_batch(w, false);
 	if (rc < 0)
 		return rc;
 	for (i = 0; i < w->nbatch; i++)
 		pifs_heal_plan(&w->plan[i]);
+	/* A chunk that looks degraded may have its second copy on a node that
+	 * is no longer among its owners (a rebalance under way): ask the other
+	 * up nodes about those chunks alone before calling them degraded. */
+	rc = ask_batch(w, true);
+	if (rc < 0)
+		return rc;
+	for (i = 0; i < w->nbatch; i++)
+		if (w->plan[i].degraded)
+			pifs_heal_plan(&w->plan[i]);
 	return 0;
 }
 

@@ -59,16 +59,22 @@ struct pifs_heal_chunk {
 	uint32_t nask;			      /* nodes to ask: up, not this one */
 	uint32_t ask[PIFS_HEAL_MAX_ASK];      /* their ids, best first */
 	uint32_t ask_rank[PIFS_HEAL_MAX_ASK]; /* their places in the HRW order */
+	/* The other up nodes, this one excepted: asked only when the nodes in
+	 * @ask hold too few copies, since a copy on its way to new owners may
+	 * still sit on a node that is no longer among them. */
+	uint32_t nmore;
+	uint32_t more[PIFS_HEAL_MAX_ASK];
 	/* Set by the caller from the answers: enum pifs_heal_has, per ask. */
 	uint8_t has[PIFS_HEAL_MAX_ASK];
+	uint8_t more_has[PIFS_HEAL_MAX_ASK]; /* the same, per node of @more */
 	/* Set by pifs_heal_plan. */
 	uint32_t npush;
 	uint32_t push[PIFS_HEAL_MAX_ASK]; /* owners to send the chunk to */
 	bool drop;	/* delete this node's copy: every owner confirmed its own */
 	bool misplaced; /* away from its owners or short of copies, and this node
 			 * is the one to act on it (counts in heal_chunks) */
-	bool degraded;	/* fewer than R copies on live nodes that this node knows
-			 * of, counted by this node only */
+	bool degraded;	/* fewer than R copies on up nodes (those asked, and
+			 * those of @more that answered), counted by this node only */
 };
 
 /* Rank the in nodes of @nodes (@n, borrowed) for chunk @id and fill the
@@ -76,7 +82,9 @@ struct pifs_heal_chunk {
  * this node's place (@self), and which nodes to ask: the owners that are up
  * and the first @replicas nodes that are up (where a writer puts the copies
  * an owner that is down could not take), this node excepted, which counts as
- * up whatever the map says. Clears @c->has. @n over PIFS_PLACE_MAX_NODES is
+ * up whatever the map says; and in @c->more the other up nodes (in or not),
+ * to ask only when the plan finds the chunk degraded. Clears @c->has and
+ * @c->more_has. @n over PIFS_PLACE_MAX_NODES is
  * a bug in the caller and aborts. */
 void pifs_heal_prepare(const struct pifs_heal_node *nodes, size_t n, uint32_t replicas,
 		       uint32_t self, const struct pifs_chunk_id *id, struct pifs_heal_chunk *c);

@@ -2,10 +2,12 @@
 #include "heartbeat.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <zmq.h>
 
 #include "ctl.h"
@@ -67,6 +69,25 @@ static uint32_t self_id(const struct pifs_heartbeat *hb)
 /* A new map is installed; the one before was @old (@nold nodes, this node's
  * flags @was, of @epoch). Start a pass if it needs one, and say what changed
  * for this node. */
+/* Leave PIFS_REMOVED_MARK in the data directory, so that the tools that
+ * start the nodes of a config (pifs-local up) know not to wait for this one. */
+static void mark_removed(struct pifsd *d)
+{
+	char path[4096];
+	int fd;
+
+	if (snprintf(path, sizeof(path), "%s/" PIFS_REMOVED_MARK, d->data) >= (int)sizeof(path))
+		return;
+	fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		pifs_warn("node %u: cannot leave the mark %s that it was removed: %s; tools that "
+			  "start the cluster will wait for this node",
+			  d->self->id, path, strerror(errno));
+		return;
+	}
+	close(fd);
+}
+
 static void react(struct pifs_heartbeat *hb, const struct pifs_heal_node *old, size_t nold,
 		  uint32_t was, uint64_t epoch)
 {
@@ -80,6 +101,7 @@ static void react(struct pifs_heartbeat *hb, const struct pifs_heal_node *old, s
 		pifs_heal_kick(d->heal);
 	if (was != UINT32_MAX && is == UINT32_MAX) {
 		hb->removed = true;
+		mark_removed(d);
 		pifs_warn("node %u: an operator removed this node from the cluster map: it stops "
 			  "its heartbeat and takes no part in the cluster; stop this daemon, or "
 			  "restart it to join again as a new node",

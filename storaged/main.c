@@ -296,6 +296,7 @@ static int run(struct pifsd *d, const char *endpoint, const char *listen_addr, i
 	struct pifs_metad *md = NULL;
 	int rc, status = EXIT_FAILURE, i;
 	bool started = false;
+	char mark[4096];
 
 	rc = pifs_store_open(d->data, d->conf->reserve_bytes, &d->store);
 	if (rc < 0) {
@@ -303,6 +304,9 @@ static int run(struct pifsd *d, const char *endpoint, const char *listen_addr, i
 			 strerror(-rc), store_hint(rc));
 		return EXIT_FAILURE;
 	}
+	/* Started again after a removal: it joins as a new node. */
+	if (snprintf(mark, sizeof(mark), "%s/" PIFS_REMOVED_MARK, d->data) < (int)sizeof(mark))
+		unlink(mark);
 	d->zctx = zmq_ctx_new();
 	if (!d->zctx) {
 		pifs_err("node %u: cannot start ZeroMQ: %s", d->self->id, zmq_strerror(errno));

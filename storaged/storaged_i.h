@@ -30,6 +30,10 @@
 #define PIFS_IDENT_MAX 255
 
 struct pifs_gc;
+/* The file a daemon leaves in its data directory once an operator removed
+ * it from the cluster map; it deletes it when started again. */
+#define PIFS_REMOVED_MARK "removed"
+
 struct pifs_heal;
 struct pifs_scrub;
 

@@ -70,10 +70,11 @@ link_up || fail "cannot bring up $VN in $NS with its routes"
 
 # The ports: free ones from the test's base upward.
 ports=()
-for ((p = ${PIFS_TEST_BASE_PORT:-17300}; ${#ports[@]} < 3 && p < 17400; p++)); do
+base=${PIFS_TEST_BASE_PORT:-17300}
+for ((p = base; ${#ports[@]} < 3 && p < base + 100; p++)); do
 	[[ -n $(ss -ltnH "sport = :$p") ]] || ports+=("$p")
 done
-((${#ports[@]} == 3)) || fail "no 3 free ports from ${PIFS_TEST_BASE_PORT:-17300} to 17399"
+((${#ports[@]} == 3)) || fail "no 3 free ports from $base to $((base + 99))"
 mkdir -p "$CLUSTER/log" "$CLUSTER/run" "$CLUSTER/node1" "$CLUSTER/node2" "$CLUSTER/node3"
 {
 	echo "[cluster]"

@@ -215,6 +215,60 @@ Test(heal, a_stand_in_keeps_its_copy_while_an_owner_is_down)
 	cr_assert_not(c.degraded);
 }
 
+/* Set the answer of node @id among the other up nodes of @c. */
+static void answer_more(struct pifs_heal_chunk *c, uint32_t id, enum pifs_heal_has has)
+{
+	uint32_t i;
+
+	for (i = 0; i < c->nmore; i++) {
+		if (c->more[i] == id) {
+			c->more_has[i] = (uint8_t)has;
+			return;
+		}
+	}
+	cr_assert_fail("node %u is not among the other up nodes", id);
+}
+
+Test(heal, a_chunk_moving_to_an_admitted_node_is_not_degraded_while_its_old_copy_lives)
+{
+	struct pifs_heal_chunk c;
+
+	/* rank[1] was just admitted and is now an owner; the old second copy
+	 * is on rank[2], which is no longer asked first. */
+	cluster(4);
+	prepare(4, 2, rank[0], &c);
+	cr_assert_eq(c.nask, 1);
+	cr_assert_not(asked(&c, rank[2]));
+	cr_assert_eq(c.nmore, 2, "the other up nodes are kept to ask if needed");
+	answer(&c, rank[1], PIFS_HEAL_LACKS);
+	pifs_heal_plan(&c);
+	cr_assert(c.degraded, "the owners asked hold one copy: ask the others");
+	answer_more(&c, rank[2], PIFS_HEAL_HOLDS);
+	answer_more(&c, rank[3], PIFS_HEAL_LACKS);
+	pifs_heal_plan(&c);
+	cr_assert_not(c.degraded, "two up nodes hold it");
+	cr_assert(c.misplaced, "it still has to reach its new owner");
+	cr_assert_eq(c.npush, 1, "the copies sent do not depend on the other nodes");
+	cr_assert_eq(c.push[0], rank[1]);
+	cr_assert_not(c.drop);
+}
+
+Test(heal, a_chunk_whose_only_other_copy_is_on_a_down_node_stays_degraded)
+{
+	struct pifs_heal_chunk c;
+
+	cluster(4);
+	node(rank[2])->flags = PIFS_NODE_IN;
+	prepare(4, 2, rank[0], &c);
+	cr_assert_eq(c.nmore, 1, "a down node is not asked");
+	cr_assert_eq(c.more[0], rank[3]);
+	answer(&c, rank[1], PIFS_HEAL_LACKS);
+	answer_more(&c, rank[3], PIFS_HEAL_LACKS);
+	pifs_heal_plan(&c);
+	cr_assert(c.degraded);
+	cr_assert_eq(c.npush, 1);
+}
+
 Test(heal, a_reboot_copies_nothing_and_counts_the_chunk_degraded)
 {
 	struct pifs_heal_chunk c;
