@@ -111,10 +111,11 @@ static void usage(FILE *out)
 "        it holds one of the chunk's owner copies. Without it, a node is\n"
 "        taken for local when its address is one of this machine's network\n"
 "        addresses (loopback aside) or its host name.\n"
-"    allow_other, default_permissions, ro, and the other options of\n"
-"    mount.fuse3(8) are passed to FUSE. allow_other lets users other than\n"
-"    the one who mounted use the files (non-root needs user_allow_other in\n"
-"    /etc/fuse.conf); default_permissions makes the kernel check modes.\n"
+"    ro, allow_other and the other options of mount.fuse3(8) are passed to\n"
+"    FUSE. default_permissions is always on: the kernel checks every access\n"
+"    against the files' modes and owners. allow_other (every user of the\n"
+"    machine may use the files, as they may on a local disk) is on when root\n"
+"    mounts; a user mounting needs user_allow_other in /etc/fuse.conf for it.\n"
 "\n"
 "FILES\n"
 "    " DEFAULT_CONF "\n"
@@ -359,8 +360,14 @@ int main(int argc, char **argv)
 	m.attr_timeout = cli.attr_timeout;
 	m.entry_timeout = cli.entry_timeout;
 
+	/* The files carry modes and owners that the services on a node rely on
+	 * (a web server's user must not write the database's files), and pifs
+	 * checks none itself: the kernel does, always. Mounted by root, the
+	 * tree is for every user of the node, as a local disk would be. */
 	if (fuse_opt_add_arg(&args, argv[0]) < 0 || fuse_opt_add_arg(&args, "-o") < 0 ||
-	    fuse_opt_add_arg(&args, "fsname=pifs,subtype=pifs") < 0 ||
+	    fuse_opt_add_arg(&args, geteuid() == 0
+					? "fsname=pifs,subtype=pifs,default_permissions,allow_other"
+					: "fsname=pifs,subtype=pifs,default_permissions") < 0 ||
 	    (cli.debug && fuse_opt_add_arg(&args, "-d") < 0) ||
 	    (cli.fuse_opts[0] &&
 	     (fuse_opt_add_arg(&args, "-o") < 0 || fuse_opt_add_arg(&args, cli.fuse_opts) < 0)))

@@ -80,6 +80,8 @@ it_mounted() {
 it_workdir() {
 	require_bins
 	WORK=$(mktemp -d "${TMPDIR:-/tmp}/pifs-it-$IT_NAME.XXXXXX")
+	# Other users must reach the mount below it: tests check what they may do there.
+	chmod 755 "$WORK"
 	CLUSTER=$WORK/cluster
 	CONF=$CLUSTER/pifs.conf
 	MNT=$CLUSTER/mnt

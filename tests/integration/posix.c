@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <grp.h>
 #include <limits.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -959,4 +960,86 @@ Test(posix, fsync_and_fdatasync_return_zero)
 	read_at(fd, b, sizeof(b), sizeof(b));
 	expect_pattern(b, sizeof(b), 30, 0, "the data written before fdatasync");
 	OK(close(fd));
+}
+
+/* Run @fn as user and group 65534 (nobody) in a child; returns what it
+ * returned, or -1 if the child could not become nobody. */
+static int as_nobody(int (*fn)(void))
+{
+	pid_t pid = fork();
+	int status;
+
+	cr_assert_geq(pid, 0, "fork: %s", strerror(errno));
+	if (pid == 0) {
+		if (setgroups(0, NULL) < 0 || setgid(65534) < 0 || setuid(65534) < 0)
+			_exit(255);
+		_exit(fn() & 0x7f);
+	}
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_assert(WIFEXITED(status));
+	return WEXITSTATUS(status) == 255 ? -1 : WEXITSTATUS(status);
+}
+
+static char secret[PATH_MAX + 16], shared_dir[PATH_MAX + 16];
+
+/* Each returns the errno it got (0 for success), as an exit status. */
+static int stat_secret(void)
+{
+	struct stat st;
+
+	return stat(secret, &st) < 0 ? errno : 0;
+}
+
+static int read_secret(void)
+{
+	int fd = open(secret, O_RDONLY);
+
+	return fd < 0 ? errno : 0;
+}
+
+static int chmod_secret(void)
+{
+	return chmod(secret, 0666) < 0 ? errno : 0;
+}
+
+static int create_in_shared(void)
+{
+	char path[PATH_MAX + 32];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/mine", shared_dir);
+	fd = open(path, O_CREAT | O_WRONLY, 0644);
+	if (fd < 0)
+		return errno;
+	return close(fd) < 0 ? errno : 0;
+}
+
+/* The kernel checks modes and owners on every access (default_permissions is
+ * always on): another user of the node cannot read a 0600 file of root's,
+ * nor chmod it, but can create files where the mode lets it. */
+Test(posix, modes_and_owners_are_enforced_for_other_users)
+{
+	struct stat st;
+	char mine[PATH_MAX + 32];
+	int fd;
+
+	snprintf(secret, sizeof(secret), "%s/secret", dir);
+	snprintf(shared_dir, sizeof(shared_dir), "%s/shared", dir);
+	fd = open(secret, O_CREAT | O_WRONLY, 0600);
+	cr_assert_geq(fd, 0, "creating %s: %s", secret, strerror(errno));
+	cr_assert_eq(write(fd, "k", 1), 1);
+	cr_assert_eq(close(fd), 0);
+	cr_assert_eq(mkdir(shared_dir, 0777), 0);
+	cr_assert_eq(chmod(shared_dir, 0777), 0);
+	cr_assert_eq(chmod(dir, 0755), 0);
+
+	/* Nobody reaches the file, so a refusal below is the file's own mode. */
+	cr_assert_eq(as_nobody(stat_secret), 0, "nobody cannot even reach %s", secret);
+	cr_assert_eq(as_nobody(read_secret), EACCES);
+	cr_assert_eq(as_nobody(chmod_secret), EPERM);
+	cr_assert_eq(as_nobody(create_in_shared), 0);
+	snprintf(mine, sizeof(mine), "%s/mine", shared_dir);
+	cr_assert_eq(stat(mine, &st), 0);
+	cr_assert_eq(st.st_uid, 65534, "a file created by nobody belongs to nobody");
+	cr_assert_eq(st.st_gid, 65534);
 }
