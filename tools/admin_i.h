@@ -181,6 +181,12 @@ const char *stat_problem(const struct node_view *n, char *buf, size_t cap);
 void unreachable_meta(const struct admin *a, int rc);
 int fetch_cluster(struct admin *a, struct cluster_view *v);
 int probe_nodes(struct admin *a, struct cluster_view *v, bool only_up);
+/* fetch_cluster then probe_nodes, saying why on stderr when it fails; on
+ * failure @v is freed. Returns 0 or -errno. */
+int view_cluster(struct admin *a, struct cluster_view *v, bool only_up);
+/* A node's space figures (used, free, capacity, chunks), or nulls and the
+ * reason when it did not answer NODE_STAT. */
+void json_node_space(struct json *j, const struct node_view *n);
 int work_start(struct admin *a, const struct node_view *n, uint32_t flags);
 /* WORK_SET {heal_rate} on node @n (0 keeps its rate). Returns 0 or -errno. */
 int work_set(struct admin *a, const struct node_view *n, uint64_t heal_rate);

@@ -14,19 +14,10 @@ int cmd_nodes(struct admin *a)
 {
 	struct cluster_view v = {0};
 	char b1[32], b2[32], b3[64];
-	int rc, aw = (int)strlen("ADDRESS");
+	int aw = (int)strlen("ADDRESS");
 
-	rc = fetch_cluster(a, &v);
-	if (rc < 0) {
-		free(v.nodes);
+	if (view_cluster(a, &v, false) < 0)
 		return EXIT_FAIL;
-	}
-	rc = probe_nodes(a, &v, false);
-	if (rc < 0) {
-		fprintf(stderr, PROG ": out of memory while asking the nodes\n");
-		free(v.nodes);
-		return EXIT_FAIL;
-	}
 	if (a->json) {
 		struct json j = {.f = stdout};
 
@@ -49,21 +40,11 @@ int cmd_nodes(struct admin *a)
 			json_bool(&j, "registered", n->in_map);
 			json_u64(&j, "weight", n->weight);
 			json_i64(&j, "last_seen_ns", n->last_seen);
-			json_bool(&j, "reachable", ok);
-			if (ok) {
-				json_u64(&j, "capacity", n->capacity);
-				json_u64(&j, "free", n->free_bytes);
-				json_u64(&j, "used", n->used);
-				json_u64(&j, "chunks", n->chunks);
+			json_node_space(&j, n);
+			if (ok)
 				json_u64(&j, "corrupt", n->corrupt);
-			} else {
-				json_null(&j, "capacity");
-				json_null(&j, "free");
-				json_null(&j, "used");
-				json_null(&j, "chunks");
+			else
 				json_null(&j, "corrupt");
-				json_str(&j, "error", stat_problem(n, b3, sizeof(b3)));
-			}
 			json_close(&j, '}');
 		}
 		json_close(&j, ']');

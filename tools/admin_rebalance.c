@@ -234,14 +234,9 @@ int cmd_rebalance(struct admin *a)
 	bool over = false, warned = false;
 	int rc;
 
-	rc = fetch_cluster(a, &v);
+	rc = view_cluster(a, &v, true);
 	if (rc < 0)
 		goto out_free;
-	rc = probe_nodes(a, &v, true);
-	if (rc < 0) {
-		fprintf(stderr, PROG ": out of memory while asking the nodes\n");
-		goto out_free;
-	}
 	rc = take_plan(a, &v, &p);
 	if (rc < 0)
 		goto out_free;

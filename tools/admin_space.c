@@ -50,7 +50,6 @@ static void df_sum(const struct cluster_view *v, struct df_sums *s /* OUT */)
 static void df_json(const struct admin *a, const struct cluster_view *v, const struct df_sums *s)
 {
 	struct json j = {.f = stdout};
-	char b[64];
 
 	json_open(&j, NULL, '{');
 	json_cluster_head(&j, a, v);
@@ -78,19 +77,7 @@ static void df_json(const struct admin *a, const struct cluster_view *v, const s
 		json_open(&j, NULL, '{');
 		json_u64(&j, "id", n->id);
 		json_str(&j, "address", n->addr);
-		json_bool(&j, "reachable", n->stat_rc == 0);
-		if (n->stat_rc == 0) {
-			json_u64(&j, "used", n->used);
-			json_u64(&j, "free", n->free_bytes);
-			json_u64(&j, "capacity", n->capacity);
-			json_u64(&j, "chunks", n->chunks);
-		} else {
-			json_null(&j, "used");
-			json_null(&j, "free");
-			json_null(&j, "capacity");
-			json_null(&j, "chunks");
-			json_str(&j, "error", stat_problem(n, b, sizeof(b)));
-		}
+		json_node_space(&j, n);
 		json_close(&j, '}');
 	}
 	json_close(&j, ']');
@@ -160,19 +147,9 @@ int cmd_df(struct admin *a)
 {
 	struct cluster_view v = {0};
 	struct df_sums s;
-	int rc;
 
-	rc = fetch_cluster(a, &v);
-	if (rc < 0) {
-		free(v.nodes);
+	if (view_cluster(a, &v, false) < 0)
 		return EXIT_FAIL;
-	}
-	rc = probe_nodes(a, &v, false);
-	if (rc < 0) {
-		fprintf(stderr, PROG ": out of memory while asking the nodes\n");
-		free(v.nodes);
-		return EXIT_FAIL;
-	}
 	df_sum(&v, &s);
 	if (a->json)
 		df_json(a, &v, &s);

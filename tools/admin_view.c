@@ -418,3 +418,39 @@ out_free:
 	pifs_rpc_free(r);
 	return rc;
 }
+
+int view_cluster(struct admin *a, struct cluster_view *v, bool only_up)
+{
+	int rc = fetch_cluster(a, v);
+
+	if (rc == 0) {
+		rc = probe_nodes(a, v, only_up);
+		if (rc < 0)
+			fprintf(stderr, PROG ": out of memory while asking the nodes\n");
+	}
+	if (rc < 0) {
+		free(v->nodes);
+		v->nodes = NULL;
+		v->n_nodes = 0;
+	}
+	return rc;
+}
+
+void json_node_space(struct json *j, const struct node_view *n)
+{
+	char why[256];
+
+	json_bool(j, "reachable", n->stat_rc == 0);
+	if (n->stat_rc == 0) {
+		json_u64(j, "used", n->used);
+		json_u64(j, "free", n->free_bytes);
+		json_u64(j, "capacity", n->capacity);
+		json_u64(j, "chunks", n->chunks);
+		return;
+	}
+	json_null(j, "used");
+	json_null(j, "free");
+	json_null(j, "capacity");
+	json_null(j, "chunks");
+	json_str(j, "error", stat_problem(n, why, sizeof(why)));
+}

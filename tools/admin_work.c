@@ -242,19 +242,11 @@ int cmd_status(struct admin *a)
 	struct work_sums s;
 	int rc;
 
-	rc = fetch_cluster(a, &v);
-	if (rc < 0) {
-		free(v.nodes);
-		return EXIT_FAIL;
-	}
 	/* The heartbeats' figures are a second old: a scrub that has just
 	 * ended would still show as running. Ask the nodes that are up; one
 	 * that does not answer keeps its heartbeat's figures. */
-	if (probe_nodes(a, &v, true) < 0) {
-		fprintf(stderr, PROG ": out of memory while asking the nodes\n");
-		free(v.nodes);
+	if (view_cluster(a, &v, true) < 0)
 		return EXIT_FAIL;
-	}
 	work_sum(&v, &s);
 	if (a->json)
 		status_json(a, &v, &s);
