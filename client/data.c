@@ -1340,6 +1340,23 @@ out_free:
 	free(idx);
 	free(ids);
 	free(uns);
+	/* The chunk list the flush committed, and any committed before, must
+	 * outlive a power cut of the metadata node too. */
+	return rc < 0 ? rc : pifs_data_sync_meta(d);
+}
+
+int pifs_data_sync_meta(struct pifs_data *d)
+{
+	struct pifs_msg req, rep;
+	int rc;
+
+	pifs_msg_init(&req, PIFS_MSG_META_SYNC);
+	rc = pifs_cluster_meta_call(d->cl, &req, &rep);
+	if (rc < 0)
+		pifs_err("fsync: the metadata service could not make its log durable: %s; the "
+			 "changes stay acknowledged but may not survive a power cut of the "
+			 "metadata node: check 'pifs-admin status'",
+			 strerror(-rc));
 	return rc;
 }
 

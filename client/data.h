@@ -76,11 +76,16 @@ ssize_t pifs_data_write(struct pifs_data *d, struct pifs_file *f, const void *bu
 int pifs_data_flush(struct pifs_data *d, struct pifs_file *f);
 
 /* Flush, then make the chunks written since the last fsync durable on the
- * nodes that stored them. A chunk counts as durable when one of its nodes
+ * nodes that stored them, and the metadata log on its node (META_SYNC, which
+ * covers the chunk lists committed since). A chunk counts as durable when one of its nodes
  * synced it (a node that died meanwhile is heal's to make up). Returns 0;
  * -EIO (-ENOSPC when a node said so) when some chunk is durable on no node,
  * which the next fsync tries again; the flush's error; or -ENOMEM. */
 int pifs_data_fsync(struct pifs_data *d, struct pifs_file *f);
+
+/* Make every metadata change acknowledged so far durable on the metadata
+ * node's disk (fsync, fsyncdir). Returns 0 or the call's -errno. */
+int pifs_data_sync_meta(struct pifs_data *d);
 
 /* Flush every open file (at unmount). Returns 0 or the first -errno. */
 int pifs_data_flush_all(struct pifs_data *d);

@@ -648,11 +648,10 @@ static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info 
 
 static void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
-	/* The metadata service syncs its log before it acknowledges. */
 	(void)ino;
 	(void)datasync;
 	(void)fi;
-	reply_err(req, 0);
+	reply_err(req, pifs_data_sync_meta(mnt_of(req)->data));
 }
 
 /* Add one entry to @buf; returns its size, or 0 when it did not fit. */

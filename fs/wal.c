@@ -26,7 +26,8 @@ struct pifs_wal {
 	char *dir; /* owned, for messages */
 	int dirfd;
 	int fd;	       /* "wal", opened O_APPEND */
-	uint64_t size; /* committed bytes */
+	uint64_t size;	/* written bytes */
+	bool unsynced;	/* written bytes that no fdatasync has covered yet */
 	struct pifs_buf pending;
 };
 
@@ -301,15 +302,13 @@ int pifs_wal_append(struct pifs_wal *w, uint64_t index, const void *entry, size_
 	return 0;
 }
 
-int pifs_wal_commit(struct pifs_wal *w)
+int pifs_wal_write(struct pifs_wal *w)
 {
 	int rc;
 
 	if (w->pending.len == 0)
 		return 0;
 	rc = write_all(w->fd, w->pending.p, w->pending.len);
-	if (rc == 0 && fdatasync(w->fd) < 0)
-		rc = -errno;
 	if (rc < 0) {
 		/* Leave no half entry for the next commit to write after: that
 		 * would hide it from recovery behind a "torn tail". */
@@ -321,8 +320,37 @@ int pifs_wal_commit(struct pifs_wal *w)
 		return rc;
 	}
 	w->size += w->pending.len;
+	w->unsynced = true;
 	pifs_buf_reset(&w->pending);
 	return 0;
+}
+
+int pifs_wal_sync(struct pifs_wal *w)
+{
+	if (!w->unsynced)
+		return 0;
+	if (fdatasync(w->fd) < 0) {
+		int rc = -errno;
+
+		pifs_err("metadata log %s/wal: fdatasync failed (%s): what it held may not be on "
+			 "the disk; stop this metadata node and check its disk",
+			 w->dir, strerror(-rc));
+		return rc;
+	}
+	w->unsynced = false;
+	return 0;
+}
+
+bool pifs_wal_unsynced(const struct pifs_wal *w)
+{
+	return w->unsynced;
+}
+
+int pifs_wal_commit(struct pifs_wal *w)
+{
+	int rc = pifs_wal_write(w);
+
+	return rc < 0 ? rc : pifs_wal_sync(w);
 }
 
 uint64_t pifs_wal_size(const struct pifs_wal *w)
@@ -406,6 +434,7 @@ int pifs_wal_snapshot(struct pifs_wal *w, const struct pifs_meta *m)
 		goto out_log;
 	}
 	w->size = 0;
+	w->unsynced = false;
 	return 0;
 
 out_log:

@@ -13,7 +13,7 @@
  *
  * Recovery loads the snapshot, replays every entry that checks, and cuts the
  * file at the first one that does not (a torn tail from a crash in the
- * middle of a write): an entry whose commit returned is never cut. Entries
+ * middle of a write): an entry whose sync returned is never cut. Entries
  * at or below the snapshot's index are skipped (a crash between writing a
  * snapshot and emptying the log leaves them). Snapshots are written to
  * "snap.tmp", synced, and renamed over the old one; the log then starts
@@ -23,6 +23,7 @@
 #ifndef PIFS_WAL_H
 #define PIFS_WAL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -40,17 +41,29 @@ struct pifs_wal;
 int pifs_wal_open(const char *dir, struct pifs_meta *m, struct pifs_wal **out);
 
 /* Queue the encoded mutation @entry (@len bytes, borrowed) as entry @index.
- * Nothing is durable until pifs_wal_commit returns 0. Returns 0, -EINVAL for
- * an entry longer than PIFS_PROTO_MAX_MSG (recovery would take it for a torn
- * tail), or -ENOMEM. */
+ * Nothing is in the log until pifs_wal_write returns 0, nor durable until
+ * pifs_wal_sync does. Returns 0, -EINVAL for an entry longer than
+ * PIFS_PROTO_MAX_MSG (recovery would take it for a torn tail), or -ENOMEM. */
 int pifs_wal_append(struct pifs_wal *w, uint64_t index, const void *entry, size_t len);
 
-/* Write every queued entry and fdatasync the log: one sync for a whole batch
- * (group commit). Returns 0 or -errno (then the caller must stop: its state
- * is ahead of the disk). */
+/* Write every queued entry to the log file, without syncing it: from then on
+ * the entries survive the death of the process (the kernel holds them), not
+ * yet a power cut. A failed write is cut back off the file. Returns 0 or
+ * -errno (then the caller must stop: its state is ahead of the log). */
+int pifs_wal_write(struct pifs_wal *w);
+
+/* fdatasync what was written: one sync for every entry written since the last
+ * one (group commit). Returns 0 or -errno (then the caller must stop: what it
+ * acknowledged may not be on the disk). */
+int pifs_wal_sync(struct pifs_wal *w);
+
+/* Were entries written that no sync covers yet? */
+bool pifs_wal_unsynced(const struct pifs_wal *w);
+
+/* pifs_wal_write, then pifs_wal_sync. */
 int pifs_wal_commit(struct pifs_wal *w);
 
-/* Bytes committed to the log since the last snapshot (queued entries not
+/* Bytes written to the log since the last snapshot (queued entries not
  * included): the caller snapshots when this grows too large. */
 uint64_t pifs_wal_size(const struct pifs_wal *w);
 

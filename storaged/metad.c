@@ -1,7 +1,17 @@
 /* metad.c - the metadata service of a voter node.
  *
  * Single-threaded by design: the state machine has no locks, and one thread
- * that batches requests turns many small fsyncs into one per batch. */
+ * that batches requests turns many small writes and syncs into one per batch.
+ *
+ * A change is written to the log before it is acknowledged, so that the death
+ * of this process loses none; the log is synced (fdatasync) within SYNC_MS of
+ * its first unsynced change, and at once before answering what needs it on
+ * the disk: META_SYNC (a client's fsync or fsyncdir), CHUNK_REFS (garbage
+ * collection must not delete a chunk on the word of a change a power cut
+ * could undo) and changes of the cluster map. So a namespace change (create,
+ * rename, unlink, ...) costs no sync of its own, as on a local file system,
+ * and a power cut of this node loses at most the last SYNC_MS of them, never
+ * one that an fsync covered. */
 #include "metad.h"
 
 #include <errno.h>
@@ -33,6 +43,8 @@
 /* The broker may queue this many requests for us: a whole batch and more. */
 #define META_HWM 1024
 #define IDLE_MS 1000
+/* The longest an acknowledged change waits for its sync. */
+#define SYNC_MS 50
 
 /* What the last heartbeat of a node said. */
 struct live {
@@ -70,7 +82,9 @@ struct pifs_metad {
 	int64_t last_now;   /* the last "now" stamped, so that stamps increase */
 	int64_t start_ms;   /* pifs_now_ms() at open: the grace of nodes not heard yet */
 	int64_t next_check; /* pifs_now_ms() of the next liveness check */
-	bool dirty;	    /* the batch logged a mutation */
+	bool dirty;	    /* changes queued for the log, not written yet */
+	bool sync_now;	    /* a request of this batch needs them on the disk first */
+	int64_t sync_due;   /* pifs_now_ms() by which the log gets synced; 0: synced */
 	struct live *live;  /* owned; @nlive of @live_cap */
 	size_t nlive, live_cap;
 	struct slot *slots;	 /* owned; BATCH */
@@ -152,23 +166,49 @@ static int mutate(struct pifs_metad *md, struct pifs_msg *m, struct pifs_msg *re
 	return 0;
 }
 
-/* Make every entry logged so far durable, or stop the process: replies must
- * never promise what the disk does not have. */
-static void commit(struct pifs_metad *md)
+static void log_failed(struct pifs_metad *md, const char *what, int rc)
+{
+	pifs_err("node %u: the metadata log in %s could not be %s: %s; stopping, as the state "
+		 "in RAM is ahead of the disk: fix the disk, then restart the node (recovery "
+		 "keeps every entry that reached the disk)",
+		 self_id(md), md->dir, what, strerror(-rc));
+	_exit(EXIT_FAILURE);
+}
+
+/* Write the changes queued so far to the log, or stop the process: no reply
+ * may promise what the log does not have. */
+static void write_log(struct pifs_metad *md)
 {
 	int rc;
 
 	if (!md->dirty)
 		return;
-	rc = pifs_wal_commit(md->wal);
-	if (rc < 0) {
-		pifs_err("node %u: the metadata log in %s could not be written: %s; stopping, as "
-			 "the state in RAM is ahead of the disk: fix the disk, then restart the "
-			 "node (recovery keeps every committed entry)",
-			 self_id(md), md->dir, strerror(-rc));
-		_exit(EXIT_FAILURE);
-	}
+	rc = pifs_wal_write(md->wal);
+	if (rc < 0)
+		log_failed(md, "written", rc);
 	md->dirty = false;
+	if (!md->sync_due)
+		md->sync_due = pifs_now_ms() + SYNC_MS;
+}
+
+/* Make every change written so far durable, or stop the process. */
+static void sync_log(struct pifs_metad *md)
+{
+	int rc;
+
+	md->sync_now = false;
+	if (!md->sync_due)
+		return;
+	rc = pifs_wal_sync(md->wal);
+	if (rc < 0)
+		log_failed(md, "synced", rc);
+	md->sync_due = 0;
+}
+
+static void commit(struct pifs_metad *md)
+{
+	write_log(md);
+	sync_log(md);
 }
 
 static struct live *find_live(struct pifs_metad *md, uint32_t id)
@@ -401,9 +441,20 @@ static int process(struct pifs_metad *md, const void *body, size_t len, struct p
 	}
 	switch (pifs_proto_kind(m.type)) {
 	case PIFS_KIND_MUT:
+		/* The cluster map is the operator's: on the disk before the
+		 * command returns. */
+		if (m.type == PIFS_MSG_INIT || m.type == PIFS_MSG_NODE_ADD ||
+		    m.type == PIFS_MSG_NODE_SET || m.type == PIFS_MSG_NODE_DEL)
+			md->sync_now = true;
 		rc = mutate(md, &m, rep);
 		break;
 	case PIFS_KIND_QRY:
+		if (m.type == PIFS_MSG_META_SYNC || m.type == PIFS_MSG_CHUNK_REFS)
+			md->sync_now = true;
+		if (m.type == PIFS_MSG_META_SYNC) {
+			set_status(md, rep, 0, NULL);
+			break;
+		}
 		rc = pifs_meta_query(md->meta, &m, rep, &md->scratch);
 		if (m.type == PIFS_MSG_STATFS)
 			statfs_space(md, rep);
@@ -495,6 +546,19 @@ static int64_t check_period(const struct pifs_metad *md)
 	int64_t p = md->d->conf->down_after_ms / 4;
 
 	return p < 50 ? 50 : p > IDLE_MS ? IDLE_MS : p;
+}
+
+/* How long to wait for a request: until the next liveness check, or until
+ * the log is due for its sync. */
+static int poll_ms(const struct pifs_metad *md)
+{
+	int64_t ms = check_period(md), left;
+
+	if (md->sync_due) {
+		left = md->sync_due - pifs_now_ms();
+		ms = left < 0 ? 0 : left < ms ? left : ms;
+	}
+	return (int)ms;
 }
 
 /* Is a liveness check due? Not while requests wait: after this thread was
@@ -622,7 +686,7 @@ static void *run(void *arg)
 			check_liveness(md);
 			md->next_check = pifs_now_ms() + check_period(md);
 		}
-		rc = zmq_poll(items, 2, check_period(md));
+		rc = zmq_poll(items, 2, poll_ms(md));
 		if (rc < 0 && errno == EINTR)
 			continue;
 		if (rc < 0) {
@@ -632,15 +696,21 @@ static void *run(void *arg)
 		}
 		if (items[0].revents & ZMQ_POLLIN)
 			break;
-		if (!(items[1].revents & ZMQ_POLLIN))
+		if (!(items[1].revents & ZMQ_POLLIN)) {
+			if (md->sync_due && pifs_now_ms() >= md->sync_due)
+				sync_log(md);
 			continue;
+		}
 		for (n = 0; n < BATCH; n++)
 			if (take(md, &md->slots[n], n == 0 ? 0 : ZMQ_DONTWAIT) < 0)
 				break;
-		commit(md);
+		write_log(md);
+		if (md->sync_now || (md->sync_due && pifs_now_ms() >= md->sync_due))
+			sync_log(md);
 		send_replies(md, n);
 		maybe_snapshot(md);
 	}
+	sync_log(md);
 	return NULL;
 }
 

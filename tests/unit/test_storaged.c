@@ -829,6 +829,36 @@ Test(storaged, metadata_is_logged_and_survives_a_restart)
 	cr_assert_eq(rep.u.R_ATTR.attr.ino, ino);
 }
 
+Test(storaged, an_acknowledged_change_outlives_a_kill_of_the_voter_before_its_sync)
+{
+	struct pifs_msg req, rep;
+	uint64_t ino;
+
+	write_conf(17174);
+	start(1);
+	pifs_msg_init(&req, PIFS_MSG_MKNOD);
+	req.u.MKNOD.parent = 1;
+	req.u.MKNOD.name = pifs_str_of("kept.jpg");
+	req.u.MKNOD.mode = S_IFREG | 0644;
+	cr_assert_eq(pifs_rpc_call(rpc_to(1), &req, NULL, 0, &rep, NULL, NULL, WAIT_MS), 0);
+	cr_assert_eq(rep.type, PIFS_MSG_R_ATTR);
+	ino = rep.u.R_ATTR.attr.ino;
+	/* At once: well within the time the voter may wait to sync. */
+	crash(1);
+	start(1);
+	pifs_msg_init(&req, PIFS_MSG_LOOKUP);
+	req.u.LOOKUP.parent = 1;
+	req.u.LOOKUP.name = pifs_str_of("kept.jpg");
+	cr_assert_eq(pifs_rpc_call(rpc_to(1), &req, NULL, 0, &rep, NULL, NULL, WAIT_MS), 0);
+	cr_assert_eq(rep.type, PIFS_MSG_R_ATTR, "the file was lost with the voter");
+	cr_assert_eq(rep.u.R_ATTR.attr.ino, ino);
+
+	pifs_msg_init(&req, PIFS_MSG_META_SYNC);
+	cr_assert_eq(pifs_rpc_call(rpc_to(1), &req, NULL, 0, &rep, NULL, NULL, WAIT_MS), 0);
+	cr_assert_eq(rep.type, PIFS_MSG_R_STATUS);
+	cr_assert_eq(rep.u.R_STATUS.status, 0);
+}
+
 Test(storaged, the_map_lists_every_node_and_marks_the_running_ones_up)
 {
 	struct pifs_msg req, rep;

@@ -11,6 +11,7 @@
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "wal.h"
@@ -221,6 +222,42 @@ Test(wal, queued_entries_are_not_durable_before_commit)
 	pifs_meta_free(m);
 	cr_assert_eq(reopen(&m, &w), 0);
 	cr_assert_eq(pifs_meta_digest(m), d[4]);
+	pifs_wal_close(w);
+	pifs_meta_free(m);
+}
+
+Test(wal, written_entries_outlive_the_process_before_their_sync)
+{
+	uint64_t d[5], want;
+	struct pifs_meta *m;
+	struct pifs_wal *w;
+	pid_t pid;
+	int st;
+
+	write_log(3, d);
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		/* The metadata service acknowledges after the write: a kill
+		 * right after it must lose nothing. */
+		if (reopen(&m, &w) != 0)
+			_exit(2);
+		log_mkdir(w, m, "kept");
+		_exit(pifs_wal_write(w) == 0 && pifs_wal_unsynced(w) ? 0 : 3);
+	}
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child status %d", st);
+	cr_assert_eq(reopen(&m, &w), 0);
+	cr_assert_eq(pifs_meta_index(m), 5, "the unsynced entry was replayed");
+	want = pifs_meta_digest(m);
+	cr_assert_neq(want, d[4]);
+	cr_assert_not(pifs_wal_unsynced(w), "nothing written since open");
+	log_mkdir(w, m, "synced");
+	cr_assert_eq(pifs_wal_write(w), 0);
+	cr_assert(pifs_wal_unsynced(w));
+	cr_assert_eq(pifs_wal_sync(w), 0);
+	cr_assert_not(pifs_wal_unsynced(w));
+	cr_assert_eq(pifs_wal_sync(w), 0, "a second sync has nothing to do");
 	pifs_wal_close(w);
 	pifs_meta_free(m);
 }
