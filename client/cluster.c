@@ -683,7 +683,7 @@ static int put_chain(struct pifs_cluster *cl, const struct mnode *nodes, size_t 
 	req.u.CHUNK_PUT.id = f->hdr.id;
 	req.u.CHUNK_PUT.flags = flags;
 	req.u.CHUNK_PUT.chain = pifs_list_of(&lb, (uint32_t)(nchain - 1));
-	rc = pifs_rpc_send_owned(r, &req, f->data, f->len, cl->connect_ms);
+	rc = pifs_rpc_send_pieces(r, &req, f->data, f->len, PIFS_PUT_PIECE, cl->connect_ms);
 	f->data = NULL;
 	if (rc == 0)
 		rc = pifs_rpc_recv(r, req.reqid, &rep, NULL, NULL, cl->timeout_ms);

@@ -45,6 +45,10 @@
 
 /* CHUNK_PUT flags. */
 #define PIFS_PUT_SYNC 0x1	/* fsync the chunk file before acknowledging */
+/* A CHUNK_PUT may carry its frame in pieces of at most this many bytes
+ * (offset and total say where each goes; total 0 is the whole frame in one
+ * message), so that each node passes a piece on as soon as it has it. */
+#define PIFS_PUT_PIECE (256u << 10)
 
 /* SETATTR valid bits. */
 #define PIFS_SET_MODE 0x01

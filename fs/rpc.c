@@ -2,6 +2,7 @@
 #include "rpc.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -236,6 +237,72 @@ int pifs_rpc_send_owned(struct pifs_rpc *r, struct pifs_msg *req, void *data, si
 		return -errno;
 	}
 	return rpc_send(r, req, &pay, timeout_ms);
+}
+
+/* A frame shared by the pieces in flight; freed with the last of them. */
+struct shared {
+	void *data;
+	atomic_uint refs;
+};
+
+static void free_shared(void *data, void *hint)
+{
+	struct shared *sh = hint;
+
+	(void)data;
+	if (atomic_fetch_sub(&sh->refs, 1) == 1) {
+		free(sh->data);
+		free(sh);
+	}
+}
+
+int pifs_rpc_send_pieces(struct pifs_rpc *r, struct pifs_msg *req, void *data, size_t len,
+			 size_t piece, int timeout_ms)
+{
+	struct shared *sh;
+	zmq_msg_t pay;
+	size_t off, n;
+	int rc = 0;
+
+	if (len <= piece || len > UINT32_MAX || !piece) {
+		req->u.CHUNK_PUT.offset = 0;
+		req->u.CHUNK_PUT.total = 0;
+		return pifs_rpc_send_owned(r, req, data, len, timeout_ms);
+	}
+	sh = malloc(sizeof(*sh));
+	if (!sh) {
+		free(data);
+		return -ENOMEM;
+	}
+	sh->data = data;
+	/* Our own reference, dropped at the end, keeps @data alive while the
+	 * pieces are handed over. */
+	atomic_init(&sh->refs, 1);
+	if (!r->sock && (rc = open_socket(r)) < 0)
+		goto out_put;
+	req->reqid = r->next_id++;
+	req->epoch = r->epoch;
+	req->u.CHUNK_PUT.total = (uint32_t)len;
+	for (off = 0; off < len && rc == 0; off += n) {
+		n = len - off < piece ? len - off : piece;
+		req->u.CHUNK_PUT.offset = (uint32_t)off;
+		pifs_buf_reset(&r->enc);
+		rc = pifs_proto_encode(req, &r->enc);
+		if (rc == 0)
+			rc = wait_writable(r->sock, timeout_ms);
+		if (rc < 0)
+			break;
+		atomic_fetch_add(&sh->refs, 1);
+		if (zmq_msg_init_data(&pay, (uint8_t *)data + off, n, free_shared, sh) < 0) {
+			rc = -errno;
+			atomic_fetch_sub(&sh->refs, 1);
+			break;
+		}
+		rc = send_frames(r->sock, NULL, 0, &r->enc, &pay, ZMQ_DONTWAIT);
+	}
+out_put:
+	free_shared(NULL, sh);
+	return rc;
 }
 
 /* Read the rest of a multipart message that has more frames than we use. */

@@ -54,6 +54,14 @@ int pifs_rpc_send(struct pifs_rpc *r, struct pifs_msg *req, const void *payload,
 int pifs_rpc_send_owned(struct pifs_rpc *r, struct pifs_msg *req, void *data, size_t len,
 			int timeout_ms);
 
+/* As pifs_rpc_send_owned for a CHUNK_PUT @req, but the frame @data goes in
+ * messages of at most @piece bytes under one request id (their offset and
+ * total set in @req), so that each node of the chain can pass a piece on
+ * before the next arrives; a frame of at most @piece bytes goes whole
+ * (total 0). The pieces share @data without copying it. */
+int pifs_rpc_send_pieces(struct pifs_rpc *r, struct pifs_msg *req, void *data, size_t len,
+			 size_t piece, int timeout_ms);
+
 /* Wait up to @timeout_ms for the reply to @reqid (0: any reply) and decode
  * it into @rep (OUT). Its strings and lists, and the payload (*@payload,
  * *@plen; NULL and 0 without one; both may be NULL), borrow the rpc until

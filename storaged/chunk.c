@@ -30,6 +30,12 @@
 #define MAX_PENDING 16
 /* Messages queued for one downstream node; a stuck node pins only these. */
 #define PEER_HWM 4
+/* Pieces of one forward waiting for the downstream node to take them: a
+ * frame of PIFS_FRAME_MAX_RAW in pieces of PIFS_PUT_PIECE, and a few over. */
+#define FWD_QUEUE 64
+/* Puts arriving in pieces that one worker assembles at once; each holds a
+ * buffer of its frame's size until its last piece or its timeout. */
+#define MAX_ASSEMBLY 16
 /* The broker's queue to each worker stays short, so that a request does not
  * wait behind a busy worker while another one idles. */
 #define WORK_HWM 2
@@ -51,9 +57,10 @@ struct peer {
 	unsigned quiet;	   /* failures not logged since */
 };
 
+struct assembly;
+
 struct pending {
 	bool used;
-	bool unsent;	    /* @msg and @pay wait until the peer can take them */
 	uint32_t peer;	    /* the node forwarded to */
 	uint64_t fwd_reqid; /* the forward's request id on that node's socket */
 	uint64_t reqid;	    /* the request we answer */
@@ -63,7 +70,29 @@ struct pending {
 	int timeout_ms;
 	uint8_t ident[PIFS_IDENT_MAX];
 	size_t ilen;
-	zmq_msg_t msg, pay; /* the forward, while @unsent */
+	struct assembly *as; /* the put still arriving in pieces, or NULL */
+	/* Forwarded messages waiting until the peer can take them: @qn pairs
+	 * from @qh on, in a ring. */
+	unsigned qh, qn;
+	zmq_msg_t msg[FWD_QUEUE], pay[FWD_QUEUE];
+};
+
+/* A put whose frame arrives in pieces. */
+struct assembly {
+	bool used;
+	bool failed; /* answered already: drop its pieces until the last */
+	uint8_t ident[PIFS_IDENT_MAX];
+	size_t ilen;
+	uint64_t reqid;
+	uint64_t epoch;
+	struct pifs_chunk_id id;
+	uint32_t flags;
+	uint32_t total, got;
+	uint8_t *frame;		 /* owned; @total bytes, @got of them received */
+	struct pending *p;	 /* the forward down the chain, or NULL */
+	struct pifs_buf rest;	 /* the chain after the next node */
+	uint32_t nrest;
+	int64_t last;		 /* pifs_now_ms() of the last piece */
 };
 
 /* Where a reply goes: the requester's routing identity and request id. */
@@ -83,8 +112,10 @@ struct pifs_chunk_worker {
 	size_t npeers, peer_cap;
 	zmq_pollitem_t *items; /* owned; 2 + @peer_cap */
 	size_t *item_peer;     /* owned; the peer of items[2 + i] */
+	void *psock;	    /* DEALER to the broker's PIFS_PIECE_ENDPOINT for us */
 	struct pending pend[MAX_PENDING];
 	size_t npend;
+	struct assembly as[MAX_ASSEMBLY];
 	uint64_t next_reqid;
 	uint32_t rest;		 /* nodes in @list after next_hop */
 	struct pifs_buf scratch; /* raw bytes of a chunk being verified */
@@ -178,12 +209,14 @@ static void finish_put(struct pifs_chunk_worker *w, const struct req *r, int loc
 
 static void drop_pending(struct pifs_chunk_worker *w, struct pending *p)
 {
-	if (p->unsent) {
-		zmq_msg_close(&p->msg);
-		zmq_msg_close(&p->pay);
+	for (; p->qn; p->qn--, p->qh = (p->qh + 1) % FWD_QUEUE) {
+		zmq_msg_close(&p->msg[p->qh]);
+		zmq_msg_close(&p->pay[p->qh]);
 	}
+	if (p->as)
+		p->as->p = NULL;
+	p->as = NULL;
 	p->used = false;
-	p->unsent = false;
 	w->npend--;
 }
 
@@ -245,9 +278,14 @@ static void settle(struct pifs_chunk_worker *w, struct pending *p, const struct 
 {
 	struct req r = {p->ident, p->ilen, p->reqid};
 
+	/* Before our own copy is whole, the downstream node can only have
+	 * failed: the put goes on without it, and answers when it is whole. */
+	if (p->as && down_rc == 0)
+		down_rc = -EPROTO;
 	if (down_rc < 0)
 		warn_downstream(w, p, down_rc, detail);
-	finish_put(w, &r, p->local_rc, &p->id, down);
+	if (!p->as)
+		finish_put(w, &r, p->local_rc, &p->id, down);
 	drop_pending(w, p);
 }
 
@@ -310,7 +348,7 @@ static int get_peer(struct pifs_chunk_worker *w, uint32_t id, const char *endpoi
 			if (!np)
 				return -ENOMEM;
 			w->peers = np;
-			ni = realloc(w->items, (cap + 2) * sizeof(*ni));
+			ni = realloc(w->items, (cap + 3) * sizeof(*ni));
 			if (!ni)
 				return -ENOMEM;
 			w->items = ni;
@@ -336,19 +374,53 @@ static int get_peer(struct pifs_chunk_worker *w, uint32_t id, const char *endpoi
 	return 0;
 }
 
-/* Try to put the forward of @p on the wire. Returns 0 (sent, or still
- * waiting for the peer to connect) or -errno (the forward failed). */
+/* Put what @p has queued on the wire. Returns 0 (sent, or some still
+ * waiting for the peer to connect or drain) or -errno (the forward failed). */
 static int send_forward(struct peer *peer, struct pending *p)
 {
-	if (zmq_msg_send(&p->msg, peer->sock, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
-		return errno == EAGAIN ? 0 : -errno;
-	/* ZeroMQ takes the rest of a message whose first part it took. */
-	if (zmq_msg_send(&p->pay, peer->sock, ZMQ_DONTWAIT) < 0) {
-		zmq_msg_close(&p->pay);
-		p->unsent = false;
-		return -errno;
+	while (p->qn) {
+		unsigned i = p->qh;
+
+		if (zmq_msg_send(&p->msg[i], peer->sock, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
+			return errno == EAGAIN ? 0 : -errno;
+		zmq_msg_close(&p->msg[i]);
+		p->qh = (p->qh + 1) % FWD_QUEUE;
+		p->qn--;
+		/* ZeroMQ takes the rest of a message whose first part it took. */
+		if (zmq_msg_send(&p->pay[i], peer->sock, ZMQ_DONTWAIT) < 0) {
+			zmq_msg_close(&p->pay[i]);
+			return -errno;
+		}
+		zmq_msg_close(&p->pay[i]);
 	}
-	p->unsent = false;
+	return 0;
+}
+
+/* Queue the forward of one message to @p's node: the CHUNK_PUT @f and a
+ * share of @pay (zmq_msg_copy counts a reference, it copies nothing). */
+static int enqueue(struct pifs_chunk_worker *w, struct pending *p, struct pifs_msg *f,
+		   zmq_msg_t *pay)
+{
+	unsigned i = (p->qh + p->qn) % FWD_QUEUE;
+	int rc;
+
+	if (p->qn == FWD_QUEUE)
+		return -ENOBUFS;
+	pifs_buf_reset(&w->enc);
+	rc = pifs_proto_encode(f, &w->enc);
+	if (rc < 0)
+		return rc;
+	if (zmq_msg_init_size(&p->msg[i], w->enc.len) < 0)
+		return -errno;
+	memcpy(zmq_msg_data(&p->msg[i]), w->enc.p, w->enc.len);
+	zmq_msg_init(&p->pay[i]);
+	if (zmq_msg_copy(&p->pay[i], pay) < 0) {
+		rc = -errno;
+		zmq_msg_close(&p->msg[i]);
+		zmq_msg_close(&p->pay[i]);
+		return rc;
+	}
+	p->qn++;
 	return 0;
 }
 
@@ -429,23 +501,14 @@ static struct pending *forward(struct pifs_chunk_worker *w, const struct req *r,
 	f.u.CHUNK_PUT.id = q->id;
 	f.u.CHUNK_PUT.flags = q->flags;
 	f.u.CHUNK_PUT.chain = pifs_list_of(&w->list, w->rest);
-	pifs_buf_reset(&w->enc);
-	rc = pifs_proto_encode(&f, &w->enc);
+	f.u.CHUNK_PUT.offset = q->offset;
+	f.u.CHUNK_PUT.total = q->total;
+	p->qh = p->qn = 0;
+	p->as = NULL;
+	rc = enqueue(w, p, &f, pay);
 	if (rc < 0)
 		goto fail;
-	if (zmq_msg_init_size(&p->msg, w->enc.len) < 0) {
-		rc = -errno;
-		goto fail;
-	}
-	memcpy(zmq_msg_data(&p->msg), w->enc.p, w->enc.len);
-	zmq_msg_init(&p->pay);
-	if (zmq_msg_copy(&p->pay, pay) < 0) {
-		rc = -errno;
-		zmq_msg_close(&p->msg);
-		zmq_msg_close(&p->pay);
-		goto fail;
-	}
-	p->used = p->unsent = true;
+	p->used = true;
 	p->peer = next;
 	p->fwd_reqid = f.reqid;
 	p->reqid = r->reqid;
@@ -495,13 +558,71 @@ static bool not_admitted(struct pifs_chunk_worker *w, uint64_t epoch)
 	       (flags & PIFS_NODE_NEW);
 }
 
+/* Check that the frame @data of @len bytes parses, is chunk @id and matches
+ * its hash. Returns 0, or -errno once the requester has been told why. */
+static int check_frame(struct pifs_chunk_worker *w, const struct req *r,
+		       const struct pifs_chunk_id *id, const void *data, size_t len,
+		       const char *hex)
+{
+	struct pifs_frame_hdr h;
+	char got[33];
+	int rc;
+
+	rc = pifs_frame_parse(data, len, &h);
+	if (rc < 0) {
+		status(w, r, rc,
+		       "the frame of chunk %s sent to node %u does not parse (%s); the writer "
+		       "must re-encode it",
+		       hex, self_id(w), strerror(-rc));
+		return rc;
+	}
+	if (!pifs_chunk_id_eq(&h.id, id)) {
+		pifs_chunk_id_hex(&h.id, got);
+		status(w, r, -EBADMSG,
+		       "CHUNK_PUT to node %u names chunk %s but its frame holds chunk %s; the "
+		       "writer must send the frame the request names",
+		       self_id(w), hex, got);
+		return -EBADMSG;
+	}
+	rc = verify(w, data, len, &h);
+	if (rc < 0) {
+		rc = rc == -ERANGE ? -EBADMSG : rc;
+		status(w, r, rc,
+		       "chunk %s sent to node %u does not match its id (%s): it was damaged on "
+		       "the way; the writer should send it again",
+		       hex, self_id(w), strerror(-rc));
+		return rc;
+	}
+	return 0;
+}
+
+/* Store our copy of a verified frame. Returns 0 or -errno (logged). */
+static int store_local(struct pifs_chunk_worker *w, uint32_t flags, uint64_t epoch,
+		       const void *data, size_t len, const char *hex)
+{
+	struct pifsd *d = w->d;
+	int rc;
+
+	if (not_admitted(w, epoch)) {
+		pifs_warn("node %u: refused chunk %s: this node joined by itself and takes no "
+			  "chunks until an operator admits it (pifs-admin node add %s)",
+			  self_id(w), hex, d->self->addr);
+		return -EPERM;
+	}
+	rc = pifs_store_put(d->store, data, len, (flags & PIFS_PUT_SYNC) ? PIFS_STORE_SYNC : 0,
+			    &w->scratch);
+	if (rc < 0)
+		pifs_warn("node %u: could not store chunk %s in %s: %s; %s", self_id(w), hex,
+			  d->data, strerror(-rc),
+			  rc == -ENOSPC ? "free some space or add a node" : "check the data disk");
+	return rc;
+}
+
 static void put(struct pifs_chunk_worker *w, const struct req *r,
 		const struct pifs_msg_CHUNK_PUT *q, uint64_t epoch, zmq_msg_t *pay)
 {
-	struct pifsd *d = w->d;
-	struct pifs_frame_hdr h;
 	struct pending *p = NULL;
-	char hex[33], got[33];
+	char hex[33];
 	const void *data;
 	uint32_t next;
 	size_t len;
@@ -517,30 +638,8 @@ static void put(struct pifs_chunk_worker *w, const struct req *r,
 	}
 	data = zmq_msg_data(pay);
 	len = zmq_msg_size(pay);
-	rc = pifs_frame_parse(data, len, &h);
-	if (rc < 0) {
-		status(w, r, rc,
-		       "the frame of chunk %s sent to node %u does not parse (%s); the writer "
-		       "must re-encode it",
-		       hex, self_id(w), strerror(-rc));
+	if (check_frame(w, r, &q->id, data, len, hex) < 0)
 		return;
-	}
-	if (!pifs_chunk_id_eq(&h.id, &q->id)) {
-		pifs_chunk_id_hex(&h.id, got);
-		status(w, r, -EBADMSG,
-		       "CHUNK_PUT to node %u names chunk %s but its frame holds chunk %s; the "
-		       "writer must send the frame the request names",
-		       self_id(w), hex, got);
-		return;
-	}
-	rc = verify(w, data, len, &h);
-	if (rc < 0) {
-		status(w, r, rc == -ERANGE ? -EBADMSG : rc,
-		       "chunk %s sent to node %u does not match its id (%s): it was damaged on "
-		       "the way; the writer should send it again",
-		       hex, self_id(w), strerror(-rc));
-		return;
-	}
 	rc = next_hop(w, &q->chain, epoch, &next);
 	if (rc < 0) {
 		status(w, r, rc, "the chain of CHUNK_PUT %s to node %u is malformed", hex,
@@ -549,25 +648,185 @@ static void put(struct pifs_chunk_worker *w, const struct req *r,
 	}
 	if (rc == 1)
 		p = forward(w, r, q, next, pay, hex);
-	if (not_admitted(w, epoch)) {
-		rc = -EPERM;
-		pifs_warn("node %u: refused chunk %s: this node joined by itself and takes no "
-			  "chunks until an operator admits it (pifs-admin node add %s)",
-			  self_id(w), hex, d->self->addr);
-	} else {
-		rc = pifs_store_put(d->store, data, len,
-				    (q->flags & PIFS_PUT_SYNC) ? PIFS_STORE_SYNC : 0, &w->scratch);
-		if (rc < 0)
-			pifs_warn("node %u: could not store chunk %s in %s: %s; %s", self_id(w),
-				  hex, d->data, strerror(-rc),
-				  rc == -ENOSPC ? "free some space or add a node"
-						: "check the data disk");
-	}
+	rc = store_local(w, q->flags, epoch, data, len, hex);
 	if (p) {
 		p->local_rc = rc;
 		return;
 	}
 	finish_put(w, r, rc, &q->id, NULL);
+}
+
+static void free_assembly(struct pifs_chunk_worker *w, struct assembly *a)
+{
+	if (a->p)
+		drop_pending(w, a->p);
+	free(a->frame);
+	a->frame = NULL;
+	pifs_buf_fini(&a->rest);
+	a->used = false;
+}
+
+static struct assembly *find_assembly(struct pifs_chunk_worker *w, const struct req *r)
+{
+	size_t i;
+
+	for (i = 0; i < MAX_ASSEMBLY; i++) {
+		struct assembly *a = &w->as[i];
+
+		if (a->used && a->reqid == r->reqid && a->ilen == r->ilen &&
+		    memcmp(a->ident, r->ident, r->ilen) == 0)
+			return a;
+	}
+	return NULL;
+}
+
+/* Start assembling the put whose first piece is @q. Returns the entry, or
+ * NULL once the requester has been told why not. */
+static struct assembly *start_assembly(struct pifs_chunk_worker *w, const struct req *r,
+				       const struct pifs_msg_CHUNK_PUT *q, uint64_t epoch,
+				       const char *hex)
+{
+	struct assembly *a = NULL;
+	size_t i;
+
+	if (q->total > PIFS_FRAME_HDR + PIFS_FRAME_MAX_RAW) {
+		status(w, r, -EMSGSIZE,
+		       "CHUNK_PUT of chunk %s to node %u announces a frame of %u bytes, more than "
+		       "any chunk frame; the writer must send a valid frame",
+		       hex, self_id(w), q->total);
+		return NULL;
+	}
+	for (i = 0; i < MAX_ASSEMBLY && !a; i++)
+		if (!w->as[i].used)
+			a = &w->as[i];
+	if (!a) {
+		status(w, r, -EBUSY,
+		       "node %u is assembling %d chunks on this worker already; retry shortly",
+		       self_id(w), MAX_ASSEMBLY);
+		return NULL;
+	}
+	a->frame = malloc(q->total);
+	if (!a->frame) {
+		status(w, r, -ENOMEM, "node %u is out of memory for chunk %s", self_id(w), hex);
+		return NULL;
+	}
+	a->used = true;
+	a->failed = false;
+	memcpy(a->ident, r->ident, r->ilen);
+	a->ilen = r->ilen;
+	a->reqid = r->reqid;
+	a->epoch = epoch;
+	a->id = q->id;
+	a->flags = q->flags;
+	a->total = q->total;
+	a->got = 0;
+	a->p = NULL;
+	a->nrest = 0;
+	pifs_buf_init(&a->rest);
+	return a;
+}
+
+/* Our copy of a put sent in pieces is whole: check it, store it, and answer
+ * now or when the downstream node does. */
+static void complete(struct pifs_chunk_worker *w, struct assembly *a, const char *hex)
+{
+	struct req r = {a->ident, a->ilen, a->reqid};
+	struct pending *p = a->p;
+	int rc;
+
+	a->failed = true;
+	if (check_frame(w, &r, &a->id, a->frame, a->total, hex) < 0)
+		return;
+	rc = store_local(w, a->flags, a->epoch, a->frame, a->total, hex);
+	if (p) {
+		p->local_rc = rc;
+		p->as = NULL;
+		a->p = NULL;
+		return;
+	}
+	finish_put(w, &r, rc, &a->id, NULL);
+}
+
+/* One piece of a put sent in pieces: pass it on down the chain at once, add
+ * it to the frame, and finish the put with its last piece. */
+static void put_piece(struct pifs_chunk_worker *w, const struct req *r,
+		      const struct pifs_msg_CHUNK_PUT *q, uint64_t epoch, zmq_msg_t *pay)
+{
+	struct assembly *a = find_assembly(w, r);
+	size_t len = pay ? zmq_msg_size(pay) : 0;
+	struct peer *peer;
+	struct pifs_msg f;
+	char hex[33];
+	uint32_t next;
+	int rc;
+
+	pifs_chunk_id_hex(&q->id, hex);
+	if (!a && q->offset != 0) {
+		pifs_debug("node %u: dropped a piece of chunk %s at %u for a put it is not "
+			   "assembling (it failed or timed out)",
+			   self_id(w), hex, q->offset);
+		return;
+	}
+	if (!a) {
+		a = start_assembly(w, r, q, epoch, hex);
+		if (!a)
+			return;
+		rc = next_hop(w, &q->chain, epoch, &next);
+		if (rc < 0) {
+			status(w, r, rc, "the chain of CHUNK_PUT %s to node %u is malformed", hex,
+			       self_id(w));
+			a->failed = true;
+		} else if (rc == 1 && pifs_buf_append(&a->rest, w->list.p, w->list.len) == 0) {
+			a->nrest = w->rest;
+			a->p = forward(w, r, q, next, pay, hex);
+			if (a->p)
+				a->p->as = a;
+		}
+		a->last = pifs_now_ms();
+		if (a->failed)
+			goto out_drop;
+	} else if (!a->failed) {
+		a->last = pifs_now_ms();
+		if (a->p) {
+			pifs_msg_init(&f, PIFS_MSG_CHUNK_PUT);
+			f.reqid = a->p->fwd_reqid;
+			f.epoch = pifs_nodemap_epoch(&w->d->map);
+			f.u.CHUNK_PUT.id = q->id;
+			f.u.CHUNK_PUT.flags = q->flags;
+			f.u.CHUNK_PUT.chain = pifs_list_of(&a->rest, a->nrest);
+			f.u.CHUNK_PUT.offset = q->offset;
+			f.u.CHUNK_PUT.total = q->total;
+			peer = find_peer(w, a->p->peer);
+			rc = peer && peer->sock ? enqueue(w, a->p, &f, pay) : -EHOSTUNREACH;
+			if (rc == 0)
+				rc = send_forward(peer, a->p);
+			if (rc < 0)
+				settle(w, a->p, NULL, rc, NULL);
+		}
+	}
+	if (a->failed)
+		goto out_drop;
+	if (q->total != a->total || q->offset != a->got || !pay || len == 0 ||
+	    len > a->total - a->got || !pifs_chunk_id_eq(&q->id, &a->id)) {
+		status(w, r, -EPROTO,
+		       "a piece of chunk %s sent to node %u is %zu bytes at %u of a frame of %u "
+		       "bytes, where %u of %u bytes came so far; the writer must send the "
+		       "pieces in order",
+		       hex, self_id(w), len, q->offset, q->total, a->got, a->total);
+		a->failed = true;
+		goto out_drop;
+	}
+	memcpy(a->frame + a->got, zmq_msg_data(pay), len);
+	a->got += (uint32_t)len;
+	if (a->got < a->total)
+		return;
+	complete(w, a, hex);
+	free_assembly(w, a);
+	return;
+out_drop:
+	/* A failed put is forgotten with its last piece, or at its timeout. */
+	if (q->total && (uint64_t)q->offset + len >= q->total)
+		free_assembly(w, a);
 }
 
 static void get(struct pifs_chunk_worker *w, const struct req *r,
@@ -823,7 +1082,10 @@ static void handle(struct pifs_chunk_worker *w, zmq_msg_t *ident, zmq_msg_t *bod
 	}
 	switch (m.type) {
 	case PIFS_MSG_CHUNK_PUT:
-		put(w, &r, &m.u.CHUNK_PUT, m.epoch, pay);
+		if (m.u.CHUNK_PUT.total)
+			put_piece(w, &r, &m.u.CHUNK_PUT, m.epoch, pay);
+		else
+			put(w, &r, &m.u.CHUNK_PUT, m.epoch, pay);
 		break;
 	case PIFS_MSG_CHUNK_GET:
 		get(w, &r, &m.u.CHUNK_GET);
@@ -865,23 +1127,23 @@ static bool has_more(void *sock)
 
 /* Take one request off the broker's socket and answer or forward it.
  * Returns 0, or -EAGAIN when there was none. */
-static int serve_one(struct pifs_chunk_worker *w)
+static int serve_one(struct pifs_chunk_worker *w, void *sock)
 {
 	zmq_msg_t part[3], junk;
 	bool extra = false;
 	int n, rc, i;
 
 	zmq_msg_init(&part[0]);
-	if (zmq_msg_recv(&part[0], w->sock, ZMQ_DONTWAIT) < 0) {
+	if (zmq_msg_recv(&part[0], sock, ZMQ_DONTWAIT) < 0) {
 		rc = -errno;
 		zmq_msg_close(&part[0]);
 		return rc;
 	}
-	for (n = 1; has_more(w->sock);) {
+	for (n = 1; has_more(sock);) {
 		zmq_msg_t *m = n < 3 ? &part[n] : &junk;
 
 		zmq_msg_init(m);
-		rc = zmq_msg_recv(m, w->sock, 0);
+		rc = zmq_msg_recv(m, sock, 0);
 		if (n < 3 && rc >= 0) {
 			n++;
 			continue;
@@ -924,7 +1186,7 @@ static void drain_peer(struct pifs_chunk_worker *w, struct peer *peer)
 		}
 		if (pifs_proto_decode(zmq_msg_data(&msg), zmq_msg_size(&msg), &rep) == 0) {
 			for (i = 0; i < MAX_PENDING && !p; i++)
-				if (w->pend[i].used && !w->pend[i].unsent &&
+				if (w->pend[i].used &&
 				    w->pend[i].peer == peer->id &&
 				    w->pend[i].fwd_reqid == rep.reqid)
 					p = &w->pend[i];
@@ -951,12 +1213,12 @@ static void flush_peer(struct pifs_chunk_worker *w, struct peer *peer)
 	for (i = 0; i < MAX_PENDING && peer->sock; i++) {
 		struct pending *p = &w->pend[i];
 
-		if (!p->used || !p->unsent || p->peer != peer->id)
+		if (!p->used || !p->qn || p->peer != peer->id)
 			continue;
 		rc = send_forward(peer, p);
 		if (rc < 0)
 			settle(w, p, NULL, rc, NULL);
-		else if (p->unsent)
+		else if (p->qn)
 			return; /* full again */
 	}
 }
@@ -977,9 +1239,27 @@ static void expire(struct pifs_chunk_worker *w)
 			continue;
 		peer = find_peer(w, p->peer);
 		/* Never sent: the node was not even connected. */
-		settle(w, p, NULL, p->unsent ? -EHOSTUNREACH : -ETIMEDOUT, NULL);
+		settle(w, p, NULL, p->qn ? -EHOSTUNREACH : -ETIMEDOUT, NULL);
 		if (peer)
 			abandon_peer(w, peer, -ETIMEDOUT);
+	}
+	for (i = 0; i < MAX_ASSEMBLY; i++) {
+		struct assembly *a = &w->as[i];
+		struct req r = {a->ident, a->ilen, a->reqid};
+		char hex[33];
+
+		if (!a->used || now - a->last < w->d->conf->timeout_ms)
+			continue;
+		pifs_chunk_id_hex(&a->id, hex);
+		if (!a->failed) {
+			pifs_warn("node %u: chunk %s stopped arriving after %u of %u bytes for %d "
+				  "ms; dropped it (the writer is gone or will send it again)",
+				  self_id(w), hex, a->got, a->total, w->d->conf->timeout_ms);
+			status(w, &r, -ETIMEDOUT,
+			       "node %u got %u of %u bytes of chunk %s and no more for %d ms",
+			       self_id(w), a->got, a->total, hex, w->d->conf->timeout_ms);
+		}
+		free_assembly(w, a);
 	}
 }
 
@@ -991,27 +1271,32 @@ static long poll_timeout(const struct pifs_chunk_worker *w)
 	for (i = 0; i < MAX_PENDING; i++)
 		if (w->pend[i].used && w->pend[i].deadline - now < best)
 			best = w->pend[i].deadline - now;
+	for (i = 0; i < MAX_ASSEMBLY; i++)
+		if (w->as[i].used && w->as[i].last + w->d->conf->timeout_ms - now < best)
+			best = w->as[i].last + w->d->conf->timeout_ms - now;
 	return best < 0 ? 0 : (long)best;
 }
 
 static size_t build_items(struct pifs_chunk_worker *w)
 {
-	size_t n = 2, i, j;
+	size_t n = 3, i, j;
 
 	w->items[0] = (zmq_pollitem_t){w->ctl, 0, ZMQ_POLLIN, 0};
 	/* A worker with no room for another forward leaves requests to the
 	 * others until a downstream node answers. */
 	w->items[1] = (zmq_pollitem_t){w->sock, 0, w->npend < MAX_PENDING ? ZMQ_POLLIN : 0, 0};
+	/* Pieces are always taken: the puts they finish free what is held. */
+	w->items[2] = (zmq_pollitem_t){w->psock, 0, ZMQ_POLLIN, 0};
 	for (i = 0; i < w->npeers; i++) {
 		short ev = ZMQ_POLLIN;
 
 		if (!w->peers[i].sock)
 			continue;
 		for (j = 0; j < MAX_PENDING; j++)
-			if (w->pend[j].used && w->pend[j].unsent &&
+			if (w->pend[j].used && w->pend[j].qn &&
 			    w->pend[j].peer == w->peers[i].id)
 				ev |= ZMQ_POLLOUT;
-		w->item_peer[n - 2] = i;
+		w->item_peer[n - 3] = i;
 		w->items[n++] = (zmq_pollitem_t){w->peers[i].sock, 0, ev, 0};
 	}
 	return n;
@@ -1036,8 +1321,8 @@ static void *run(void *arg)
 		if (w->items[0].revents & ZMQ_POLLIN)
 			break;
 		/* Peers first: serving may add peers and move the array. */
-		for (i = 2; i < n; i++) {
-			struct peer *peer = &w->peers[w->item_peer[i - 2]];
+		for (i = 3; i < n; i++) {
+			struct peer *peer = &w->peers[w->item_peer[i - 3]];
 
 			if ((w->items[i].revents & ZMQ_POLLIN) && peer->sock)
 				drain_peer(w, peer);
@@ -1046,7 +1331,11 @@ static void *run(void *arg)
 		}
 		if (w->items[1].revents & ZMQ_POLLIN)
 			for (burst = 0; burst < SERVE_BURST && w->npend < MAX_PENDING; burst++)
-				if (serve_one(w) < 0)
+				if (serve_one(w, w->sock) < 0)
+					break;
+		if (w->items[2].revents & ZMQ_POLLIN)
+			for (burst = 0; burst < SERVE_BURST; burst++)
+				if (serve_one(w, w->psock) < 0)
 					break;
 		expire(w);
 		/* A chunk larger than the cluster's chunk size (one that heal
@@ -1061,6 +1350,9 @@ static void worker_free(struct pifs_chunk_worker *w)
 {
 	size_t i;
 
+	for (i = 0; i < MAX_ASSEMBLY; i++)
+		if (w->as[i].used)
+			free_assembly(w, &w->as[i]);
 	for (i = 0; i < MAX_PENDING; i++)
 		if (w->pend[i].used)
 			drop_pending(w, &w->pend[i]);
@@ -1068,6 +1360,8 @@ static void worker_free(struct pifs_chunk_worker *w)
 		close_peer(&w->peers[i]);
 	if (w->sock)
 		zmq_close(w->sock);
+	if (w->psock)
+		zmq_close(w->psock);
 	if (w->ctl)
 		zmq_close(w->ctl);
 	free(w->peers);
@@ -1083,6 +1377,7 @@ int pifs_chunk_worker_start(struct pifsd *d, unsigned index, struct pifs_chunk_w
 {
 	struct pifs_chunk_worker *w;
 	int hwm = WORK_HWM, rc;
+	char ep[64];
 
 	w = calloc(1, sizeof(*w));
 	if (!w)
@@ -1092,7 +1387,7 @@ int pifs_chunk_worker_start(struct pifsd *d, unsigned index, struct pifs_chunk_w
 	pifs_buf_init(&w->scratch);
 	pifs_buf_init(&w->enc);
 	pifs_buf_init(&w->list);
-	w->items = calloc(2, sizeof(*w->items));
+	w->items = calloc(3, sizeof(*w->items));
 	if (!w->items) {
 		rc = -ENOMEM;
 		goto out_free;
@@ -1108,6 +1403,17 @@ int pifs_chunk_worker_start(struct pifsd *d, unsigned index, struct pifs_chunk_w
 	rc = pifs_rpc_sockopts(w->sock);
 	if (rc == 0 && (zmq_setsockopt(w->sock, ZMQ_RCVHWM, &hwm, sizeof(hwm)) < 0 ||
 			zmq_connect(w->sock, PIFS_CHUNK_ENDPOINT) < 0))
+		rc = -errno;
+	if (rc < 0)
+		goto out_free;
+	w->psock = zmq_socket(d->zctx, ZMQ_DEALER);
+	if (!w->psock) {
+		rc = -errno;
+		goto out_free;
+	}
+	snprintf(ep, sizeof(ep), PIFS_PIECE_ENDPOINT, index);
+	rc = pifs_rpc_sockopts(w->psock);
+	if (rc == 0 && zmq_connect(w->psock, ep) < 0)
 		rc = -errno;
 	if (rc < 0)
 		goto out_free;

@@ -21,6 +21,9 @@
 
 /* The broker's queue to each chunk worker (the worker adds its own). */
 #define CHUNK_HWM 2
+/* Pieces queued to one worker: a few puts' worth, so that the pieces of
+ * several clients interleave without stalling the ROUTER. */
+#define PIECE_HWM 32
 /* The metadata service takes its requests in batches of up to 257. */
 #define META_HWM 1024
 /* Requests queued per client connection before ZeroMQ stops reading its TCP
@@ -39,6 +42,7 @@ struct pifs_server {
 	void *router; /* the node's address */
 	void *chunk;  /* DEALER bound on PIFS_CHUNK_ENDPOINT */
 	void *meta;   /* DEALER bound on PIFS_META_ENDPOINT, on the voter only */
+	void *piece[PIFS_WORKERS]; /* DEALER to worker i, for puts sent in pieces */
 	char endpoint[300];
 	uint64_t inflight; /* requests handed on and not yet answered */
 };
@@ -80,6 +84,12 @@ int pifs_server_open(struct pifsd *d, const char *endpoint, struct pifs_server *
 	rc = pifs_ctl_bind(d->zctx, &s->ctl);
 	if (rc == 0)
 		rc = open_backend(s, PIFS_CHUNK_ENDPOINT, CHUNK_HWM, &s->chunk);
+	for (unsigned i = 0; rc == 0 && i < PIFS_WORKERS; i++) {
+		char ep[64];
+
+		snprintf(ep, sizeof(ep), PIFS_PIECE_ENDPOINT, i);
+		rc = open_backend(s, ep, PIECE_HWM, &s->piece[i]);
+	}
 	if (rc == 0 && pifsd_is_voter(d))
 		rc = open_backend(s, PIFS_META_ENDPOINT, META_HWM, &s->meta);
 	if (rc < 0)
@@ -112,6 +122,9 @@ void pifs_server_close(struct pifs_server *s)
 		zmq_close(s->chunk);
 	if (s->meta)
 		zmq_close(s->meta);
+	for (unsigned i = 0; i < PIFS_WORKERS; i++)
+		if (s->piece[i])
+			zmq_close(s->piece[i]);
 	if (s->ctl)
 		zmq_close(s->ctl);
 	free(s);
@@ -144,14 +157,25 @@ static void reply_status(struct pifs_server *s, zmq_msg_t *ident, uint64_t reqid
 	pifs_rpc_sendto(s->router, zmq_msg_data(ident), zmq_msg_size(ident), &rep, NULL, 0, 0);
 }
 
-/* Can both inproc queues take a request? */
+static bool writable(void *sock)
+{
+	int ev = 0;
+	size_t sz = sizeof(ev);
+
+	return zmq_getsockopt(sock, ZMQ_EVENTS, &ev, &sz) == 0 && (ev & ZMQ_POLLOUT);
+}
+
+/* Can every inproc queue take a request? */
 static bool has_room(struct pifs_server *s)
 {
 	int ev = 0;
 	size_t sz = sizeof(ev);
 
-	if (zmq_getsockopt(s->chunk, ZMQ_EVENTS, &ev, &sz) < 0 || !(ev & ZMQ_POLLOUT))
+	if (!writable(s->chunk))
 		return false;
+	for (unsigned i = 0; i < PIFS_WORKERS; i++)
+		if (!writable(s->piece[i]))
+			return false;
 	if (!s->meta)
 		return true;
 	sz = sizeof(ev);
@@ -172,6 +196,31 @@ static void hand_on(struct pifs_server *s, void *to, zmq_msg_t *ident, zmq_msg_t
 	if (pay)
 		zmq_msg_send(pay, to, 0);
 	s->inflight++;
+}
+
+/* Hand a piece of a put to the worker that has its other pieces: the one a
+ * hash of the sender and the request id names. Only the first piece counts
+ * as a request in flight, for the put is answered once. */
+static void hand_piece(struct pifs_server *s, zmq_msg_t *ident, zmq_msg_t *body, zmq_msg_t *pay,
+		       const struct pifs_msg *m)
+{
+	const uint8_t *p = zmq_msg_data(ident);
+	uint64_t h = 1469598103934665603ull ^ m->reqid;
+	size_t i, n = zmq_msg_size(ident);
+	void *to;
+
+	for (i = 0; i < n; i++)
+		h = (h ^ p[i]) * 1099511628211ull;
+	to = s->piece[(h ^ (h >> 32)) % PIFS_WORKERS];
+	if (zmq_msg_send(ident, to, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
+		reply_status(s, ident, m->reqid, -EAGAIN, "node %u is overloaded; retry shortly",
+			     self_id(s));
+		return;
+	}
+	zmq_msg_send(body, to, ZMQ_SNDMORE);
+	zmq_msg_send(pay, to, 0);
+	if (m->u.CHUNK_PUT.offset == 0)
+		s->inflight++;
 }
 
 /* The request id of a frame that does not decode, if its envelope can be
@@ -231,7 +280,10 @@ static void route(struct pifs_server *s, zmq_msg_t *ident, zmq_msg_t *body, zmq_
 	kind = pifs_proto_kind(m.type);
 	switch (kind) {
 	case PIFS_KIND_CHK:
-		hand_on(s, s->chunk, ident, body, pay, reqid);
+		if (m.type == PIFS_MSG_CHUNK_PUT && m.u.CHUNK_PUT.total)
+			hand_piece(s, ident, body, pay, &m);
+		else
+			hand_on(s, s->chunk, ident, body, pay, reqid);
 		break;
 	case PIFS_KIND_MUT:
 	case PIFS_KIND_QRY:
@@ -338,8 +390,9 @@ int pifs_server_run(struct pifs_server *s, int sigfd)
 
 	for (;;) {
 		bool open;
-		zmq_pollitem_t items[4];
+		zmq_pollitem_t items[4 + PIFS_WORKERS];
 		long timeout;
+		unsigned i;
 
 		if (draining && ((s->inflight == 0 && !atomic_load(&d->heartbeat_running)) ||
 				 pifs_now_ms() >= deadline))
@@ -350,8 +403,10 @@ int pifs_server_run(struct pifs_server *s, int sigfd)
 		items[2] = (zmq_pollitem_t){s->chunk, 0, ZMQ_POLLIN, 0};
 		items[3] = (zmq_pollitem_t){s->meta, 0, ZMQ_POLLIN, 0};
 		n = s->meta ? 4 : 3;
+		for (i = 0; i < PIFS_WORKERS; i++)
+			items[n + (int)i] = (zmq_pollitem_t){s->piece[i], 0, ZMQ_POLLIN, 0};
 		timeout = draining || !open ? RECHECK_MS : -1;
-		rc = zmq_poll(items, n, timeout);
+		rc = zmq_poll(items, n + PIFS_WORKERS, timeout);
 		if (rc < 0 && errno == EINTR)
 			continue;
 		if (rc < 0)
@@ -382,6 +437,9 @@ int pifs_server_run(struct pifs_server *s, int sigfd)
 			relay_replies(s, s->chunk);
 		if (n == 4 && (items[3].revents & ZMQ_POLLIN))
 			relay_replies(s, s->meta);
+		for (i = 0; i < PIFS_WORKERS; i++)
+			if (items[n + (int)i].revents & ZMQ_POLLIN)
+				relay_replies(s, s->piece[i]);
 		if (items[1].revents & ZMQ_POLLIN)
 			take_requests(s, draining);
 	}

@@ -23,6 +23,9 @@
 
 /* The broker's inproc sockets, bound before any thread connects. */
 #define PIFS_CHUNK_ENDPOINT "inproc://pifs-storaged-chunk"
+/* Worker i also takes the pieces of CHUNK_PUTs sent in pieces on
+ * PIFS_PIECE_ENDPOINT with %u = i, so that all pieces of a put meet. */
+#define PIFS_PIECE_ENDPOINT "inproc://pifs-storaged-piece-%u"
 #define PIFS_META_ENDPOINT "inproc://pifs-storaged-meta"
 
 /* A request frame set on the ROUTER is [identity][message][payload]; an
