@@ -136,6 +136,25 @@ Test(proto, every_message_round_trips)
 	}
 }
 
+Test(proto, a_chunk_put_piece_keeps_its_offset_and_total)
+{
+	struct pifs_msg m, d;
+	struct pifs_buf a;
+
+	pifs_buf_init(&a);
+	pifs_msg_init(&m, PIFS_MSG_CHUNK_PUT);
+	m.reqid = 7;
+	m.u.CHUNK_PUT.flags = PIFS_PUT_SYNC;
+	m.u.CHUNK_PUT.offset = 3u << 18;
+	m.u.CHUNK_PUT.total = 0xfedcba98u;
+	cr_assert_eq(pifs_proto_encode(&m, &a), 0);
+	cr_assert_eq(pifs_proto_decode(a.p, a.len, &d), 0);
+	cr_assert_eq(d.u.CHUNK_PUT.offset, 3u << 18);
+	cr_assert_eq(d.u.CHUNK_PUT.total, 0xfedcba98u);
+	cr_assert_eq(d.u.CHUNK_PUT.flags, PIFS_PUT_SYNC);
+	pifs_buf_fini(&a);
+}
+
 Test(proto, list_records_read_back)
 {
 	struct pifs_buf lb, enc;

@@ -276,6 +276,28 @@ static struct pifs_frame make_frame(size_t len, unsigned seed)
 	return f;
 }
 
+/* A frame of @len bytes that do not compress, so that it is as long as
+ * they are: its copy costs @len bytes, and the tests of puts in pieces
+ * count them. */
+static struct pifs_frame noise_frame(size_t len, uint64_t seed)
+{
+	struct pifs_frame f;
+	uint8_t *raw = malloc(len);
+	uint64_t x = seed * 0x9e3779b97f4a7c15ull + 1;
+	size_t i;
+
+	cr_assert_not_null(raw);
+	for (i = 0; i < len; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		raw[i] = (uint8_t)x;
+	}
+	cr_assert_eq(pifs_frame_pack(&f, raw, len), 0);
+	free(raw);
+	return f;
+}
+
 static bool has_chunk_file(int node, const struct pifs_chunk_id *id)
 {
 	char hex[33], path[192];
@@ -643,6 +665,219 @@ Test(storaged, a_frame_that_does_not_hash_to_its_id_is_refused_and_not_stored)
 	cr_assert_not(has_chunk_file(1, &f.hdr.id));
 	pifs_frame_release(&f);
 	pifs_frame_release(&g);
+}
+
+/* CHUNK_PUT @f to node @to with the chain @chain (@n nodes) in pieces of
+ * @piece bytes, as a writer sends it. */
+static int put_pieces(int to, const struct pifs_frame *f, const uint32_t *chain, int n,
+		      size_t piece, struct pifs_msg *rep)
+{
+	struct pifs_msg req;
+	struct pifs_buf list;
+	struct pifs_nodeid nid;
+	uint8_t *copy = malloc(f->len);
+	int i, rc;
+
+	cr_assert_not_null(copy);
+	memcpy(copy, f->data, f->len);
+	pifs_buf_init(&list);
+	for (i = 0; i < n; i++) {
+		nid.id = chain[i];
+		cr_assert_eq(pifs_nodeid_append(&list, &nid), 0);
+	}
+	pifs_msg_init(&req, PIFS_MSG_CHUNK_PUT);
+	req.u.CHUNK_PUT.id = f->hdr.id;
+	req.u.CHUNK_PUT.chain = pifs_list_of(&list, (uint32_t)n);
+	rc = pifs_rpc_send_pieces(rpc_to(to), &req, copy, f->len, piece, WAIT_MS);
+	cr_assert_gt(req.u.CHUNK_PUT.total, 0, "the frame went whole, not in pieces");
+	if (rc == 0)
+		rc = pifs_rpc_recv(rpc_to(to), req.reqid, rep, NULL, NULL, WAIT_MS);
+	pifs_buf_fini(&list);
+	return rc;
+}
+
+/* Send one piece of @f (@len bytes from @from) as put @reqid on the raw
+ * DEALER @sock, claiming @offset of @total, with the chain @chain (@n). */
+static void send_piece(void *sock, uint64_t reqid, const struct pifs_frame *f, const uint32_t *chain,
+		       int n, uint32_t offset, uint32_t total, size_t from, size_t len)
+{
+	struct pifs_msg req;
+	struct pifs_buf list, enc;
+	struct pifs_nodeid nid;
+	int i;
+
+	pifs_buf_init(&list);
+	pifs_buf_init(&enc);
+	for (i = 0; i < n; i++) {
+		nid.id = chain[i];
+		cr_assert_eq(pifs_nodeid_append(&list, &nid), 0);
+	}
+	pifs_msg_init(&req, PIFS_MSG_CHUNK_PUT);
+	req.reqid = reqid;
+	req.u.CHUNK_PUT.id = f->hdr.id;
+	req.u.CHUNK_PUT.chain = pifs_list_of(&list, (uint32_t)n);
+	req.u.CHUNK_PUT.offset = offset;
+	req.u.CHUNK_PUT.total = total;
+	cr_assert_eq(pifs_proto_encode(&req, &enc), 0);
+	cr_assert_geq(zmq_send(sock, enc.p, enc.len, ZMQ_SNDMORE), 0);
+	cr_assert_geq(zmq_send(sock, f->data + from, len, 0), 0);
+	pifs_buf_fini(&list);
+	pifs_buf_fini(&enc);
+}
+
+/* No reply came in time (a node may answer -ETIMEDOUT itself). */
+#define NO_REPLY 2
+
+/* Wait up to @ms for one reply on @sock: its R_STATUS code, 1 for an R_PUT,
+ * or NO_REPLY. */
+static int piece_reply(void *sock, uint64_t reqid, int ms)
+{
+	zmq_pollitem_t item = {sock, 0, ZMQ_POLLIN, 0};
+	struct pifs_msg rep;
+	zmq_msg_t keep;
+	int rc;
+
+	if (zmq_poll(&item, 1, ms) != 1)
+		return NO_REPLY;
+	zmq_msg_init(&keep);
+	cr_assert_geq(zmq_msg_recv(&keep, sock, 0), 0);
+	cr_assert_eq(pifs_proto_decode(zmq_msg_data(&keep), zmq_msg_size(&keep), &rep), 0);
+	cr_assert_eq(rep.reqid, reqid);
+	rc = rep.type == PIFS_MSG_R_PUT ? 1 : rep.u.R_STATUS.status;
+	cr_assert(rep.type == PIFS_MSG_R_PUT || rep.type == PIFS_MSG_R_STATUS);
+	zmq_msg_close(&keep);
+	return rc;
+}
+
+static void *raw_dealer(int node)
+{
+	char ep[64];
+	int zero = 0;
+	void *sock = zmq_socket(c.zctx, ZMQ_DEALER);
+
+	cr_assert_not_null(sock);
+	zmq_setsockopt(sock, ZMQ_LINGER, &zero, sizeof(zero));
+	snprintf(ep, sizeof(ep), "tcp://127.0.0.1:%d", c.port[node]);
+	cr_assert_eq(zmq_connect(sock, ep), 0);
+	return sock;
+}
+
+Test(storaged, a_put_in_pieces_through_a_chain_of_three_stores_identical_copies)
+{
+	struct pifs_frame f = noise_frame(1000000, 40);
+	uint32_t chain[] = {3, 1};
+	struct pifs_msg rep;
+	char nodes[64];
+
+	write_conf(17510);
+	start(1);
+	start(2);
+	start(3);
+	settle(0xe);
+	cr_assert_eq(put_pieces(2, &f, chain, 2, 65536, &rep), 0);
+	nodes_of(&rep, nodes, sizeof(nodes));
+	cr_assert_str_eq(nodes, "2,3,1");
+	cr_assert(same_file(1, &f) && same_file(2, &f) && same_file(3, &f));
+	/* Pieces of uneven size, the last one short. */
+	pifs_frame_release(&f);
+	f = noise_frame(300001, 41);
+	cr_assert_eq(put_pieces(1, &f, chain, 2, 100000, &rep), 0);
+	nodes_of(&rep, nodes, sizeof(nodes));
+	cr_assert_str_eq(nodes, "1,3");
+	cr_assert(same_file(1, &f) && same_file(3, &f));
+	cr_assert_not(has_chunk_file(2, &f.hdr.id));
+	pifs_frame_release(&f);
+}
+
+Test(storaged, a_put_whose_pieces_stop_half_way_is_freed_after_the_timeout_and_stores_nothing)
+{
+	struct pifs_frame f = noise_frame(200000, 42);
+	uint32_t chain[] = {2};
+	struct pifs_msg rep;
+	int64_t t0;
+	void *sock;
+
+	write_conf(17520);
+	start(1);
+	start(2);
+	settle(0x6);
+	sock = raw_dealer(1);
+	t0 = pifs_now_ms();
+	send_piece(sock, 11, &f, chain, 1, 0, (uint32_t)f.len, 0, 65536);
+	/* The client's timeout in the config is 1 s. */
+	cr_assert_eq(piece_reply(sock, 11, 4000), -ETIMEDOUT);
+	cr_assert_geq(pifs_now_ms() - t0, 900);
+	cr_assert(logged("stopped arriving after 65536 of"));
+	/* The rest, too late: dropped without a word, and nothing stored. */
+	send_piece(sock, 11, &f, chain, 1, 65536, (uint32_t)f.len, 65536, f.len - 65536);
+	cr_assert_eq(piece_reply(sock, 11, 500), NO_REPLY);
+	cr_assert_not(has_chunk_file(1, &f.hdr.id));
+	cr_assert_not(has_chunk_file(2, &f.hdr.id));
+	/* The worker still takes whole puts and puts in pieces. */
+	cr_assert_eq(put(1, &f, chain, 1, 0, &rep), 0);
+	cr_assert(same_file(1, &f) && same_file(2, &f));
+	zmq_close(sock);
+	pifs_frame_release(&f);
+}
+
+Test(storaged, a_piece_with_a_wrong_offset_or_total_is_refused)
+{
+	struct pifs_frame f = noise_frame(200000, 43);
+	uint32_t chain[] = {2}, total;
+	void *sock;
+
+	write_conf(17530);
+	start(1);
+	start(2);
+	settle(0x6);
+	sock = raw_dealer(1);
+	total = (uint32_t)f.len;
+	cr_assert_gt(total, 110000);
+	/* A gap: the second piece claims to start past the first one's end. */
+	send_piece(sock, 21, &f, chain, 1, 0, total, 0, 50000);
+	send_piece(sock, 21, &f, chain, 1, 60000, total, 60000, 50000);
+	cr_assert_eq(piece_reply(sock, 21, 3000), -EPROTO);
+	/* Another total half-way. */
+	send_piece(sock, 22, &f, chain, 1, 0, total, 0, 50000);
+	send_piece(sock, 22, &f, chain, 1, 50000, total + 1, 50000, 50000);
+	cr_assert_eq(piece_reply(sock, 22, 3000), -EPROTO);
+	/* A piece past the end of the frame it announced. */
+	send_piece(sock, 23, &f, chain, 1, 0, 1000, 0, 1001);
+	cr_assert_eq(piece_reply(sock, 23, 3000), -EPROTO);
+	/* A frame larger than any chunk frame. */
+	send_piece(sock, 24, &f, chain, 1, 0, 0xffffffffu, 0, 50000);
+	cr_assert_eq(piece_reply(sock, 24, 3000), -EMSGSIZE);
+	/* The rest of the refused puts is dropped, and nothing was stored. */
+	send_piece(sock, 21, &f, chain, 1, 110000, total, 110000, total - 110000);
+	cr_assert_eq(piece_reply(sock, 21, 500), NO_REPLY);
+	cr_assert_not(has_chunk_file(1, &f.hdr.id));
+	cr_assert_not(has_chunk_file(2, &f.hdr.id));
+	zmq_close(sock);
+	pifs_frame_release(&f);
+}
+
+Test(storaged, a_corrupted_piece_fails_the_put_with_ebadmsg_on_every_node)
+{
+	struct pifs_frame f = noise_frame(600000, 44);
+	uint32_t chain[] = {2, 3}, tail[] = {3};
+	struct pifs_msg rep;
+
+	write_conf(17540);
+	start(1);
+	start(2);
+	start(3);
+	settle(0xe);
+	f.data[PIFS_FRAME_HDR + 300000] ^= 0x04;
+	cr_assert_eq(put_pieces(1, &f, chain, 2, 65536, &rep), -EBADMSG);
+	cr_assert_not(has_chunk_file(1, &f.hdr.id));
+	cr_assert_not(has_chunk_file(2, &f.hdr.id));
+	cr_assert_not(has_chunk_file(3, &f.hdr.id));
+	/* Each node down the chain refuses it by itself too. */
+	cr_assert_eq(put_pieces(2, &f, tail, 1, 65536, &rep), -EBADMSG);
+	cr_assert_eq(put_pieces(3, &f, NULL, 0, 65536, &rep), -EBADMSG);
+	cr_assert_not(has_chunk_file(2, &f.hdr.id));
+	cr_assert_not(has_chunk_file(3, &f.hdr.id));
+	pifs_frame_release(&f);
 }
 
 Test(storaged, a_corrupt_chunk_on_disk_is_not_served)
@@ -1320,26 +1555,6 @@ Test(storaged, a_chunk_with_no_good_copy_stays_lost_across_a_restart_until_one_c
 	cr_assert(node_stat(o0, &rep));
 	cr_assert_eq(rep.u.R_NODE.work.lost, 0);
 	pifs_frame_release(&f);
-}
-
-/* A frame of @len bytes that do not compress: its copy costs @len bytes. */
-static struct pifs_frame noise_frame(size_t len, unsigned seed)
-{
-	uint64_t x = 0x9e3779b97f4a7c15ull ^ seed;
-	struct pifs_frame f;
-	uint8_t *raw = malloc(len);
-	size_t i;
-
-	cr_assert_not_null(raw);
-	for (i = 0; i < len; i++) {
-		x ^= x << 13;
-		x ^= x >> 7;
-		x ^= x << 17;
-		raw[i] = (uint8_t)x;
-	}
-	cr_assert_eq(pifs_frame_pack(&f, raw, len), 0);
-	free(raw);
-	return f;
 }
 
 Test(storaged, heal_reports_each_copy_as_it_is_made_and_no_rate_once_idle)
