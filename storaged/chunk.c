@@ -1,12 +1,20 @@
 /* chunk.c - the chunk workers.
  *
- * A CHUNK_PUT is checked (header, id, hash) before anything else, so that a
- * frame damaged on the way is neither stored nor passed on. It is then sent
- * to the next node of its chain before the local write, so that the next node
- * receives while this one writes; the forward shares the received frame
- * (zmq_msg_copy counts a reference, it copies nothing). The reply waits for
- * the downstream node's R_PUT, or its deadline, in a pending entry while the
- * worker goes on serving other requests. */
+ * A CHUNK_PUT whose frame comes whole is checked (header, id, hash) before
+ * anything else, so that a frame damaged on the way is neither stored nor
+ * passed on. It is then sent to the next node of its chain before the local
+ * write, so that the next node receives while this one writes; the forward
+ * shares the received frame (zmq_msg_copy counts a reference, it copies
+ * nothing). The reply waits for the downstream node's R_PUT, or its deadline,
+ * in a pending entry while the worker goes on serving other requests.
+ *
+ * A CHUNK_PUT sent in pieces (total > 0; the broker brings every piece of one
+ * put to the same worker) is passed on piece by piece as each arrives, so
+ * that a 4 MiB frame does not leave a node as one burst after it came in
+ * whole: each hop is one paced stream. The pieces are assembled, and the
+ * whole frame is checked with its last piece, before it is stored or
+ * acknowledged; each node down the chain checks it by itself. An assembly
+ * whose pieces stop coming is freed after the request timeout. */
 #include "chunk.h"
 
 #include <errno.h>
