@@ -655,6 +655,17 @@ static bool unreachable(int rc)
  * answer in @plan. The frame's data goes to the socket without a copy:
  * @f->data is NULL afterwards. Returns 0 (whatever the chain did) or
  * -ENOMEM. */
+/* The pieces a frame of @len bytes goes in: a quarter of it, so that a small
+ * file's frame is passed down the chain while it arrives too (a 64 KiB
+ * thumbnail in four), from 16 KiB (smaller ones cost more per piece than
+ * they save) up to PIFS_PUT_PIECE. */
+static size_t piece_of(size_t len)
+{
+	size_t p = len / 4;
+
+	return p < (16u << 10) ? (16u << 10) : p > PIFS_PUT_PIECE ? PIFS_PUT_PIECE : p;
+}
+
 static int put_chain(struct pifs_cluster *cl, const struct mnode *nodes, size_t n,
 		     struct pifs_frame *f, uint32_t flags, const uint32_t *chain, size_t nchain,
 		     struct pifs_wplan *plan, const char *hex)
@@ -683,7 +694,7 @@ static int put_chain(struct pifs_cluster *cl, const struct mnode *nodes, size_t 
 	req.u.CHUNK_PUT.id = f->hdr.id;
 	req.u.CHUNK_PUT.flags = flags;
 	req.u.CHUNK_PUT.chain = pifs_list_of(&lb, (uint32_t)(nchain - 1));
-	rc = pifs_rpc_send_pieces(r, &req, f->data, f->len, PIFS_PUT_PIECE, cl->connect_ms);
+	rc = pifs_rpc_send_pieces(r, &req, f->data, f->len, piece_of(f->len), cl->connect_ms);
 	f->data = NULL;
 	if (rc == 0)
 		rc = pifs_rpc_recv(r, req.reqid, &rep, NULL, NULL, cl->timeout_ms);
