@@ -631,7 +631,7 @@ machine_info() {
 		echo "glusterfs: $(dpkg-query -W -f '${Version}' glusterfs-server 2>/dev/null)"
 		echo "moosefs: $(dpkg-query -W -f '${Version}' moosefs-master 2>/dev/null)"
 		echo "pifs: $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null) + working tree"
-		echo "switch: tbf rate $PB_RATE burst $PB_BURST latency $PB_LATENCY, gso_max_segs $PB_GSO_SEGS, TSO/GSO/GRO off, no netem (no added delay)"
+		echo "switch: tbf rate $PB_RATE burst $PB_BURST latency $PB_LATENCY, gso_max_segs $PB_GSO_SEGS, TSO/GSO $PB_OFFLOAD, GRO off, no netem (no added delay)"
 	} >"$OUT/info.txt"
 }
 
