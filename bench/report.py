@@ -222,6 +222,13 @@ def main():
             md.append("| " + " | ".join(r[c] for c in cols) + " |")
         md.append("")
 
+    null = f"{out}/micro_null.txt"
+    if os.path.exists(null):
+        md.append("## Micro-benchmark: the FUSE client's own ceiling (`bench/null.sh`, null backend)\n")
+        md.append("pifs-mount with `bench/null_cluster.c` in place of the network: no daemon, "
+                  "the metadata in the process, chunks packed as on the real path and kept in RAM.\n")
+        md.append("```\n" + open(null).read().strip() + "\n```\n")
+
     # The analysis of the figures (profiles, what limits pifs) is written by
     # hand in LIMITS.md beside this script; it is carried into every report
     # so that regenerating RESULTS.md never drops it.

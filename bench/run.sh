@@ -616,6 +616,10 @@ micro() {
 		pb_say "pifs-bench-frame failed or is not built"
 	f=$(find_bin pifs-bench-rpc) && timeout 60 "$f" $((QUICK ? 1 : 2)) >"$OUT/micro_rpc.csv" ||
 		pb_say "pifs-bench-rpc failed or is not built"
+	find_bin pifs-mount-null >/dev/null &&
+		PIFS_BIN=$BIN timeout 600 "$HERE/null.sh" --size $((QUICK ? 256 : 1024)) \
+			>"$OUT/micro_null.txt" 2>&1 ||
+		pb_say "null.sh (the client's ceiling) failed or pifs-mount-null is not built"
 }
 
 machine_info() {
