@@ -399,6 +399,10 @@ int main(int argc, char **argv)
 	if (rc == 0)
 		rc = pifs_data_new(m.cl, cli.cache_set ? cli.cache_bytes :
 				   (conf.cache_bytes ? conf.cache_bytes : 64u << 20), &m.data);
+	if (rc == 0) {
+		m.dirs = pifs_dircache_new((int64_t)(cli.attr_timeout * 1e9));
+		rc = m.dirs ? 0 : -ENOMEM;
+	}
 	if (rc < 0) {
 		pifs_err("cannot start the mount on %s: the metadata service at %s: %s", mnt,
 			 m.cl ? pifs_cluster_meta_name(m.cl) : "?", strerror(-rc));
@@ -437,6 +441,7 @@ out_signals:
 out_session:
 	/* Runs the destroy op, which flushes, so the data layer is freed after. */
 	fuse_session_destroy(se);
+	pifs_dircache_free(m.dirs);
 	pifs_data_free(m.data);
 	pifs_cluster_free(m.cl);
 out_conf:

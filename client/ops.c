@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 #include "health.h"
+#include "rpc.h"
 #include "log.h"
 #include "meta.h"
 
@@ -82,9 +83,58 @@ static int check_name(const char *name)
 	return strlen(name) > PIFS_META_NAME_MAX ? -ENAMETOOLONG : 0;
 }
 
+/* After the change @req (answered @rc, @rep): keep what the service told
+ * of the directory it changed, and forget the directories it changed, or
+ * may have, without saying how (dircache.h). */
+static void note_dirs(struct pifs_mount *m, const struct pifs_msg *req, int rc,
+		      const struct pifs_msg *rep)
+{
+	if (pifs_proto_kind(req->type) != PIFS_KIND_MUT)
+		return;
+	if (rc == 0 && rep->type == PIFS_MSG_R_ATTR && rep->u.R_ATTR.dir.ino) {
+		pifs_dircache_put(m->dirs, &rep->u.R_ATTR.dir, pifs_now_ns());
+		return;
+	}
+	switch (req->type) {
+	case PIFS_MSG_MKNOD:
+		pifs_dircache_drop(m->dirs, req->u.MKNOD.parent);
+		break;
+	case PIFS_MSG_SYMLINK:
+		pifs_dircache_drop(m->dirs, req->u.SYMLINK.parent);
+		break;
+	case PIFS_MSG_LINK:
+		pifs_dircache_drop(m->dirs, req->u.LINK.parent);
+		break;
+	case PIFS_MSG_UNLINK:
+		pifs_dircache_drop(m->dirs, req->u.UNLINK.parent);
+		break;
+	case PIFS_MSG_RMDIR:
+		pifs_dircache_drop(m->dirs, req->u.RMDIR.parent);
+		break;
+	case PIFS_MSG_RENAME:
+		pifs_dircache_drop(m->dirs, req->u.RENAME.parent);
+		pifs_dircache_drop(m->dirs, req->u.RENAME.newparent);
+		break;
+	case PIFS_MSG_SETATTR:
+		pifs_dircache_drop(m->dirs, req->u.SETATTR.ino);
+		break;
+	case PIFS_MSG_SETXATTR:
+		pifs_dircache_drop(m->dirs, req->u.SETXATTR.ino);
+		break;
+	case PIFS_MSG_REMOVEXATTR:
+		pifs_dircache_drop(m->dirs, req->u.REMOVEXATTR.ino);
+		break;
+	default:
+		break;
+	}
+}
+
 static int call(struct pifs_mount *m, struct pifs_msg *req, struct pifs_msg *rep)
 {
-	return pifs_cluster_meta_call(m->cl, req, rep);
+	int rc = pifs_cluster_meta_call(m->cl, req, rep);
+
+	note_dirs(m, req, rc, rep);
+	return rc;
 }
 
 /* Send a mutation that answers R_ATTR and reply with the new entry. */
@@ -191,7 +241,16 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	struct stat st;
 	int rc;
 
+	int64_t left_ns;
+
 	(void)fi;
+	/* A directory this mount just changed: the kernel asks before the next
+	 * create or unlink in it. */
+	if (pifs_dircache_take(m->dirs, ino, pifs_now_ns(), &attr, &left_ns)) {
+		stat_of(&attr, &st);
+		fuse_reply_attr(req, &st, (double)left_ns / 1e9);
+		return;
+	}
 	pifs_msg_init(&msg, PIFS_MSG_GETATTR);
 	msg.u.GETATTR.ino = ino;
 	rc = call(m, &msg, &rep);

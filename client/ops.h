@@ -12,12 +12,14 @@
 
 #include "cluster.h"
 #include "data.h"
+#include "dircache.h"
 
 /* The state of one mount, the session's userdata. @cl and @data are set
  * before the session loop starts and stay until it ended. */
 struct pifs_mount {
 	struct pifs_cluster *cl;
 	struct pifs_data *data;
+	struct pifs_dircache *dirs;
 	double attr_timeout;
 	double entry_timeout;
 };

@@ -629,6 +629,16 @@ static void reply_attr(struct pifs_msg *rep, const struct inode *in)
 	fill_attr(in, &rep->u.R_ATTR.attr);
 }
 
+/* The reply to a change of the directory @dir: the entry @in (NULL when it
+ * was removed) and @dir as the change left it. */
+static void reply_entry(struct pifs_msg *rep, const struct inode *in, const struct inode *dir)
+{
+	pifs_msg_init(rep, PIFS_MSG_R_ATTR);
+	if (in)
+		fill_attr(in, &rep->u.R_ATTR.attr);
+	fill_attr(dir, &rep->u.R_ATTR.dir);
+}
+
 /* Mutations. Each returns 0 with @rep filled, or -errno with the state as
  * it was (-ENOMEM excepted). */
 
@@ -807,7 +817,7 @@ static int create_entry(struct pifs_meta *m, struct inode *dir, struct pifs_str 
 		dir->nlink++;
 	}
 	touch_dir(dir, now);
-	reply_attr(rep, in);
+	reply_entry(rep, in, dir);
 	return 0;
 
 out_nomem:
@@ -880,7 +890,7 @@ static int op_link(struct pifs_meta *m, const struct pifs_msg_LINK *o, struct pi
 	in->nlink++;
 	in->ctime = o->now;
 	touch_dir(dir, o->now);
-	reply_attr(rep, in);
+	reply_entry(rep, in, dir);
 	return 0;
 }
 
@@ -934,7 +944,7 @@ static int op_unlink(struct pifs_meta *m, const struct pifs_msg_UNLINK *o, struc
 		return -EISDIR;
 	remove_link(m, dir, d, in, o->now);
 	touch_dir(dir, o->now);
-	reply_status(rep, 0, NULL);
+	reply_entry(rep, NULL, dir);
 	return 0;
 }
 
@@ -958,7 +968,7 @@ static int op_rmdir(struct pifs_meta *m, const struct pifs_msg_RMDIR *o, struct 
 		return -ENOTEMPTY;
 	remove_dir(m, dir, d, in);
 	touch_dir(dir, o->now);
-	reply_status(rep, 0, NULL);
+	reply_entry(rep, NULL, dir);
 	return 0;
 }
 

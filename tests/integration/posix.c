@@ -573,6 +573,49 @@ Test(posix, mkdir_and_rmdir_report_eexist_enotempty_enotdir)
 	FAILS(rmdir(at("d")), ENOENT);
 }
 
+/* The kernel asks for a directory's attributes before each create or unlink
+ * in it, and the client may answer from what the change itself returned:
+ * what stat shows must still be the directory as the last change left it. */
+Test(posix, a_directory_shows_every_change_in_it_in_mtime_ctime_nlink_and_mode)
+{
+	struct stat before, after;
+
+	OK(mkdir(at("d"), 0755));
+	OK(stat(at("d"), &before));
+	cr_assert_eq(before.st_nlink, 2);
+	for (int i = 0; i < 3; i++) {
+		char name[16];
+
+		snprintf(name, sizeof(name), "d/f%d", i);
+		make_file(name, 10, 30 + i);
+		OK(stat(at("d"), &after));
+		cr_assert(after.st_mtim.tv_sec > before.st_mtim.tv_sec ||
+				  (after.st_mtim.tv_sec == before.st_mtim.tv_sec &&
+				   after.st_mtim.tv_nsec > before.st_mtim.tv_nsec),
+			  "create %d did not move the directory's mtime", i);
+		cr_assert_eq(after.st_ctim.tv_sec, after.st_mtim.tv_sec);
+		before = after;
+	}
+	OK(mkdir(at("d/sub"), 0700));
+	OK(stat(at("d"), &after));
+	cr_assert_eq(after.st_nlink, 3, "nlink %lu after mkdir", (unsigned long)after.st_nlink);
+	OK(chmod(at("d"), 0711));
+	OK(stat(at("d"), &after));
+	cr_assert_eq(after.st_mode & 07777, 0711, "mode %o after chmod", after.st_mode & 07777);
+	OK(rmdir(at("d/sub")));
+	OK(unlink(at("d/f0")));
+	OK(stat(at("d"), &after));
+	cr_assert_eq(after.st_nlink, 2, "nlink %lu after rmdir", (unsigned long)after.st_nlink);
+	cr_assert_eq(after.st_mode & 07777, 0711, "the mode came back as %o after an unlink",
+		     after.st_mode & 07777);
+	OK(rename(at("d/f1"), at("d/g1")));
+	OK(chmod(at("d"), 0755));
+	OK(unlink(at("d/g1")));
+	OK(stat(at("d"), &after));
+	cr_assert_eq(after.st_mode & 07777, 0755, "mode %o after rename, chmod, unlink",
+		     after.st_mode & 07777);
+}
+
 Test(posix, a_hard_link_shares_the_inode_and_counts_in_st_nlink)
 {
 	struct stat a, b;

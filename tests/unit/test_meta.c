@@ -608,6 +608,44 @@ Test(meta, hard_links_count_and_the_last_unlink_frees)
 	cr_assert_eq(stats().inodes, 2);
 }
 
+Test(meta, creates_links_and_removals_reply_with_their_directory_as_they_left_it)
+{
+	uint64_t d = mkdir_(ROOT, "d"), f;
+	struct pifs_attr a;
+
+	cr_assert_eq(rep.u.R_ATTR.dir.ino, ROOT);
+	cr_assert_eq(rep.u.R_ATTR.dir.nlink, 3, "the new subdirectory's \"..\" counts");
+	f = mkfile(d, "f");
+	a = rep.u.R_ATTR.dir;
+	cr_assert_eq(rep.u.R_ATTR.attr.ino, f);
+	cr_assert_eq(a.ino, d);
+	cr_assert_eq(a.mtime, attr_of(d).mtime);
+	cr_assert_eq(a.ctime, attr_of(d).ctime);
+	cr_assert_eq(a.mode, attr_of(d).mode);
+
+	cr_assert_eq(link_(f, ROOT, "g"), 0);
+	cr_assert_eq(rep.u.R_ATTR.attr.ino, f);
+	cr_assert_eq(rep.u.R_ATTR.dir.ino, ROOT);
+	cr_assert_eq(rep.u.R_ATTR.dir.mtime, clock_ns);
+
+	cr_assert_eq(unlink_(d, "f"), 0);
+	cr_assert_eq(rep.type, PIFS_MSG_R_ATTR);
+	cr_assert_eq(rep.u.R_ATTR.attr.ino, 0, "the entry is gone");
+	cr_assert_eq(rep.u.R_ATTR.dir.ino, d);
+	cr_assert_eq(rep.u.R_ATTR.dir.mtime, clock_ns);
+	cr_assert_eq(rep.u.R_ATTR.dir.mtime, attr_of(d).mtime);
+
+	cr_assert_eq(rmdir_(ROOT, "d"), 0);
+	cr_assert_eq(rep.type, PIFS_MSG_R_ATTR);
+	cr_assert_eq(rep.u.R_ATTR.attr.ino, 0);
+	cr_assert_eq(rep.u.R_ATTR.dir.ino, ROOT);
+	cr_assert_eq(rep.u.R_ATTR.dir.nlink, 2);
+	cr_assert_eq(rep.u.R_ATTR.dir.ctime, clock_ns);
+
+	cr_assert_eq(getattr_(f, &a), 0);
+	cr_assert_eq(rep.u.R_ATTR.dir.ino, 0, "a plain query changes no directory");
+}
+
 Test(meta, link_errors)
 {
 	uint64_t d = mkdir_(ROOT, "d");
