@@ -11,9 +11,13 @@
  * A CHUNK_PUT sent in pieces (total > 0; the broker brings every piece of one
  * put to the same worker) is passed on piece by piece as each arrives, so
  * that a 4 MiB frame does not leave a node as one burst after it came in
- * whole: each hop is one paced stream. The pieces are assembled, and the
- * whole frame is checked with its last piece, before it is stored or
- * acknowledged; each node down the chain checks it by itself. An assembly
+ * whole: each hop is one paced stream. Each piece is also written to a
+ * temporary file as it arrives, so that the disk write (about 9 ms for
+ * 4 MiB on the test VMs' ext4) is spread over the transfer instead of
+ * holding the worker at the end. The pieces are assembled, and the whole
+ * frame is checked with its last piece; only then does the file become the
+ * chunk and the put get acknowledged. Each node down the chain checks the
+ * frame by itself. An assembly
  * whose pieces stop coming is freed after the request timeout. */
 #include "chunk.h"
 
@@ -97,6 +101,9 @@ struct assembly {
 	uint32_t flags;
 	uint32_t total, got;
 	uint8_t *frame;		 /* owned; @total bytes, @got of them received */
+	/* owned; our copy on disk so far, or NULL (not admitted, or the disk
+	 * failed: the whole frame is stored at the end, which says why) */
+	struct pifs_store_tmp *tmp;
 	struct pending *p;	 /* the forward down the chain, or NULL */
 	struct pifs_buf rest;	 /* the chain after the next node */
 	uint32_t nrest;
@@ -604,11 +611,14 @@ static int check_frame(struct pifs_chunk_worker *w, const struct req *r,
 	return 0;
 }
 
-/* Store our copy of a verified frame. Returns 0 or -errno (logged). */
+/* Store our copy of a verified frame, placing *@tmp (which then is NULL) if
+ * the frame was written there as it came. Returns 0 or -errno (logged). */
 static int store_local(struct pifs_chunk_worker *w, uint32_t flags, uint64_t epoch,
-		       const void *data, size_t len, const char *hex)
+		       const void *data, size_t len, const char *hex,
+		       struct pifs_store_tmp **tmp)
 {
 	struct pifsd *d = w->d;
+	unsigned sflags = (flags & PIFS_PUT_SYNC) ? PIFS_STORE_SYNC : 0;
 	int rc;
 
 	if (not_admitted(w, epoch)) {
@@ -617,8 +627,12 @@ static int store_local(struct pifs_chunk_worker *w, uint32_t flags, uint64_t epo
 			  self_id(w), hex, d->self->addr);
 		return -EPERM;
 	}
-	rc = pifs_store_put(d->store, data, len, (flags & PIFS_PUT_SYNC) ? PIFS_STORE_SYNC : 0,
-			    &w->scratch);
+	if (tmp && *tmp) {
+		rc = pifs_store_finish(d->store, *tmp, data, len, sflags, &w->scratch);
+		*tmp = NULL;
+	} else {
+		rc = pifs_store_put(d->store, data, len, sflags, &w->scratch);
+	}
 	if (rc < 0)
 		pifs_warn("node %u: could not store chunk %s in %s: %s; %s", self_id(w), hex,
 			  d->data, strerror(-rc),
@@ -656,7 +670,7 @@ static void put(struct pifs_chunk_worker *w, const struct req *r,
 	}
 	if (rc == 1)
 		p = forward(w, r, q, next, pay, hex);
-	rc = store_local(w, q->flags, epoch, data, len, hex);
+	rc = store_local(w, q->flags, epoch, data, len, hex, NULL);
 	if (p) {
 		p->local_rc = rc;
 		return;
@@ -668,6 +682,8 @@ static void free_assembly(struct pifs_chunk_worker *w, struct assembly *a)
 {
 	if (a->p)
 		drop_pending(w, a->p);
+	pifs_store_abort(w->d->store, a->tmp);
+	a->tmp = NULL;
 	free(a->frame);
 	a->frame = NULL;
 	pifs_buf_fini(&a->rest);
@@ -731,6 +747,11 @@ static struct assembly *start_assembly(struct pifs_chunk_worker *w, const struct
 	a->p = NULL;
 	a->nrest = 0;
 	pifs_buf_init(&a->rest);
+	/* Without a file to write to, the frame is stored whole at the end,
+	 * which reports the reason (not admitted, disk full). */
+	a->tmp = NULL;
+	if (!not_admitted(w, epoch) && pifs_store_begin(w->d->store, &q->id, q->total, &a->tmp) < 0)
+		a->tmp = NULL;
 	return a;
 }
 
@@ -745,7 +766,7 @@ static void complete(struct pifs_chunk_worker *w, struct assembly *a, const char
 	a->failed = true;
 	if (check_frame(w, &r, &a->id, a->frame, a->total, hex) < 0)
 		return;
-	rc = store_local(w, a->flags, a->epoch, a->frame, a->total, hex);
+	rc = store_local(w, a->flags, a->epoch, a->frame, a->total, hex, &a->tmp);
 	if (p) {
 		p->local_rc = rc;
 		p->as = NULL;
@@ -826,6 +847,10 @@ static void put_piece(struct pifs_chunk_worker *w, const struct req *r,
 	}
 	memcpy(a->frame + a->got, zmq_msg_data(pay), len);
 	a->got += (uint32_t)len;
+	if (a->tmp && pifs_store_append(a->tmp, zmq_msg_data(pay), len) < 0) {
+		pifs_store_abort(w->d->store, a->tmp);
+		a->tmp = NULL;
+	}
 	if (a->got < a->total)
 		return;
 	complete(w, a, hex);

@@ -633,42 +633,124 @@ static int room_for(struct pifs_store *st, size_t len)
 	return avail < st->reserve || avail - st->reserve < len ? -ENOSPC : 0;
 }
 
-/* Write @frame to a new temporary file and place it at @path, under the
- * stripe lock @lock. */
-static int write_new(struct pifs_store *st, pthread_mutex_t *lock, const struct pifs_chunk_id *id,
-		     const char *path, const char *hex, const void *frame, size_t len, int sync)
-{
-	char tmp[TMP_PATH];
-	int fd, rc;
+/* A chunk file being written under tmp/ before it is placed. */
+struct pifs_store_tmp {
+	int fd;
+	size_t len; /* bytes written */
+	char name[TMP_PATH];
+};
 
-	snprintf(tmp, sizeof(tmp), "tmp/%s.%llu", hex,
+static int tmp_create(struct pifs_store *st, const char *hex, struct pifs_store_tmp *t)
+{
+	snprintf(t->name, sizeof(t->name), "tmp/%s.%llu", hex,
 		 (unsigned long long)atomic_fetch_add(&st->seq, 1));
-	fd = openat(st->dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return -errno;
-	rc = write_all(fd, frame, len);
-	if (rc == 0 && sync && fsync(fd) < 0)
+	t->len = 0;
+	t->fd = openat(st->dfd, t->name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	return t->fd < 0 ? -errno : 0;
+}
+
+static void tmp_discard(struct pifs_store *st, struct pifs_store_tmp *t)
+{
+	if (t->fd >= 0)
+		close(t->fd);
+	t->fd = -1;
+	unlinkat(st->dfd, t->name, 0);
+}
+
+/* Place the written temporary file @t as chunk @id at @path, under the
+ * stripe lock @lock; @t is closed and gone either way. */
+static int tmp_place(struct pifs_store *st, pthread_mutex_t *lock, const struct pifs_chunk_id *id,
+		     const char *path, const char *hex, struct pifs_store_tmp *t, int sync)
+{
+	int rc = 0;
+
+	if (sync && fsync(t->fd) < 0)
 		rc = -errno;
-	if (close(fd) < 0 && rc == 0)
+	if (close(t->fd) < 0 && rc == 0)
 		rc = -errno;
+	t->fd = -1;
 	if (rc == 0) {
 		pthread_mutex_lock(lock);
-		rc = place(st, tmp, path, sync);
+		rc = place(st, t->name, path, sync);
 		if (rc == 1)
 			found_again(st, id, hex);
 		pthread_mutex_unlock(lock);
 	}
 	if (rc < 0) {
-		unlinkat(st->dfd, tmp, 0);
+		unlinkat(st->dfd, t->name, 0);
 		return rc;
 	}
 	if (rc == 1) {
 		atomic_fetch_add(&st->chunks, 1);
-		atomic_fetch_add(&st->bytes, len);
+		atomic_fetch_add(&st->bytes, t->len);
 	}
 	/* A twin placed by another writer may not be durable yet: sync the
 	 * file at its final name, whoever wrote it. */
 	return sync ? sync_placed(st, path) : 0;
+}
+
+/* Write @frame to a new temporary file and place it at @path, under the
+ * stripe lock @lock. */
+static int write_new(struct pifs_store *st, pthread_mutex_t *lock, const struct pifs_chunk_id *id,
+		     const char *path, const char *hex, const void *frame, size_t len, int sync)
+{
+	struct pifs_store_tmp t;
+	int rc = tmp_create(st, hex, &t);
+
+	if (rc < 0)
+		return rc;
+	rc = write_all(t.fd, frame, len);
+	if (rc < 0) {
+		tmp_discard(st, &t);
+		return rc;
+	}
+	t.len = len;
+	return tmp_place(st, lock, id, path, hex, &t, sync);
+}
+
+/* The copy of chunk @h already at @path (open as @fd): 1 when it is kept
+ * (sound, and now touched and synced as asked), 0 when @frame must be
+ * stored after all, or -errno. */
+static int keep_if_there(struct pifs_store *st, pthread_mutex_t *lock, int fd, const char *path,
+			 const char *hex, const struct pifs_frame_hdr *h, const void *frame,
+			 size_t len, int sync, struct pifs_buf *scratch)
+{
+	int rc = keep_existing(st, fd, path, hex, &h->id, frame, len, scratch);
+
+	if (rc == 0) {
+		pthread_mutex_lock(lock);
+		rc = touch(st, path);
+		pthread_mutex_unlock(lock);
+		if (rc == 0 && sync)
+			rc = sync_placed(st, path);
+		if (rc == 0)
+			return 1;
+	}
+	/* -EBADMSG: the old copy is in quarantine now; -ENOENT: it was
+	 * deleted since it was read (garbage collection, or heal dropping a
+	 * surplus copy). Either way, store this one. */
+	return rc == -EBADMSG || rc == -ENOENT ? 0 : rc;
+}
+
+/* Where chunk frame @frame goes: its header in @h, its path and stripe lock;
+ * then whether a copy is there already (see keep_if_there). */
+static int existing(struct pifs_store *st, const void *frame, size_t len, int sync,
+		    struct pifs_buf *scratch, struct pifs_frame_hdr *h, char path[CHUNK_PATH],
+		    char hex[33], pthread_mutex_t **lock)
+{
+	int fd, rc;
+
+	rc = pifs_frame_parse(frame, len, h);
+	if (rc < 0)
+		return rc;
+	chunk_path(&h->id, path, hex);
+	*lock = stripe_of(st, &h->id);
+	fd = openat(st->dfd, path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	rc = keep_if_there(st, *lock, fd, path, hex, h, frame, len, sync, scratch);
+	close(fd);
+	return rc;
 }
 
 int pifs_store_put(struct pifs_store *st, const void *frame, size_t len, unsigned flags,
@@ -678,36 +760,79 @@ int pifs_store_put(struct pifs_store *st, const void *frame, size_t len, unsigne
 	struct pifs_frame_hdr h;
 	pthread_mutex_t *lock;
 	int sync = !!(flags & PIFS_STORE_SYNC);
-	int fd, rc;
+	int rc;
 
-	rc = pifs_frame_parse(frame, len, &h);
-	if (rc < 0)
-		return rc;
-	chunk_path(&h.id, path, hex);
-	lock = stripe_of(st, &h.id);
-	fd = openat(st->dfd, path, O_RDONLY | O_CLOEXEC);
-	if (fd >= 0) {
-		rc = keep_existing(st, fd, path, hex, &h.id, frame, len, scratch);
-		close(fd);
-		if (rc == 0) {
-			pthread_mutex_lock(lock);
-			rc = touch(st, path);
-			pthread_mutex_unlock(lock);
-			if (rc == 0)
-				return sync ? sync_placed(st, path) : 0;
-		}
-		/* -EBADMSG: the old copy is in quarantine now; -ENOENT: it was
-		 * deleted since it was read (garbage collection, or heal
-		 * dropping a surplus copy). Either way, store this one. */
-		if (rc != -EBADMSG && rc != -ENOENT)
-			return rc;
-	} else if (errno != ENOENT) {
-		return -errno;
-	}
+	rc = existing(st, frame, len, sync, scratch, &h, path, hex, &lock);
+	if (rc != 0)
+		return rc < 0 ? rc : 0;
 	rc = room_for(st, len);
 	if (rc < 0)
 		return rc;
 	return write_new(st, lock, &h.id, path, hex, frame, len, sync);
+}
+
+int pifs_store_begin(struct pifs_store *st, const struct pifs_chunk_id *id, size_t len,
+		     struct pifs_store_tmp **out)
+{
+	struct pifs_store_tmp *t;
+	char hex[33];
+	int rc;
+
+	*out = NULL;
+	rc = room_for(st, len);
+	if (rc < 0)
+		return rc;
+	t = malloc(sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	pifs_chunk_id_hex(id, hex);
+	rc = tmp_create(st, hex, t);
+	if (rc < 0) {
+		free(t);
+		return rc;
+	}
+	*out = t;
+	return 0;
+}
+
+int pifs_store_append(struct pifs_store_tmp *t, const void *p, size_t len)
+{
+	int rc = write_all(t->fd, p, len);
+
+	if (rc == 0)
+		t->len += len;
+	return rc;
+}
+
+int pifs_store_finish(struct pifs_store *st, struct pifs_store_tmp *t, const void *frame,
+		      size_t len, unsigned flags, struct pifs_buf *scratch)
+{
+	char path[CHUNK_PATH], hex[33];
+	struct pifs_frame_hdr h;
+	pthread_mutex_t *lock;
+	int sync = !!(flags & PIFS_STORE_SYNC);
+	int rc;
+
+	if (t->len != len) {
+		pifs_store_abort(st, t);
+		return -EINVAL;
+	}
+	rc = existing(st, frame, len, sync, scratch, &h, path, hex, &lock);
+	if (rc != 0) {
+		pifs_store_abort(st, t);
+		return rc < 0 ? rc : 0;
+	}
+	rc = tmp_place(st, lock, &h.id, path, hex, t, sync);
+	free(t);
+	return rc;
+}
+
+void pifs_store_abort(struct pifs_store *st, struct pifs_store_tmp *t)
+{
+	if (!t)
+		return;
+	tmp_discard(st, t);
+	free(t);
 }
 
 int pifs_store_get(struct pifs_store *st, const struct pifs_chunk_id *id, struct pifs_buf *scratch,

@@ -67,6 +67,32 @@ void pifs_store_close(struct pifs_store *st);
 int pifs_store_put(struct pifs_store *st, const void *frame, size_t len, unsigned flags,
 		   struct pifs_buf *scratch);
 
+/* A chunk being received in pieces is written as they arrive, to a file
+ * under tmp/ that becomes the chunk only once the whole frame is verified:
+ * begin, append each piece in order, then finish with the whole frame, or
+ * abort. So the disk write of a large chunk is spread over its transfer
+ * instead of holding the receiving thread once at the end. */
+struct pifs_store_tmp;
+
+/* Start a chunk of @len bytes whose id will be @id. Returns 0 with *@out
+ * set, -ENOSPC (the reserve would be crossed), -ENOMEM or -errno. */
+int pifs_store_begin(struct pifs_store *st, const struct pifs_chunk_id *id, size_t len,
+		     struct pifs_store_tmp **out /* OUT */);
+
+/* Write the next @len bytes at @p (borrowed). Returns 0 or -errno; after a
+ * failure the caller aborts. */
+int pifs_store_append(struct pifs_store_tmp *t, const void *p, size_t len);
+
+/* The whole frame was appended and is @frame (@len bytes, borrowed, verified
+ * by the caller): place it as pifs_store_put would store @frame, with the
+ * same results. Consumes @t. -EINVAL when fewer or more than @len bytes
+ * were appended. */
+int pifs_store_finish(struct pifs_store *st, struct pifs_store_tmp *t, const void *frame,
+		      size_t len, unsigned flags, struct pifs_buf *scratch);
+
+/* Drop a chunk that will not be finished (its file is removed). NULL-safe. */
+void pifs_store_abort(struct pifs_store *st, struct pifs_store_tmp *t);
+
 /* Read chunk @id whole and verify it. On success *@frame is a malloc'd buffer
  * of *@len bytes that the caller frees with free(). A chunk that fails
  * verification (or whose header names another id) is moved to quarantine.

@@ -2,6 +2,8 @@
  * quarantines chunks, and deletes for garbage collection only what no put
  * has touched since the cut-off. */
 #include <criterion/criterion.h>
+
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -143,6 +145,96 @@ Test(store, keeps_a_chunk_as_its_frame_under_a_fanned_out_name)
 	cr_assert_eq(stat(path, &sb), 0, "no file at %s", path);
 	cr_assert_eq((size_t)sb.st_size, f.len);
 	pifs_frame_release(&f);
+}
+
+/* Entries of @dir/tmp, the files of chunks being written. */
+static int tmp_files(void)
+{
+	char path[PATH_MAX];
+	struct dirent *e;
+	int n = 0;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "%s/tmp", dir);
+	d = opendir(path);
+	cr_assert_not_null(d);
+	while ((e = readdir(d)))
+		n += e->d_name[0] != '.';
+	closedir(d);
+	return n;
+}
+
+Test(store, a_chunk_written_in_pieces_is_placed_only_when_finished)
+{
+	struct pifs_frame f = make_frame(300000, 40, false);
+	struct pifs_store_tmp *t;
+	char path[PATH_MAX];
+	void *got;
+	size_t len, off, n;
+
+	open_store(0);
+	path_of(&f.hdr.id, path, sizeof(path));
+	cr_assert_eq(pifs_store_begin(st, &f.hdr.id, f.len, &t), 0);
+	for (off = 0; off < f.len; off += n) {
+		n = f.len - off < 65536 ? f.len - off : 65536;
+		cr_assert_eq(pifs_store_append(t, (const uint8_t *)f.data + off, n), 0);
+		cr_assert_not(exists(path), "a chunk must not appear before it is whole");
+	}
+	cr_assert_eq(tmp_files(), 1);
+	cr_assert_eq(pifs_store_finish(st, t, f.data, f.len, PIFS_STORE_SYNC, &scratch), 0);
+	cr_assert_eq(tmp_files(), 0);
+	cr_assert_eq(pifs_store_get(st, &f.hdr.id, &scratch, &got, &len), 0);
+	cr_assert_eq(len, f.len);
+	cr_assert_arr_eq(got, f.data, len);
+	free(got);
+	cr_assert_eq(stat_of().chunks, 1);
+	cr_assert_eq(stat_of().bytes, f.len);
+	pifs_frame_release(&f);
+}
+
+Test(store, an_aborted_or_short_chunk_in_pieces_leaves_nothing)
+{
+	struct pifs_frame f = make_frame(100000, 41, false);
+	struct pifs_store_tmp *t;
+	char path[PATH_MAX];
+
+	open_store(0);
+	path_of(&f.hdr.id, path, sizeof(path));
+	cr_assert_eq(pifs_store_begin(st, &f.hdr.id, f.len, &t), 0);
+	cr_assert_eq(pifs_store_append(t, f.data, 1000), 0);
+	pifs_store_abort(st, t);
+	cr_assert_eq(tmp_files(), 0);
+	cr_assert_eq(pifs_store_begin(st, &f.hdr.id, f.len, &t), 0);
+	cr_assert_eq(pifs_store_append(t, f.data, f.len - 1), 0);
+	cr_assert_eq(pifs_store_finish(st, t, f.data, f.len, 0, &scratch), -EINVAL,
+		     "a file one byte short must not become the chunk");
+	cr_assert_eq(tmp_files(), 0);
+	cr_assert_not(exists(path));
+	cr_assert_eq(stat_of().chunks, 0);
+	pifs_store_abort(st, NULL);
+	pifs_frame_release(&f);
+}
+
+Test(store, a_chunk_in_pieces_that_is_here_already_keeps_one_copy_and_the_reserve_holds)
+{
+	struct pifs_frame f = make_frame(50000, 42, false), g = make_frame(50000, 43, false);
+	struct pifs_store_tmp *t;
+
+	open_store(0);
+	cr_assert_eq(pifs_store_put(st, f.data, f.len, 0, &scratch), 0);
+	cr_assert_eq(pifs_store_begin(st, &f.hdr.id, f.len, &t), 0);
+	cr_assert_eq(pifs_store_append(t, f.data, f.len), 0);
+	cr_assert_eq(pifs_store_finish(st, t, f.data, f.len, 0, &scratch), 0);
+	cr_assert_eq(stat_of().chunks, 1);
+	cr_assert_eq(stat_of().bytes, f.len);
+	cr_assert_eq(tmp_files(), 0);
+	pifs_store_close(st);
+	open_store(UINT64_MAX / 2);
+	t = (struct pifs_store_tmp *)1;
+	cr_assert_eq(pifs_store_begin(st, &g.hdr.id, g.len, &t), -ENOSPC);
+	cr_assert_null(t);
+	pifs_frame_release(&f);
+	pifs_frame_release(&g);
 }
 
 Test(store, get_of_a_missing_chunk_is_enoent)
