@@ -5,6 +5,8 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <libgen.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,7 +29,11 @@ struct pifs_wal {
 	int dirfd;
 	int fd;	       /* "wal", opened O_APPEND */
 	uint64_t size;	/* written bytes */
-	bool unsynced;	/* written bytes that no fdatasync has covered yet */
+	/* Written bytes that no fdatasync has covered yet; the syncs serialise
+	 * on @sync_mu, so that one that returns has covered every write
+	 * before it even while another thread's sync was under way. */
+	atomic_bool unsynced;
+	pthread_mutex_t sync_mu;
 	struct pifs_buf pending;
 };
 
@@ -246,6 +252,7 @@ int pifs_wal_open(const char *dir, struct pifs_meta *m, struct pifs_wal **out)
 		return -ENOMEM;
 	w->fd = -1;
 	w->dirfd = -1;
+	pthread_mutex_init(&w->sync_mu, NULL);
 	pifs_buf_init(&w->pending);
 	w->dir = strdup(dir);
 	if (!w->dir) {
@@ -320,30 +327,30 @@ int pifs_wal_write(struct pifs_wal *w)
 		return rc;
 	}
 	w->size += w->pending.len;
-	w->unsynced = true;
+	atomic_store(&w->unsynced, true);
 	pifs_buf_reset(&w->pending);
 	return 0;
 }
 
 int pifs_wal_sync(struct pifs_wal *w)
 {
-	if (!w->unsynced)
-		return 0;
-	if (fdatasync(w->fd) < 0) {
-		int rc = -errno;
+	int rc = 0;
 
+	pthread_mutex_lock(&w->sync_mu);
+	if (atomic_exchange(&w->unsynced, false) && fdatasync(w->fd) < 0) {
+		rc = -errno;
+		atomic_store(&w->unsynced, true);
 		pifs_err("metadata log %s/wal: fdatasync failed (%s): what it held may not be on "
 			 "the disk; stop this metadata node and check its disk",
 			 w->dir, strerror(-rc));
-		return rc;
 	}
-	w->unsynced = false;
-	return 0;
+	pthread_mutex_unlock(&w->sync_mu);
+	return rc;
 }
 
-bool pifs_wal_unsynced(const struct pifs_wal *w)
+bool pifs_wal_unsynced(struct pifs_wal *w)
 {
-	return w->unsynced;
+	return atomic_load(&w->unsynced);
 }
 
 int pifs_wal_commit(struct pifs_wal *w)
@@ -434,7 +441,7 @@ int pifs_wal_snapshot(struct pifs_wal *w, const struct pifs_meta *m)
 		goto out_log;
 	}
 	w->size = 0;
-	w->unsynced = false;
+	atomic_store(&w->unsynced, false);
 	return 0;
 
 out_log:
@@ -452,6 +459,7 @@ void pifs_wal_close(struct pifs_wal *w)
 		close(w->fd);
 	if (w->dirfd >= 0)
 		close(w->dirfd);
+	pthread_mutex_destroy(&w->sync_mu);
 	pifs_buf_fini(&w->pending);
 	free(w->dir);
 	free(w);

@@ -19,7 +19,9 @@
  * "snap.tmp", synced, and renamed over the old one; the log then starts
  * again empty.
  *
- * No threads; the caller serialises calls. */
+ * The caller serialises calls, except that pifs_wal_sync and
+ * pifs_wal_unsynced may also run in another thread (a syncer) while the
+ * owner writes. */
 #ifndef PIFS_WAL_H
 #define PIFS_WAL_H
 
@@ -53,12 +55,14 @@ int pifs_wal_append(struct pifs_wal *w, uint64_t index, const void *entry, size_
 int pifs_wal_write(struct pifs_wal *w);
 
 /* fdatasync what was written: one sync for every entry written since the last
- * one (group commit). Returns 0 or -errno (then the caller must stop: what it
- * acknowledged may not be on the disk). */
+ * one (group commit). When it returns 0, every pifs_wal_write that returned
+ * before it was called is durable, even if another thread's sync was under
+ * way. Returns 0 or -errno (then the caller must stop: what it acknowledged
+ * may not be on the disk). */
 int pifs_wal_sync(struct pifs_wal *w);
 
 /* Were entries written that no sync covers yet? */
-bool pifs_wal_unsynced(const struct pifs_wal *w);
+bool pifs_wal_unsynced(struct pifs_wal *w);
 
 /* pifs_wal_write, then pifs_wal_sync. */
 int pifs_wal_commit(struct pifs_wal *w);

@@ -8,7 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -259,6 +261,63 @@ Test(wal, written_entries_outlive_the_process_before_their_sync)
 	cr_assert_not(pifs_wal_unsynced(w));
 	cr_assert_eq(pifs_wal_sync(w), 0, "a second sync has nothing to do");
 	pifs_wal_close(w);
+	pifs_meta_free(m);
+}
+
+struct sync_loop {
+	struct pifs_wal *w;
+	atomic_bool stop;
+	atomic_int syncs;
+	int failures;
+};
+
+/* The metadata service's syncer: sync until told to stop (bounded). */
+static void *sync_loop(void *arg)
+{
+	struct sync_loop *l = arg;
+
+	while (!atomic_load(&l->stop) && atomic_load(&l->syncs) < 100000) {
+		if (pifs_wal_sync(l->w) < 0)
+			l->failures++;
+		atomic_fetch_add(&l->syncs, 1);
+	}
+	return NULL;
+}
+
+Test(wal, a_syncer_thread_may_sync_while_the_owner_writes)
+{
+	struct sync_loop l = {0};
+	struct pifs_meta *m;
+	uint64_t want;
+	pthread_t t;
+	char name[16];
+
+	cr_assert_eq(reopen(&m, &l.w), 0);
+	log_init(l.w, m);
+	cr_assert_eq(pifs_wal_write(l.w), 0);
+	cr_assert_eq(pthread_create(&t, NULL, sync_loop, &l), 0);
+	for (int i = 0; i < 300; i++) {
+		snprintf(name, sizeof(name), "d%d", i);
+		log_mkdir(l.w, m, name);
+		cr_assert_eq(pifs_wal_write(l.w), 0);
+		/* Half-way, make sure the syncer runs beside the writes (5 s
+		 * at most). */
+		for (int j = 0; i == 150 && j < 500 && atomic_load(&l.syncs) == 0; j++)
+			usleep(10000);
+	}
+	atomic_store(&l.stop, true);
+	pthread_join(t, NULL);
+	cr_assert_eq(l.failures, 0);
+	cr_assert_gt(atomic_load(&l.syncs), 0);
+	cr_assert_eq(pifs_wal_sync(l.w), 0);
+	cr_assert_not(pifs_wal_unsynced(l.w));
+	want = pifs_meta_digest(m);
+	pifs_wal_close(l.w);
+	pifs_meta_free(m);
+	cr_assert_eq(reopen(&m, &l.w), 0);
+	cr_assert_eq(pifs_meta_index(m), 301);
+	cr_assert_eq(pifs_meta_digest(m), want);
+	pifs_wal_close(l.w);
 	pifs_meta_free(m);
 }
 
