@@ -404,9 +404,6 @@ int pifs_cluster_get(struct pifs_cluster *cl, const struct pifs_chunk_id *id, ui
 		     uint32_t *len)
 {
 	const struct chunk *c = find(cl, id);
-	struct pifs_frame_hdr h;
-	uint8_t *buf;
-	ssize_t got;
 	char hex[33];
 	int rc;
 
@@ -419,22 +416,9 @@ int pifs_cluster_get(struct pifs_cluster *cl, const struct pifs_chunk_id *id, ui
 			 hex);
 		return -EIO;
 	}
-	rc = pifs_frame_parse(c->frame, c->len, &h);
-	if (rc < 0)
-		goto out_corrupt;
-	buf = malloc(h.raw_len ? h.raw_len : 1);
-	if (!buf)
-		return -ENOMEM;
-	got = pifs_frame_unpack(c->frame, c->len, buf, h.raw_len);
-	if (got < 0) {
-		free(buf);
-		rc = (int)got;
-		goto out_corrupt;
-	}
-	*raw = buf;
-	*len = (uint32_t)got;
-	return 0;
-out_corrupt:
+	rc = pifs_frame_decode(c->frame, c->len, id, raw, len);
+	if (rc == 0 || rc == -ENOMEM)
+		return rc;
 	pifs_err("chunk %s: its frame in the null backend's RAM does not verify (%s): memory "
 		 "corruption in this process; unmount and check the machine's RAM",
 		 hex, strerror(-rc));

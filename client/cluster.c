@@ -809,13 +809,10 @@ out_free:
 static int get_from(struct pifs_cluster *cl, const struct mnode *m, const struct pifs_chunk_id *id,
 		    uint8_t **raw, uint32_t *len)
 {
-	struct pifs_frame_hdr h;
 	struct pifs_msg req, rep;
 	const void *payload;
 	size_t plen;
 	struct pifs_rpc *r;
-	ssize_t got;
-	uint8_t *buf = NULL;
 	int rc;
 
 	memset(&rep, 0, sizeof(rep));
@@ -831,28 +828,10 @@ static int get_from(struct pifs_cluster *cl, const struct mnode *m, const struct
 		map_follow(cl, rep.epoch);
 	if (rc < 0)
 		goto out_release;
-	rc = -EPROTO;
 	if (rep.type != PIFS_MSG_R_CHUNK || !payload)
-		goto out_release;
-	rc = pifs_frame_parse(payload, plen, &h);
-	if (rc < 0)
-		goto out_release;
-	rc = -EBADMSG;
-	if (!pifs_chunk_id_eq(&h.id, id))
-		goto out_release;
-	rc = -ENOMEM;
-	buf = malloc(h.raw_len ? h.raw_len : 1);
-	if (!buf)
-		goto out_release;
-	got = pifs_frame_unpack(payload, plen, buf, h.raw_len);
-	if (got < 0) {
-		rc = (int)got;
-		free(buf);
-		goto out_release;
-	}
-	*raw = buf;
-	*len = (uint32_t)got;
-	rc = 0;
+		rc = -EPROTO;
+	else
+		rc = pifs_frame_decode(payload, plen, id, raw, len);
 out_release:
 	/* A thread that read a chunk must not keep its frame while idle. */
 	pifs_rpc_release(r);

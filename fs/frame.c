@@ -278,3 +278,29 @@ void pifs_frame_release(struct pifs_frame *f)
 	free(f->data);
 	memset(f, 0, sizeof(*f));
 }
+
+int pifs_frame_decode(const void *buf, size_t len, const struct pifs_chunk_id *id, uint8_t **raw,
+		      uint32_t *raw_len)
+{
+	struct pifs_frame_hdr h;
+	uint8_t *out;
+	ssize_t got;
+	int rc;
+
+	rc = pifs_frame_parse(buf, len, &h);
+	if (rc < 0)
+		return rc;
+	if (!pifs_chunk_id_eq(&h.id, id))
+		return -EBADMSG;
+	out = malloc(h.raw_len ? h.raw_len : 1);
+	if (!out)
+		return -ENOMEM;
+	got = pifs_frame_unpack(buf, len, out, h.raw_len);
+	if (got < 0) {
+		free(out);
+		return (int)got;
+	}
+	*raw = out;
+	*raw_len = (uint32_t)got;
+	return 0;
+}

@@ -80,6 +80,12 @@ int pifs_frame_parse(const void *buf, size_t len, struct pifs_frame_hdr *h /* OU
  * -ERANGE if @cap is too small, -EPROTO or -EBADMSG. */
 ssize_t pifs_frame_unpack(const void *buf, size_t len, void *out, size_t cap);
 
+/* pifs_frame_unpack into a new buffer: on success *@raw (malloc'd; the
+ * caller frees it) holds the *@raw_len raw bytes of chunk @id. Returns 0,
+ * -EBADMSG (also for a sound frame of another chunk), -EPROTO or -ENOMEM. */
+int pifs_frame_decode(const void *buf, size_t len, const struct pifs_chunk_id *id,
+		      uint8_t **raw /* OUT */, uint32_t *raw_len /* OUT */);
+
 /* Check the frame at @buf fully (as unpack) without keeping the raw bytes;
  * @scratch must hold PIFS_FRAME_MAX_RAW bytes or the frame's raw length.
  * Returns 0, -ERANGE, -EPROTO or -EBADMSG. */

@@ -483,3 +483,33 @@ Test(frame, release_is_null_safe_and_zeroes)
 	cr_assert_eq(f.len, 0);
 	pifs_frame_release(&f);
 }
+
+Test(frame, decode_gives_the_raw_bytes_of_the_chunk_asked_for_and_nothing_else)
+{
+	uint8_t *raw = xmalloc(100000), *got = NULL;
+	struct pifs_frame f, g;
+	struct pifs_chunk_id id;
+	uint32_t len = 0;
+
+	fill_text(raw, 100000);
+	cr_assert_eq(pifs_frame_pack(&f, raw, 100000), 0);
+	cr_assert_eq(pifs_frame_decode(f.data, f.len, &f.hdr.id, &got, &len), 0);
+	cr_assert_eq(len, 100000);
+	cr_assert_arr_eq(got, raw, len);
+	free(got);
+
+	fill_random(raw, 5000, 3);
+	cr_assert_eq(pifs_frame_pack(&g, raw, 5000), 0);
+	got = NULL;
+	cr_assert_eq(pifs_frame_decode(g.data, g.len, &f.hdr.id, &got, &len), -EBADMSG,
+		     "a sound frame of another chunk must not pass for the one asked for");
+	cr_assert_null(got);
+	id = g.hdr.id;
+	((uint8_t *)g.data)[g.len - 1] ^= 0x10;
+	cr_assert_eq(pifs_frame_decode(g.data, g.len, &id, &got, &len), -EBADMSG);
+	cr_assert_null(got);
+	cr_assert_eq(pifs_frame_decode(g.data, 10, &id, &got, &len), -EBADMSG);
+	pifs_frame_release(&f);
+	pifs_frame_release(&g);
+	free(raw);
+}
