@@ -251,6 +251,7 @@ int pifs_proto_kind(enum pifs_msg_type type)
 #define STAMP_QRY(NAME)
 #define STAMP_ADM(NAME)
 #define STAMP_REP(NAME)
+#define STAMP_RFT(NAME)
 #define STAMP_MUT(NAME)              \
 	case PIFS_MSG_##NAME:        \
 		m->u.NAME.now = now; \
@@ -415,6 +416,8 @@ static void fmt_list(struct fmt *f, const char *n, const struct pifs_list *l)
 #define fmt_Lnode fmt_list
 #define fmt_Lnodestat fmt_list
 #define fmt_Lmove fmt_list
+#define fmt_Lraftent fmt_list
+#define fmt_Lvoter fmt_list
 
 int pifs_proto_format(const struct pifs_msg *m, char *out, size_t cap)
 {

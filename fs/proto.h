@@ -43,6 +43,9 @@
 #define PIFS_WORK_GC 0x2
 #define PIFS_WORK_DRYRUN 0x4	/* with GC: count what could go, delete nothing */
 
+/* RAFT_APPEND flags. */
+#define PIFS_RAFT_SYNC 0x1	/* make the entries durable (fsync) before answering */
+
 /* CHUNK_PUT flags. */
 #define PIFS_PUT_SYNC 0x1	/* fsync the chunk file before acknowledging */
 /* A CHUNK_PUT may carry its frame in pieces of at most this many bytes
@@ -91,6 +94,7 @@ enum pifs_msg_kind {
 	PIFS_KIND_QRY,
 	PIFS_KIND_ADM,
 	PIFS_KIND_REP,
+	PIFS_KIND_RFT,
 };
 
 #define PIFS_CT_U8 uint8_t
@@ -111,6 +115,8 @@ enum pifs_msg_kind {
 #define PIFS_CT_Lnode struct pifs_list
 #define PIFS_CT_Lnodestat struct pifs_list
 #define PIFS_CT_Lmove struct pifs_list
+#define PIFS_CT_Lraftent struct pifs_list
+#define PIFS_CT_Lvoter struct pifs_list
 
 /* The records: struct pifs_attr, struct pifs_dirent, ... */
 #define F(type, name) PIFS_CT_##type name;
