@@ -93,7 +93,8 @@ struct pifs_raft_io {
 	/* Make what was written durable (fdatasync). */
 	int (*log_sync)(void *ctx);
 	/* Drop entries @from and after, queued or written (a leader's log
-	 * overrides them). @from is always past the commit index. */
+	 * overrides them). @from is past the commit index, except right after
+	 * snap_install. */
 	int (*log_truncate)(void *ctx, uint64_t from);
 	/* Make term and vote (0: none) durable before returning. */
 	int (*set_hard)(void *ctx, uint64_t term, uint32_t vote);
@@ -111,9 +112,10 @@ struct pifs_raft_io {
 	 * one, and pieces come in order. */
 	int (*snap_write)(void *ctx, uint64_t off, const void *p, size_t len);
 	/* The incoming snapshot of @total bytes is whole: replace the state
-	 * machine with it, as of @index (applied) and @term. The log has been
-	 * emptied (log_truncate) before. Returns 0, or -errno to refuse it (a
-	 * malformed snapshot: the leader sends it again). */
+	 * machine with it, as of @index (applied) and @term, and drop the
+	 * whole log (log_truncate of every entry follows, even committed
+	 * ones). Returns 0, or -errno to refuse it (a malformed snapshot: the
+	 * old state and log stay, and the leader sends it again). */
 	int (*snap_install)(void *ctx, uint64_t index, uint64_t term,
 			    const struct pifs_raft_conf *conf, uint64_t total);
 };
