@@ -280,6 +280,14 @@ int pifs_proto_encode(const struct pifs_msg *m, struct pifs_buf *out)
 	    (rc = put_be(out, (uint64_t)m->type, 2)) < 0 || (rc = put_be(out, 0, 2)) < 0 ||
 	    (rc = put_be(out, m->reqid, 8)) < 0 || (rc = put_be(out, m->epoch, 8)) < 0)
 		goto fail;
+	if ((m->flags & ~PIFS_MSG_FLAGS) != 0) {
+		rc = -EINVAL;
+		goto fail;
+	}
+	if ((m->flags & PIFS_MSG_ONCE) &&
+	    ((rc = put_be(out, m->once.client, 8)) < 0 || (rc = put_be(out, m->once.seq, 8)) < 0 ||
+	     (rc = put_be(out, m->once.acked, 8)) < 0))
+		goto fail;
 
 	switch (m->type) {
 #define F(type, name)                             \
@@ -323,8 +331,15 @@ int pifs_proto_decode(const void *buf, size_t len, struct pifs_msg *m)
 	get_U64(r, &m->reqid);
 	get_U64(r, &m->epoch);
 	m->type = (enum pifs_msg_type)type;
-	if (zero != 0)
+	if (zero != 0 || (m->flags & ~PIFS_MSG_FLAGS) != 0)
 		return -EBADMSG;
+	if (m->flags & PIFS_MSG_ONCE) {
+		if (rd.end - rd.p < 24)
+			return -EBADMSG;
+		get_U64(r, &m->once.client);
+		get_U64(r, &m->once.seq);
+		get_U64(r, &m->once.acked);
+	}
 
 	switch (m->type) {
 #define F(type, name)                                 \

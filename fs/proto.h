@@ -8,7 +8,16 @@
  * Envelope, big-endian:
  *   u16 magic 0x5046 ("PF") | u8 version | u8 flags | u16 type | u16 zero |
  *   u64 request id | u64 map epoch of the sender
+ * then, with PIFS_MSG_ONCE in flags, the request's session:
+ *   u64 client | u64 seq | u64 acked
  * then the fields in the order proto.def gives them.
+ *
+ * A session makes a metadata mutation apply exactly once however often it is
+ * sent (a caller retries at the next leader after a failover, not knowing
+ * whether the first try was applied): client is a random non-zero id of the
+ * caller, seq numbers its mutations from 1 (a retry keeps its number), and
+ * acked is the lowest number whose reply it still waits for, so the state
+ * machine forgets the replies below it (fs/meta.h).
  *
  * Decoding never allocates: strings, blobs and lists in a decoded message
  * borrow the buffer they were decoded from, which must outlive them.
@@ -26,6 +35,10 @@
 #define PIFS_PROTO_MAGIC 0x5046
 #define PIFS_PROTO_VERSION 1
 #define PIFS_PROTO_HDR 24
+
+/* Envelope flags. */
+#define PIFS_MSG_ONCE 0x1	/* a session follows the envelope */
+#define PIFS_MSG_FLAGS PIFS_MSG_ONCE
 
 /* The longest message frame we accept, payload frames aside. */
 #define PIFS_PROTO_MAX_MSG (8u << 20)
@@ -145,9 +158,12 @@ enum pifs_msg_type {
 
 struct pifs_msg {
 	enum pifs_msg_type type;
-	uint8_t flags;		/* envelope flags, none defined yet */
+	uint8_t flags;		/* PIFS_MSG_* */
 	uint64_t reqid;
 	uint64_t epoch;
+	struct pifs_session {
+		uint64_t client, seq, acked;
+	} once;			/* with PIFS_MSG_ONCE */
 	union {
 #define ITEM(name, fields)
 #define MSG(NAME, code, kind, fields) struct pifs_msg_##NAME NAME;

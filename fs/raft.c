@@ -171,8 +171,7 @@ static bool conf_valid(const struct pifs_raft_conf *c)
 	return true;
 }
 
-/* The configuration in force at @index (in memory or at the base). */
-static void conf_at(const struct pifs_raft *r, uint64_t index, struct pifs_raft_conf *out)
+void pifs_raft_conf_at(const struct pifs_raft *r, uint64_t index, struct pifs_raft_conf *out)
 {
 	*out = r->base_conf;
 	for (uint64_t i = r->base + 1; i <= index && i <= last_index(r); i++) {
@@ -212,7 +211,7 @@ static void sync_peers(struct pifs_raft *r)
 
 static void refresh_conf(struct pifs_raft *r)
 {
-	conf_at(r, last_index(r), &r->conf);
+	pifs_raft_conf_at(r, last_index(r), &r->conf);
 	sync_peers(r);
 }
 
@@ -1206,13 +1205,13 @@ void pifs_raft_compact(struct pifs_raft *r, uint64_t index, uint64_t keep)
 	if (index <= r->snap_index || index > r->applied)
 		return;
 	r->snap_term = pifs_raft_term_at(r, index);
-	conf_at(r, index, &r->snap_conf);
+	pifs_raft_conf_at(r, index, &r->snap_conf);
 	r->snap_index = index;
 	nb = index > keep ? index - keep : 0;
 	if (nb <= r->base)
 		return;
 	r->base_term = pifs_raft_term_at(r, nb);
-	conf_at(r, nb, &r->base_conf);
+	pifs_raft_conf_at(r, nb, &r->base_conf);
 	drop = nb - r->base;
 	for (uint64_t i = 0; i < drop; i++)
 		free(r->log[i].data);

@@ -205,6 +205,8 @@ uint64_t pifs_raft_snap_index(const struct pifs_raft *r);
 /* The term of entry @index, 0 when it is not in memory (compacted, or past
  * the end) unless it is the snapshot's. */
 uint64_t pifs_raft_term_at(const struct pifs_raft *r, uint64_t index);
+/* The configuration in force at entry @index (in memory, or the base's). */
+void pifs_raft_conf_at(const struct pifs_raft *r, uint64_t index, struct pifs_raft_conf *out);
 /* The latest configuration (committed or not); borrowed. */
 const struct pifs_raft_conf *pifs_raft_conf(const struct pifs_raft *r);
 /* Is @id a voter of the latest configuration? */
