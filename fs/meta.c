@@ -24,6 +24,7 @@
 #include <xxhash.h>
 
 #include "hmap.h"
+#include "once.h"
 
 /* The size a directory reports: a constant, as on many local file systems,
  * so that adding an entry does not look like a data change. */
@@ -43,7 +44,7 @@
 	 PIFS_SET_MTIME | PIFS_SET_CTIME | PIFS_SET_ATIME_NOW | PIFS_SET_MTIME_NOW)
 
 #define SNAP_MAGIC 0x5049464du /* "PIFM" */
-#define SNAP_VERSION 1u
+#define SNAP_VERSION 2u /* 2 adds the sessions (once.h); 1 still loads */
 
 /* A snapshot is handed over in pieces of about this size, so that saving
  * a large state never needs a second copy of it in memory. */
@@ -130,6 +131,7 @@ struct pifs_meta {
 	uint64_t chunk_raw;
 	uint64_t chunk_stored;
 	uint64_t chunk_refs;
+	struct pifs_once once; /* the exactly-once sessions */
 };
 
 struct dkey {
@@ -761,6 +763,32 @@ static int op_node_set(struct pifs_meta *m, const struct pifs_msg_NODE_SET *o, s
 	return 0;
 }
 
+/* The voters changed (a Raft CONF entry): the map's META flags follow. */
+static int op_voters(struct pifs_meta *m, const struct pifs_msg_VOTERS *o, struct pifs_msg *rep)
+{
+	bool changed = false;
+
+	for (uint32_t i = 0; i < m->nnodes; i++) {
+		struct pifs_cursor c;
+		struct pifs_nodeid v;
+		uint32_t flags = m->nodes[i].flags & ~PIFS_NODE_META;
+		int rc;
+
+		pifs_cursor_init(&c, &o->ids);
+		while ((rc = pifs_nodeid_next(&c, &v)) > 0)
+			if (v.id == m->nodes[i].id)
+				flags |= PIFS_NODE_META;
+		if (rc < 0)
+			return -EINVAL;
+		changed |= flags != m->nodes[i].flags;
+		m->nodes[i].flags = flags;
+	}
+	if (changed)
+		m->epoch++;
+	reply_status(rep, 0, NULL);
+	return 0;
+}
+
 static int op_node_del(struct pifs_meta *m, const struct pifs_msg_NODE_DEL *o, struct pifs_msg *rep)
 {
 	long i = node_find(m, o->id);
@@ -1261,7 +1289,8 @@ static int op_removexattr(struct pifs_meta *m, const struct pifs_msg_REMOVEXATTR
 
 static int dispatch(struct pifs_meta *m, const struct pifs_msg *op, struct pifs_msg *rep)
 {
-	if (op->type != PIFS_MSG_INIT && !m->ready)
+	if (op->type != PIFS_MSG_INIT && op->type != PIFS_MSG_NOOP && op->type != PIFS_MSG_VOTERS &&
+	    !m->ready)
 		return -EAGAIN;
 	switch (op->type) {
 	case PIFS_MSG_INIT:
@@ -1292,6 +1321,11 @@ static int dispatch(struct pifs_meta *m, const struct pifs_msg *op, struct pifs_
 		return op_node_set(m, &op->u.NODE_SET, rep);
 	case PIFS_MSG_NODE_DEL:
 		return op_node_del(m, &op->u.NODE_DEL, rep);
+	case PIFS_MSG_NOOP:
+		reply_status(rep, 0, NULL);
+		return 0;
+	case PIFS_MSG_VOTERS:
+		return op_voters(m, &op->u.VOTERS, rep);
 	default:
 		return -EINVAL;
 	}
@@ -1303,18 +1337,31 @@ static const char not_ready[] =
 int pifs_meta_apply(struct pifs_meta *m, uint64_t index, const struct pifs_msg *op,
 		    struct pifs_msg *rep, struct pifs_buf *scratch)
 {
+	int64_t now = pifs_proto_now(op);
+	bool once = op->flags & PIFS_MSG_ONCE;
 	int rc;
 
 	if (pifs_proto_kind(op->type) != PIFS_KIND_MUT || index != m->index + 1)
 		return -EINVAL;
 	pifs_buf_reset(scratch);
+	if (now)
+		pifs_once_sweep(&m->once, now);
+	if (once) {
+		rc = pifs_once_begin(&m->once, op, now, rep);
+		if (rc < 0)
+			return rc;
+		if (rc == PIFS_ONCE_DONE) {
+			m->index = index;
+			return 0;
+		}
+	}
 	rc = dispatch(m, op, rep);
 	if (rc == -ENOMEM)
 		return rc;
 	m->index = index;
 	if (rc < 0)
 		reply_status(rep, rc, rc == -EAGAIN ? not_ready : NULL);
-	return 0;
+	return once ? pifs_once_end(&m->once, op, rep) : 0;
 }
 
 /* Queries. */
@@ -1590,6 +1637,7 @@ struct pifs_meta *pifs_meta_new(void)
 	pifs_hmap_init(&m->inodes, inode_hash, inode_eq);
 	pifs_hmap_init(&m->dents, dent_hash, dent_eq);
 	pifs_hmap_init(&m->chunks, chunk_hash, chunk_eq);
+	pifs_once_init(&m->once);
 	return m;
 }
 
@@ -1612,10 +1660,12 @@ static void meta_clear(struct pifs_meta *m)
 	pifs_hmap_fini(&m->inodes);
 	pifs_hmap_fini(&m->dents);
 	pifs_hmap_fini(&m->chunks);
+	pifs_once_fini(&m->once);
 	memset(m, 0, sizeof(*m));
 	pifs_hmap_init(&m->inodes, inode_hash, inode_eq);
 	pifs_hmap_init(&m->dents, dent_hash, dent_eq);
 	pifs_hmap_init(&m->chunks, chunk_hash, chunk_eq);
+	pifs_once_init(&m->once);
 }
 
 void pifs_meta_free(struct pifs_meta *m)
@@ -1846,6 +1896,8 @@ static int save(const struct pifs_meta *m, struct wr *w)
 	put_be(w, m->inodes.count, 8);
 	for (i = 0; i < m->inodes.count; i++)
 		save_inode(w, inodes[i]);
+	if (w->rc == 0)
+		w->rc = pifs_once_save(&m->once, w->b);
 out_free:
 	free(chunks);
 	free(inodes);
@@ -2282,12 +2334,15 @@ out_free:
 static int load(struct pifs_meta *m, struct rd *r)
 {
 	struct inode **v = NULL;
-	uint64_t n, i, prev = 0;
-	size_t pos = 0;
+	uint64_t n, i, prev = 0, version;
+	size_t pos = 0, used;
 	struct chunk *c;
 	int rc;
 
-	if (get_be(r, 4) != SNAP_MAGIC || get_be(r, 4) != SNAP_VERSION)
+	if (get_be(r, 4) != SNAP_MAGIC)
+		return -EBADMSG;
+	version = get_be(r, 4);
+	if (version != 1 && version != SNAP_VERSION)
 		return -EBADMSG;
 	m->index = get_be(r, 8);
 	m->ready = get_be(r, 1) != 0;
@@ -2317,6 +2372,12 @@ static int load(struct pifs_meta *m, struct rd *r)
 		if (rc < 0)
 			goto out_free;
 		prev = v[i]->ino;
+	}
+	if (version >= 2) {
+		rc = pifs_once_load(&m->once, r->p, (size_t)(r->end - r->p), &used);
+		if (rc < 0)
+			goto out_free;
+		r->p += used;
 	}
 	rc = -EBADMSG;
 	if (r->p != r->end)

@@ -268,6 +268,26 @@ int pifs_proto_stamp(struct pifs_msg *m, int64_t now)
 	}
 }
 
+#define NOW_CHK(NAME)
+#define NOW_QRY(NAME)
+#define NOW_ADM(NAME)
+#define NOW_REP(NAME)
+#define NOW_RFT(NAME)
+#define NOW_MUT(NAME)         \
+	case PIFS_MSG_##NAME: \
+		return m->u.NAME.now;
+
+int64_t pifs_proto_now(const struct pifs_msg *m)
+{
+	switch (m->type) {
+#define MSG(NAME, code, kind, fields) NOW_##kind(NAME)
+#include "proto.def"
+#undef MSG
+	default:
+		return 0;
+	}
+}
+
 int pifs_proto_encode(const struct pifs_msg *m, struct pifs_buf *out)
 {
 	size_t start = out->len;

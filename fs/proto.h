@@ -195,6 +195,8 @@ int pifs_proto_kind(enum pifs_msg_type type);
 
 /* Set the "now" field of a mutation. Returns 0, or -EINVAL for another kind. */
 int pifs_proto_stamp(struct pifs_msg *m, int64_t now);
+/* The "now" field of a mutation; 0 for another kind. */
+int64_t pifs_proto_now(const struct pifs_msg *m);
 
 /* Write a one-line description of @m into @out (@cap bytes, always
  * NUL-terminated). Returns the length it wanted, as snprintf. */
