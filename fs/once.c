@@ -57,6 +57,8 @@ static void session_drop(struct pifs_once *t, struct session *s)
 /* Forget the first @k replies of @s. */
 static void forget(struct session *s, uint32_t k)
 {
+	if (k == 0)
+		return;
 	for (uint32_t i = 0; i < k; i++)
 		free(s->r[i].bytes);
 	memmove(s->r, s->r + k, (s->n - k) * sizeof(*s->r));
