@@ -1,0 +1,63 @@
+/* metacall.h - asking the metadata service, wherever its leader is.
+ *
+ * The metadata log is replicated over the voters (fs/raft.h); only the
+ * leader answers. A voter that is not the leader answers any metadata
+ * request with R_LEADER {leader, addr, term}: leader 0 while an election is
+ * under way. A struct pifs_metacall hides that from its caller: it sends to
+ * the voter it believes leads (at first the config's voters, in file
+ * order), follows R_LEADER at once, moves to the next voter when one does
+ * not answer within the try time, pauses briefly while no leader is known,
+ * and gives up only when the whole call's time is spent.
+ *
+ * Resending is safe. A mutation (kind MUT) goes with a session in its
+ * envelope (PIFS_MSG_ONCE: a random client id per metacall, a seq per
+ * mutation that every resend of it keeps, acked = that seq since the calls
+ * of one metacall are sequential), so the state machine applies it once
+ * however many leaders saw it (fs/once.c); queries and administration
+ * requests change nothing or are idempotent.
+ *
+ * One metacall serves one thread at a time (its sockets are ZeroMQ
+ * sockets). Pure but for its sockets: no globals. */
+#ifndef PIFS_METACALL_H
+#define PIFS_METACALL_H
+
+#include <stdint.h>
+
+#include "config.h"
+#include "proto.h"
+
+struct pifs_metacall;
+
+struct pifs_metacall_opts {
+	int timeout_ms; /* the whole call, across voters and elections: 10000 */
+	int try_ms;	/* one try at one voter before the next is asked: 2000 */
+};
+
+/* A metacall for the voters of @conf (borrowed; it must outlive the
+ * metacall) in the ZeroMQ context @zctx (borrowed). @o may be NULL for the
+ * defaults above, with timeout_ms the config's [client] timeout. Returns 0,
+ * -EINVAL (no voter in @conf) or -ENOMEM; *@out is freed with
+ * pifs_metacall_free. */
+int pifs_metacall_new(void *zctx, const struct pifs_conf *conf,
+		      const struct pifs_metacall_opts *o, struct pifs_metacall **out /* OUT */);
+
+/* Close the sockets. NULL-safe. */
+void pifs_metacall_free(struct pifs_metacall *mc);
+
+/* Send @req (borrowed; its request id and, for a mutation, its session are
+ * set here) to the leader and wait for its reply @rep (OUT), whose strings
+ * and lists borrow the metacall until its next call. Returns 0, the -errno
+ * of an R_STATUS reply (@rep holds it, detail included), -ETIMEDOUT when no
+ * leader answered in timeout_ms (-EHOSTUNREACH when no voter could even be
+ * reached), -EPROTO or -EBADMSG. Never returns with @rep an R_LEADER. */
+int pifs_metacall(struct pifs_metacall *mc, struct pifs_msg *req, struct pifs_msg *rep /* OUT */);
+
+/* Set the map epoch written into every request from now on. */
+void pifs_metacall_set_epoch(struct pifs_metacall *mc, uint64_t epoch);
+
+/* The voter that answered last, 0 before any answer; and "host:port (node
+ * N)" of it (or of the first voter tried), for messages. Borrowed. */
+uint32_t pifs_metacall_leader(const struct pifs_metacall *mc);
+const char *pifs_metacall_name(const struct pifs_metacall *mc);
+
+#endif
