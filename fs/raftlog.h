@@ -27,7 +27,9 @@
  *
  * A directory from before replication (files "snap" and "wal", fs/wal.h)
  * is converted on open: its state becomes the first snapshot (term 1, the
- * initial voters) and the old files are renamed snap.old and wal.old.
+ * initial voters; none if it had applied nothing), raft.hard says term 1
+ * (so that every later election is for a later term than the snapshot's),
+ * and the old files are renamed snap.old and wal.old.
  *
  * The caller serialises calls, except that pifs_raftlog_sync may also run
  * in another thread (a syncer) while the owner writes. */
@@ -48,17 +50,23 @@ struct pifs_raftlog;
  * snapshot, if any, is loaded into @m (new, empty); *@st (OUT) gets the
  * term, the vote, the snapshot's index, term and voters (@initial, copied,
  * when there is no snapshot yet) and applied (the snapshot's index). The
- * entries are then read with pifs_raftlog_entries. Returns 0, -EBADMSG for
- * a term file or a snapshot that does not check, -ENOMEM, or the -errno of
- * a failed system call; *@out is freed with pifs_raftlog_close. */
+ * entries are then read with pifs_raftlog_entries. Returns 0, -EINVAL
+ * (@initial is not a valid set of voters), -EBADMSG for a term file or a
+ * snapshot that does not check (or, converting, what pifs_wal_open refuses),
+ * -ENOMEM, or the -errno of a failed system call; on failure @m may hold
+ * part of the state (the caller frees it). *@out is freed with
+ * pifs_raftlog_close. */
 int pifs_raftlog_open(const char *dir, const struct pifs_raft_conf *initial, struct pifs_meta *m,
 		      struct pifs_raftlog **out /* OUT */, struct pifs_raft_state *st /* OUT */);
 
 /* Was an old-format directory converted by pifs_raftlog_open? */
 bool pifs_raftlog_migrated(const struct pifs_raftlog *l);
 
-/* Hand every entry of the log after the snapshot to @each, oldest first;
- * @e borrows the log for the call. Stops at @each's first error, returned. */
+/* Hand every entry of the log after the snapshot (queued ones included) to
+ * @each, oldest first; @e borrows the log for the call. Written entries are
+ * read back from the file, so memory stays bounded. Stops at @each's first
+ * error, returned; -EBADMSG if a written entry no longer checks (the file
+ * changed since it was read), -ENOMEM or -errno. */
 int pifs_raftlog_entries(struct pifs_raftlog *l,
 			 int (*each)(void *ctx, uint64_t index, const struct pifs_raft_entry *e),
 			 void *ctx);
@@ -69,8 +77,9 @@ int pifs_raftlog_entries(struct pifs_raftlog *l,
 int pifs_raftlog_append(struct pifs_raftlog *l, uint64_t index, const struct pifs_raft_entry *e);
 
 /* Write the queued entries, without syncing: they survive the death of the
- * process from then on. A failed write is cut back off. Returns 0 or -errno
- * (the caller must stop). */
+ * process from then on. A failed write is cut back off, and the entries it
+ * held are dropped from the queue. Returns 0 or -errno (the caller must
+ * stop). */
 int pifs_raftlog_write(struct pifs_raftlog *l);
 
 /* fdatasync what was written (group commit: one sync covers every write
@@ -78,10 +87,13 @@ int pifs_raftlog_write(struct pifs_raftlog *l);
  * calls. Returns 0 or -errno (the caller must stop). */
 int pifs_raftlog_sync(struct pifs_raftlog *l);
 
-/* Drop entries @from and after, queued or written. Returns 0 or -errno. */
+/* Drop entries @from and after, queued or written (all of them when @from
+ * is at or below the snapshot's index). The shorter log is durable after
+ * the next pifs_raftlog_sync. Returns 0 or -errno. */
 int pifs_raftlog_truncate(struct pifs_raftlog *l, uint64_t from);
 
-/* Make term and vote (0: none) durable. Returns 0 or -errno. */
+/* Make term and vote (0: none) durable before returning. Returns 0 or
+ * -errno. */
 int pifs_raftlog_set_hard(struct pifs_raftlog *l, uint64_t term, uint32_t vote);
 
 /* The last entry's index (queued ones included), or the snapshot's. */
@@ -92,24 +104,34 @@ uint64_t pifs_raftlog_size(const struct pifs_raftlog *l);
 
 /* Write a snapshot of @m (borrowed), which has applied every entry up to
  * @index (of term @term; @conf the voters in force there), and drop the
- * entries up to @index from the log. Returns 0, -ENOMEM or -errno; on
- * failure the old snapshot and log stay usable. */
+ * entries up to @index from the log (queued ones included: those after
+ * @index stay queued). Returns 0, -EINVAL (@index below the snapshot's, @m
+ * not at @index, or @conf not a valid set of voters), -ENOMEM or -errno; on
+ * failure the old snapshot and log stay usable (the new snapshot may be in
+ * place, if only the rewrite of the log failed: the next open then skips the
+ * entries it covers). */
 int pifs_raftlog_snapshot(struct pifs_raftlog *l, const struct pifs_meta *m, uint64_t index,
 			  uint64_t term, const struct pifs_raft_conf *conf);
 
 /* Copy up to @cap bytes of raft.snap from @off into @buf. Returns the
- * count (less than @cap only at the end) or -errno (-ENOENT: none yet). */
+ * count (less than @cap only at the end; 0 past it) or -errno (-ENOENT:
+ * none yet). */
 ssize_t pifs_raftlog_snap_read(struct pifs_raftlog *l, uint64_t off, void *buf, size_t cap);
 
-/* Store @len bytes of an incoming snapshot at @off (pieces come in order;
- * @off 0 starts a new one). Returns 0, -EINVAL (out of order) or -errno. */
+/* Store @len bytes (borrowed) of an incoming snapshot at @off (pieces come
+ * in order; @off 0 starts a new one). Returns 0, -EINVAL (out of order: @off
+ * is not where the last piece ended) or -errno (the same piece may then be
+ * written again). */
 int pifs_raftlog_snap_write(struct pifs_raftlog *l, uint64_t off, const void *p, size_t len);
 
 /* The incoming snapshot is whole at @total bytes: check it (checksum, and
  * that it is at @index, @term with the voters @conf), load it into a new
  * state *@m (OUT, the caller's), make it the snapshot and empty the log.
- * Returns 0, -EBADMSG (it does not check: nothing changed), -ENOMEM or
- * -errno. */
+ * The incoming file is gone afterwards, taken or refused: a refused one is
+ * sent again from offset 0. Returns 0, -EINVAL (no incoming snapshot),
+ * -EBADMSG (it does not check, or it is not @total bytes: nothing changed),
+ * -ENOMEM or -errno (a system call failed: the new snapshot may be in place
+ * on the disk, and the caller must stop). */
 int pifs_raftlog_snap_install(struct pifs_raftlog *l, uint64_t index, uint64_t term,
 			      const struct pifs_raft_conf *conf, uint64_t total,
 			      struct pifs_meta **m /* OUT */);
