@@ -8,10 +8,12 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <xxhash.h>
@@ -359,6 +361,48 @@ Test(raftlog, written_entries_survive_reopen_and_queued_ones_do_not)
 	close_all(m, l);
 }
 
+/* Files of this process may grow to @bytes, no further (a full disk). */
+static void limit_files(rlim_t bytes)
+{
+	struct rlimit rl;
+
+	signal(SIGXFSZ, SIG_IGN);
+	cr_assert_eq(getrlimit(RLIMIT_FSIZE, &rl), 0);
+	rl.rlim_cur = bytes;
+	cr_assert_eq(setrlimit(RLIMIT_FSIZE, &rl), 0);
+}
+
+Test(raftlog, a_failed_write_leaves_no_half_entry_behind)
+{
+	struct pifs_raft_state st;
+	struct pifs_raftlog *l;
+	struct pifs_meta *m;
+	off_t end;
+
+	write_log(3);
+	end = file_size("raft.log");
+	cr_assert_eq(reopen(&m, &l, &st), 0);
+	/* Room for part of the next two entries only. */
+	limit_files((rlim_t)(end + entry_bytes(4) + 10));
+	add(l, 4, 5, 2);
+	cr_assert_eq(pifs_raftlog_write(l), -EFBIG);
+	cr_assert_eq(file_size("raft.log"), end, "the partial write is cut back");
+	cr_assert_eq(pifs_raftlog_size(l), (uint64_t)end);
+	cr_assert_eq(pifs_raftlog_last_index(l), 3, "the failed entries are gone");
+	close_all(m, l);
+
+	/* Space comes back: entries written now must not hide behind garbage. */
+	limit_files(RLIM_INFINITY);
+	cr_assert_eq(reopen(&m, &l, &st), 0);
+	expect_entries(l, 1, 3);
+	add(l, 4, 4, 3);
+	cr_assert_eq(pifs_raftlog_write(l), 0);
+	close_all(m, l);
+	cr_assert_eq(reopen(&m, &l, &st), 0);
+	expect_entries(l, 1, 4);
+	close_all(m, l);
+}
+
 Test(raftlog, term_and_vote_survive_reopen)
 {
 	struct pifs_raft_state st;
@@ -649,6 +693,34 @@ Test(raftlog, a_snapshot_keeps_the_state_and_the_entries_after_it)
 	cr_assert_eq(st.snap_index, 20);
 	cr_assert_eq(pifs_raftlog_entries(l, apply_entry, m), 0);
 	cr_assert_eq(pifs_meta_index(m), 22);
+	cr_assert_eq(pifs_meta_digest(m), at20);
+	close_all(m, l);
+}
+
+Test(raftlog, a_failed_snapshot_leaves_the_old_snapshot_and_log)
+{
+	struct pifs_raft_state st;
+	struct pifs_raftlog *l;
+	struct pifs_meta *m;
+	uint64_t at12, at20;
+
+	write_snapshot_log(&at12, &at20, false);
+	cr_assert_eq(reopen(&m, &l, &st), 0);
+	cr_assert_eq(pifs_raftlog_entries(l, apply_entry, m), 0);
+	limit_files(200);
+	cr_assert_eq(pifs_raftlog_snapshot(l, m, 20, 2, &voters), -EFBIG);
+	limit_files(RLIM_INFINITY);
+	cr_assert_not(file_exists("raft.snap.tmp"));
+	cr_assert_eq(pifs_raftlog_last_index(l), 20);
+	log_ops(l, m, 21, 2);
+	cr_assert_eq(pifs_raftlog_write(l), 0);
+	at20 = pifs_meta_digest(m);
+	close_all(m, l);
+	cr_assert_eq(reopen(&m, &l, &st), 0);
+	cr_assert_eq(st.snap_index, 12);
+	cr_assert_eq(pifs_meta_digest(m), at12);
+	cr_assert_eq(pifs_raftlog_entries(l, apply_entry, m), 0);
+	cr_assert_eq(pifs_meta_index(m), 21);
 	cr_assert_eq(pifs_meta_digest(m), at20);
 	close_all(m, l);
 }
