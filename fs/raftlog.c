@@ -19,14 +19,14 @@
 
 #define HARD_MAGIC 0x50524844u /* "PRHD" */
 #define HARD_VERSION 1u
-#define HARD_BODY 20 /* magic | version | term | vote */
-#define HARD_SIZE 28 /* ... | hash */
-#define ENTRY_HEAD 21 /* u32 length | u64 index | u64 term | u8 type */
-#define ENTRY_TAIL 8  /* u64 hash */
+#define HARD_BODY 20	       /* magic | version | term | vote */
+#define HARD_SIZE 28	       /* ... | hash */
+#define ENTRY_HEAD 21	       /* u32 length | u64 index | u64 term | u8 type */
+#define ENTRY_TAIL 8	       /* u64 hash */
 #define SNAP_MAGIC 0x5052534eu /* "PRSN" */
 #define SNAP_VERSION 1u
-#define SNAP_HEAD 28 /* magic | version | index | term | voters; their ids follow */
-#define SNAP_TAIL 16 /* length | hash */
+#define SNAP_HEAD 28	    /* magic | version | index | term | voters; their ids follow */
+#define SNAP_TAIL 16	    /* length | hash */
 #define WINDOW (256u << 10) /* bytes of raft.log read at once */
 #define COPY (64u << 10)    /* bytes copied at once when the log is rewritten */
 
@@ -48,7 +48,7 @@ struct pifs_raftlog {
 	 * before it even while another thread's sync was under way. */
 	atomic_bool unsynced;
 	pthread_mutex_t sync_mu;
-	int infd; /* raft.snap.in while a snapshot comes in, else -1 */
+	int infd;	 /* raft.snap.in while a snapshot comes in, else -1 */
 	uint64_t in_off; /* where its next piece goes */
 	bool migrated;
 };
@@ -317,17 +317,19 @@ static int copy_range(int from, uint64_t off, uint64_t len, int to)
 	b = malloc(COPY);
 	if (!b)
 		return -ENOMEM;
-	while (len > 0 && rc == 0) {
+	while (len > 0) {
 		ssize_t n = pread_full(from, b, len < COPY ? (size_t)len : COPY, off);
 
-		if (n < 0)
-			rc = (int)n;
-		else if (n == 0)
-			rc = -EIO; /* the log is shorter than we wrote: the disk lies */
-		else
-			rc = write_all(to, b, (size_t)n);
-		off += (uint64_t)(n > 0 ? n : 0);
-		len -= (uint64_t)(n > 0 ? n : 0);
+		if (n <= 0) {
+			/* Shorter than what we wrote to it: the disk lost it. */
+			rc = n < 0 ? (int)n : -EIO;
+			break;
+		}
+		rc = write_all(to, b, (size_t)n);
+		if (rc < 0)
+			break;
+		off += (uint64_t)n;
+		len -= (uint64_t)n;
 	}
 	free(b);
 	return rc;
@@ -390,6 +392,13 @@ static int push_off(struct pifs_raftlog *l, uint64_t off)
 	}
 	l->off[l->n++] = off;
 	return 0;
+}
+
+/* Is the entry at @p, of @len bytes of data, entry @index and whole? */
+static bool entry_checks(const uint8_t *p, uint64_t index, uint64_t len)
+{
+	return be_get(p + 4, 8) == index &&
+	       XXH3_64bits(p, ENTRY_HEAD + len) == be_get(p + ENTRY_HEAD + len, 8);
 }
 
 /* Reads raft.log through a window, so that scanning a long log needs
@@ -457,7 +466,7 @@ static int scan(struct pifs_raftlog *l)
 		rc = rd_get(&r, off, ENTRY_HEAD + len + ENTRY_TAIL, &p);
 		if (rc != 0)
 			break;
-		if (XXH3_64bits(p, ENTRY_HEAD + len) != be_get(p + ENTRY_HEAD + len, 8))
+		if (!entry_checks(p, index, len))
 			break;
 		rc = push_off(l, off);
 		if (rc < 0)
@@ -469,8 +478,7 @@ static int scan(struct pifs_raftlog *l)
 	}
 	if (rc < 0)
 		goto out_free;
-	if (off < (uint64_t)st.st_size &&
-	    (ftruncate(l->fd, (off_t)off) < 0 || fsync(l->fd) < 0)) {
+	if (off < (uint64_t)st.st_size && (ftruncate(l->fd, (off_t)off) < 0 || fsync(l->fd) < 0)) {
 		rc = -errno;
 		goto out_free;
 	}
@@ -701,14 +709,14 @@ int pifs_raftlog_entries(struct pifs_raftlog *l,
 			p = l->pending.p + (l->off[i] - l->size);
 		} else {
 			rc = rd_get(&r, l->off[i], size, &p);
-			/* It checked when it was written or read at open: the
-			 * file changed under us since. */
-			if (rc == 1 || (rc == 0 && (be_get(p + 4, 8) != index ||
-						   XXH3_64bits(p, ENTRY_HEAD + len) !=
-						       be_get(p + ENTRY_HEAD + len, 8))))
-				rc = -EBADMSG;
 			if (rc < 0)
 				break;
+			/* It checked when it was written or read at open: the
+			 * file changed under us since. */
+			if (rc == 1 || !entry_checks(p, index, len)) {
+				rc = -EBADMSG;
+				break;
+			}
 		}
 		e.term = be_get(p + 12, 8);
 		e.type = p[20];
@@ -875,8 +883,8 @@ int pifs_raftlog_snap_write(struct pifs_raftlog *l, uint64_t off, const void *p,
 	if (off == 0) {
 		if (l->infd >= 0)
 			close(l->infd);
-		l->infd = openat(l->dirfd, "raft.snap.in", O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC,
-				 0600);
+		l->infd =
+		    openat(l->dirfd, "raft.snap.in", O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 		if (l->infd < 0)
 			return -errno;
 		l->in_off = 0;

@@ -217,8 +217,7 @@ static void apply_op(struct pifs_meta *m, struct pifs_msg *op)
 
 /* Apply @op to @m as its next entry and queue it in @l as a DATA entry of
  * term @term. */
-static void log_op(struct pifs_raftlog *l, struct pifs_meta *m, uint64_t term,
-		   struct pifs_msg *op)
+static void log_op(struct pifs_raftlog *l, struct pifs_meta *m, uint64_t term, struct pifs_msg *op)
 {
 	struct pifs_raft_entry e = {.term = term, .type = PIFS_RAFT_DATA};
 	struct pifs_buf enc;
