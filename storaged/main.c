@@ -52,10 +52,12 @@ static const char help_text[] =
     "nodes that should hold them and drops copies that are no longer needed\n"
     "(heal and rebalance), re-reads every chunk to repair damaged ones from\n"
     "another copy (scrub), and deletes the chunks that no file references once\n"
-    "they are older than gc_grace (garbage collection). On the node that the\n"
-    "config makes the metadata voter (meta = yes) it also runs the metadata\n"
-    "service: the namespace and the cluster map, with a write-ahead log and\n"
-    "snapshots in DATA/meta. Every node sends a heartbeat to the voter, which\n"
+    "they are older than gc_grace (garbage collection). Every daemon also runs\n"
+    "the metadata service (the namespace and the cluster map): on the metadata\n"
+    "voters (meta = yes on 1, 3 or 5 nodes of a new cluster; pifs-admin meta\n"
+    "add/remove later) it keeps a copy of the metadata log, replicated with\n"
+    "Raft, in DATA/meta; the elected leader answers, and every other node\n"
+    "redirects callers to it. Every node sends a heartbeat to the leader, which\n"
     "marks a silent node down, and out after out_after. The daemon runs in the\n"
     "foreground and logs to stderr: run it under systemd or another supervisor.\n"
     "\n"
@@ -84,7 +86,7 @@ static const char help_text[] =
     "  [cluster]\n"
     "  replicas = 2            ; copies of every chunk\n"
     "  chunk_size = 4M\n"
-    "  heartbeat = 1s          ; how often each node reports to the voter\n"
+    "  heartbeat = 1s          ; how often each node reports to the leader\n"
     "  down_after = 5s         ; no heartbeat for this long: the node is down\n"
     "  out_after = 10m         ; down for this long: its chunks are copied elsewhere\n"
     "  reserve = 256M          ; refuse new chunks rather than go below this free\n"
@@ -98,7 +100,7 @@ static const char help_text[] =
     "  [node 1]\n"
     "  address = 192.168.1.11:7070\n"
     "  data = /srv/pifs\n"
-    "  meta = yes              ; the metadata voter\n"
+    "  meta = yes              ; a metadata voter of a new cluster\n"
     "  weight = 100            ; optional; default: the data disk's size in GiB\n"
     "\n"
     "  [client]\n"
@@ -110,12 +112,12 @@ static const char help_text[] =
     "  quarantine/ID           chunks that failed verification (never served)\n"
     "  scrub.last              its time is the end of the last complete scrub\n"
     "  tmp/                    chunks being written; emptied at start\n"
-    "  meta/                   metadata log and snapshot (voter only)\n"
+    "  meta/                   metadata log, term and snapshot (voters)\n"
     "  lock                    held while a daemon uses the directory\n"
     "\n"
     "Signals:\n"
     "  SIGTERM, SIGINT         stop taking requests, answer those in flight, write\n"
-    "                          a metadata snapshot (voter), exit 0; a second signal\n"
+    "                          a metadata snapshot, exit 0; a second signal\n"
     "                          stops without waiting\n"
     "\n"
     "Example:\n"
@@ -331,23 +333,15 @@ static int run(struct pifsd *d, const char *endpoint, const char *listen_addr, i
 			 d->self->id, strerror(-rc));
 		goto out_server;
 	}
-	if (pifsd_is_voter(d)) {
-		rc = pifs_metad_open(d, &md);
-		if (rc < 0)
-			goto out_server;
-	} else if (d->self->meta) {
-		pifs_warn(
-		    "node %u: the config makes it a metadata voter, but this version runs the "
-		    "metadata service on the first voter only (node %u); this node serves "
-		    "chunks",
-		    d->self->id, d->voter->id);
-	}
+	rc = pifs_metad_open(d, &md);
+	if (rc < 0)
+		goto out_server;
 	for (i = 0; i < PIFS_WORKERS; i++) {
 		rc = pifs_chunk_worker_start(d, (unsigned)i, &workers[i]);
 		if (rc < 0)
 			goto out_threads;
 	}
-	if (md && (rc = pifs_metad_start(md)) < 0)
+	if ((rc = pifs_metad_start(md)) < 0)
 		goto out_threads;
 	rc = pifs_heartbeat_start(d, &hb);
 	if (rc < 0)

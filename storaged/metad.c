@@ -1,19 +1,31 @@
-/* metad.c - the metadata service of a voter node.
+/* metad.c - the metadata service: a Raft voter (or a node that may become
+ * one) hosting the state machine.
  *
- * Single-threaded by design: the state machine has no locks, and one thread
- * that batches requests turns many small writes and syncs into one per batch.
+ * One thread owns the state machine (fs/meta.h), the voter's log on disk
+ * (fs/raftlog.h) and the consensus (fs/raft.h); nothing in them is locked.
+ * It takes what the broker hands it in batches: requests from clients and
+ * daemons, and the RAFT_* messages of the other voters, which come in on the
+ * same ROUTER port and are never answered on their connection (each voter
+ * sends its own messages to the others' ports through DEALERs of its own).
  *
- * A change is written to the log before it is acknowledged, so that the death
- * of this process loses none; a syncer thread syncs the log (fdatasync)
- * within SYNC_MS of its first unsynced change, so that no request waits for
- * the disk (2 to 20 ms a sync on an SD card, more while chunks are written
- * out, as ext4 makes a sync of the log wait for them); and this thread syncs
- * at once before answering what needs it on the disk: META_SYNC (a client's fsync or fsyncdir), CHUNK_REFS (garbage
- * collection must not delete a chunk on the word of a change a power cut
- * could undo) and changes of the cluster map. So a namespace change (create,
- * rename, unlink, ...) costs no sync of its own, as on a local file system,
- * and a power cut of this node loses at most the last SYNC_MS of them, never
- * one that an fsync covered. */
+ * The leader stamps each mutation, proposes it (its log entry is the
+ * encoded mutation, session included, so every voter answers a resend the
+ * same way), and answers it once it is committed and applied: a majority
+ * has written it to its log, so the kill -9 of any one voter loses nothing
+ * acknowledged. A syncer thread fdatasyncs the log within SYNC_MS of a
+ * write on every voter; what must survive a power cut (META_SYNC for a
+ * client's fsync, CHUNK_REFS for garbage collection, changes of the cluster
+ * map) is answered only once a majority has synced it (pifs_raft_flush with
+ * sync, PIFS_RAFT_SYNC on the wire). Queries are answered by the leader
+ * alone, from its state, and only while it holds its read lease (no other
+ * leader can have been elected meanwhile) and has applied its own term's
+ * first entry. Any other node answers R_LEADER, naming the leader when it
+ * knows one, and metacall (fs/metacall.h) follows it.
+ *
+ * The leader also keeps what each node's last heartbeat said and logs
+ * liveness in the map (a node silent for down_after is down, for out_after
+ * out), counting from the moment it became leader for nodes it has not
+ * heard yet, so that a change of leader marks nobody down. */
 #include "metad.h"
 
 #include <errno.h>
@@ -32,22 +44,31 @@
 #include "ctl.h"
 #include "log.h"
 #include "meta.h"
+#include "raft.h"
+#include "raftlog.h"
 #include "rpc.h"
-#include "wal.h"
 
-/* The first request of a batch and up to 256 more taken without waiting. */
+/* The first message of a batch and up to 256 more taken without waiting. */
 #define BATCH 257
-/* Past this much log since the last snapshot, write a new one: recovery then
- * replays at most this much. */
+/* Past this much log since the last snapshot, write a new one. Tests lower
+ * it with PIFS_TEST_SNAPSHOT_AT (bytes) to make voters catch up from one. */
 #define SNAPSHOT_AT (64ull << 20)
-/* A reply buffer that grew past this (a big directory listing) is freed after
- * sending instead of being kept for the next batch. */
+/* Entries kept in memory below a snapshot, so that a voter a little behind
+ * gets entries rather than the whole snapshot. */
+#define SNAPSHOT_KEEP 4096
+/* A reply buffer that grew past this (a big directory listing) is freed
+ * after sending instead of being kept. */
 #define KEEP_REPLY (64u << 10)
-/* The broker may queue this many requests for us: a whole batch and more. */
 #define META_HWM 1024
-#define IDLE_MS 1000
+/* Raft's clock: how often the thread looks at the time when idle. */
+#define TICK_MS 20
+#define HEARTBEAT_MS 100
+#define ELECTION_MS 1000
 /* The longest an acknowledged change waits for its sync. */
 #define SYNC_MS 50
+/* Entries per RAFT_APPEND, and the largest mutation: well under
+ * PIFS_PROTO_MAX_MSG with the message around it. */
+#define MAX_APPEND (4u << 20)
 
 /* What the last heartbeat of a node said. */
 struct live {
@@ -66,39 +87,80 @@ struct change {
 	bool out;
 };
 
-/* One request of a batch: where its reply goes, and the encoded reply. */
-struct slot {
+/* A request being answered: its reply is sent once @answered and, when
+ * @durable is not 0, once a majority has synced the log up to @durable. A
+ * mutation's reply is made when entry @index (of @term) is applied, unless
+ * it was @fixed when proposed (a heartbeat, a change of voters). */
+struct waiter {
 	uint8_t ident[PIFS_IDENT_MAX];
 	size_t ilen;
+	uint64_t reqid;
+	uint64_t index, term;
+	uint64_t durable;
+	bool answered, fixed;
 	struct pifs_buf out;
+};
+
+/* A query that waits for this leader to be able to answer (its first entry
+ * applied, its lease held): the request as it came. */
+struct held {
+	uint8_t ident[PIFS_IDENT_MAX];
+	size_t ilen;
+	uint8_t *body;
+	size_t len;
+	int64_t until_ms; /* its sender has given up by then */
+};
+
+/* Another voter, as this one sends to it. */
+struct peer {
+	uint32_t id;
+	void *sock; /* DEALER to its ROUTER, made at the first send */
+	char endpoint[300];
 };
 
 struct pifs_metad {
 	struct pifsd *d;
 	struct pifs_meta *meta;
-	struct pifs_wal *wal;
+	struct pifs_raftlog *log;
+	struct pifs_raft *raft;
 	char dir[PATH_MAX];
+	uint64_t snapshot_at;
 	bool started;
 	pthread_t thread;
-	void *sock;	    /* DEALER to the broker */
-	void *ctl;	    /* SUB to PIFS_CTL_WORKERS */
-	int64_t last_now;   /* the last "now" stamped, so that stamps increase */
-	int64_t start_ms;   /* pifs_now_ms() at open: the grace of nodes not heard yet */
-	int64_t next_check; /* pifs_now_ms() of the next liveness check */
-	bool dirty;	    /* changes queued for the log, not written yet */
-	bool sync_now;	    /* a request of this batch needs them on the disk first */
-	/* The syncer: woken by a write to the log, it syncs SYNC_MS later. */
+	void *sock; /* DEALER to the broker */
+	void *ctl;  /* SUB to PIFS_CTL_WORKERS */
+	int64_t last_now; /* the last "now" stamped, so that stamps increase */
+	/* A voter of a new cluster that is not its first voter asks for no
+	 * votes until it has heard from a leader (see unseeded()). */
+	uint32_t seed;
+	/* Leadership as last seen, for logging and for the liveness grace. */
+	bool leading;
+	uint32_t leader_seen;
+	int64_t lead_ms;
+	int64_t next_check;
+	bool bootstrapped; /* this leader proposed the new cluster's first entries */
+	bool sync_now;	   /* the next flush must reach a majority's disks */
+	/* The syncer: woken by a write to the log, it syncs SYNC_MS later and
+	 * notes up to where, for the thread to tell Raft at its next turn. */
 	pthread_t syncer;
 	bool syncer_started;
 	pthread_mutex_t sync_mu;
 	pthread_cond_t sync_cv;
-	bool sync_wanted, syncer_stop; /* under @sync_mu */
-	struct live *live;  /* owned; @nlive of @live_cap */
+	bool sync_wanted, syncer_stop;	  /* under @sync_mu */
+	uint64_t written, gen;		  /* under @sync_mu: the last write, the truncations */
+	uint64_t synced, synced_gen;	  /* under @sync_mu: what the syncer made durable */
+	struct live *live;		  /* owned; @nlive of @live_cap */
 	size_t nlive, live_cap;
-	struct slot *slots;	 /* owned; BATCH */
+	struct waiter *wait; /* owned; @nwait of @wait_cap */
+	size_t nwait, wait_cap;
+	struct held *held; /* owned; @nheld of @held_cap */
+	size_t nheld, held_cap;
+	struct peer peer[PIFS_RAFT_MAX_VOTERS];
+	size_t npeer;
 	struct pifs_buf entry;	 /* an encoded log entry */
+	struct pifs_buf msg;	 /* an encoded Raft message */
 	struct pifs_buf scratch; /* what apply's and query's replies borrow */
-	struct pifs_buf aux;	 /* the node list of CLUSTER_STAT */
+	struct pifs_buf aux;	 /* node and voter lists of replies */
 	char detail[512];	 /* the sentence of the reply being built */
 };
 
@@ -113,6 +175,15 @@ static uint64_t map_epoch(const struct pifs_metad *md)
 
 	pifs_meta_stats(md->meta, &st);
 	return st.epoch;
+}
+
+static void fatal(struct pifs_metad *md, const char *what, int rc)
+{
+	pifs_err("node %u: the metadata log in %s could not be %s: %s; stopping, as this voter "
+		 "can no longer keep its promises: fix the disk, then restart the node (recovery "
+		 "keeps every entry that reached the disk, and the other voters carry on)",
+		 self_id(md), md->dir, what, strerror(-rc));
+	_exit(EXIT_FAILURE);
 }
 
 static void set_status(struct pifs_metad *md, struct pifs_msg *rep, int rc, const char *fmt, ...)
@@ -133,24 +204,380 @@ static void set_status(struct pifs_metad *md, struct pifs_msg *rep, int rc, cons
 	}
 }
 
-/* Stamp the mutation @m, queue it in the log and apply it; @rep (OUT) is
- * apply's reply and borrows md->scratch. Returns 0, or -errno when the entry
- * could not be queued (nothing happened). A failed apply leaves the state
- * unusable: the process stops. */
-static int mutate(struct pifs_metad *md, struct pifs_msg *m, struct pifs_msg *rep)
+/* The address of node @id: the map's, else the config's. Returns 0 or
+ * -ENOENT. Uses md->scratch. */
+static int node_addr(struct pifs_metad *md, uint32_t id, char *out, size_t cap)
+{
+	const struct pifs_conf_node *cn = pifs_conf_node(md->d->conf, id);
+	struct pifs_msg q, map;
+	struct pifs_cursor c;
+	struct pifs_node n;
+
+	pifs_msg_init(&q, PIFS_MSG_MAP_GET);
+	pifs_meta_query(md->meta, &q, &map, &md->scratch);
+	if (map.type == PIFS_MSG_R_MAP) {
+		pifs_cursor_init(&c, &map.u.R_MAP.nodes);
+		while (pifs_node_next(&c, &n) == 1)
+			if (n.id == id)
+				return pifs_str_copy(n.addr, out, cap);
+	}
+	if (!cn)
+		return -ENOENT;
+	snprintf(out, cap, "%s", cn->addr);
+	return 0;
+}
+
+/* Encode @rep for the request @reqid into @out. */
+static void encode_reply(struct pifs_metad *md, struct pifs_msg *rep, uint64_t reqid,
+			 struct pifs_buf *out)
+{
+	int rc;
+
+	rep->reqid = reqid;
+	rep->epoch = map_epoch(md);
+	pifs_buf_reset(out);
+	rc = pifs_proto_encode(rep, out);
+	if (rc < 0) {
+		set_status(md, rep, rc, "metadata node %u could not encode its reply: %s",
+			   self_id(md), strerror(-rc));
+		rep->reqid = reqid;
+		pifs_buf_reset(out);
+		pifs_proto_encode(rep, out);
+	}
+}
+
+static void send_raw(struct pifs_metad *md, const uint8_t *ident, size_t ilen,
+		     const struct pifs_buf *out)
+{
+	if (zmq_send(md->sock, ident, ilen, ZMQ_SNDMORE) < 0 ||
+	    zmq_send(md->sock, out->p, out->len, 0) < 0)
+		pifs_err("node %u: the metadata service could not hand a reply to the broker: %s; "
+			 "the requester will time out and retry",
+			 self_id(md), zmq_strerror(errno));
+}
+
+/* A new waiter for the request @reqid from @ident, or NULL (no memory: the
+ * requester times out and retries). */
+static struct waiter *waiter_new(struct pifs_metad *md, const uint8_t *ident, size_t ilen,
+				 uint64_t reqid)
+{
+	struct waiter *w;
+
+	if (md->nwait == md->wait_cap) {
+		size_t cap = md->wait_cap ? md->wait_cap * 2 : 64;
+		struct waiter *nw = realloc(md->wait, cap * sizeof(*nw));
+
+		if (!nw)
+			return NULL;
+		md->wait = nw;
+		md->wait_cap = cap;
+	}
+	w = &md->wait[md->nwait++];
+	memset(w, 0, sizeof(*w));
+	pifs_buf_init(&w->out);
+	w->ilen = ilen < sizeof(w->ident) ? ilen : sizeof(w->ident);
+	memcpy(w->ident, ident, w->ilen);
+	w->reqid = reqid;
+	return w;
+}
+
+/* Answer @ident's request now (through a waiter, so replies keep their
+ * order with those that wait). */
+static void answer(struct pifs_metad *md, const uint8_t *ident, size_t ilen, struct pifs_msg *rep,
+		   uint64_t reqid)
+{
+	struct waiter *w = waiter_new(md, ident, ilen, reqid);
+
+	if (!w)
+		return;
+	encode_reply(md, rep, reqid, &w->out);
+	w->answered = true;
+}
+
+/* R_LEADER: ask the leader, or (0) wait for one. */
+static void leader_reply(struct pifs_metad *md, struct pifs_msg *rep)
+{
+	uint32_t leader = pifs_raft_leader(md->raft);
+
+	pifs_msg_init(rep, PIFS_MSG_R_LEADER);
+	rep->u.R_LEADER.leader = leader;
+	rep->u.R_LEADER.term = pifs_raft_term(md->raft);
+	md->detail[0] = '\0';
+	if (leader && node_addr(md, leader, md->detail, sizeof(md->detail)) < 0)
+		md->detail[0] = '\0';
+	rep->u.R_LEADER.addr = pifs_str_of(md->detail);
+}
+
+/* Raft's io: the log on disk. */
+
+static int io_log_append(void *ctx, uint64_t index, const struct pifs_raft_entry *e)
+{
+	struct pifs_metad *md = ctx;
+
+	return pifs_raftlog_append(md->log, index, e);
+}
+
+static int io_log_write(void *ctx)
+{
+	struct pifs_metad *md = ctx;
+	int rc = pifs_raftlog_write(md->log);
+
+	if (rc < 0)
+		return rc;
+	pthread_mutex_lock(&md->sync_mu);
+	md->written = pifs_raftlog_last_index(md->log);
+	if (!md->sync_wanted) {
+		md->sync_wanted = true;
+		pthread_cond_signal(&md->sync_cv);
+	}
+	pthread_mutex_unlock(&md->sync_mu);
+	return 0;
+}
+
+static int io_log_sync(void *ctx)
+{
+	struct pifs_metad *md = ctx;
+
+	return pifs_raftlog_sync(md->log);
+}
+
+static int io_log_truncate(void *ctx, uint64_t from)
+{
+	struct pifs_metad *md = ctx;
+
+	/* A sync that read its index before the cut must not vouch for the
+	 * entries written after it. */
+	pthread_mutex_lock(&md->sync_mu);
+	md->gen++;
+	pthread_mutex_unlock(&md->sync_mu);
+	return pifs_raftlog_truncate(md->log, from);
+}
+
+static int io_set_hard(void *ctx, uint64_t term, uint32_t vote)
+{
+	struct pifs_metad *md = ctx;
+
+	return pifs_raftlog_set_hard(md->log, term, vote);
+}
+
+/* A voter of a new cluster other than its first one (the seed) asks for no
+ * votes until it has heard of a leader or holds any entry: voters started
+ * with empty disks beside one that holds the cluster (a config edited to
+ * add voters instead of using pifs-admin meta add) could otherwise elect
+ * each other and start a second, empty cluster. */
+static bool unseeded(const struct pifs_metad *md)
+{
+	return md->seed != self_id(md) && pifs_raft_term(md->raft) == 0 &&
+	       pifs_raft_last_index(md->raft) == 0;
+}
+
+static struct peer *peer_of(struct pifs_metad *md, uint32_t id)
+{
+	char addr[256];
+	struct peer *p;
+	size_t i;
+
+	for (i = 0; i < md->npeer; i++)
+		if (md->peer[i].id == id)
+			return &md->peer[i];
+	if (md->npeer == PIFS_RAFT_MAX_VOTERS) {
+		/* A voter that left: reuse its socket's slot. */
+		for (i = 0; i < md->npeer; i++)
+			if (!pifs_raft_is_voter(md->raft, md->peer[i].id))
+				break;
+		if (i == md->npeer)
+			return NULL;
+		if (md->peer[i].sock)
+			zmq_close(md->peer[i].sock);
+		md->peer[i] = md->peer[--md->npeer];
+	}
+	if (node_addr(md, id, addr, sizeof(addr)) < 0)
+		return NULL;
+	p = &md->peer[md->npeer];
+	memset(p, 0, sizeof(*p));
+	if (pifs_conf_endpoint(addr, p->endpoint, sizeof(p->endpoint)) < 0)
+		return NULL;
+	p->sock = zmq_socket(md->d->zctx, ZMQ_DEALER);
+	if (!p->sock)
+		return NULL;
+	if (pifs_rpc_sockopts(p->sock) < 0 || zmq_connect(p->sock, p->endpoint) < 0) {
+		zmq_close(p->sock);
+		return NULL;
+	}
+	p->id = id;
+	md->npeer++;
+	return p;
+}
+
+/* Raft's io: a message to another voter, dropped when it cannot go at once
+ * (Raft sends again). */
+static int io_send(void *ctx, uint32_t to, const struct pifs_msg *m)
+{
+	struct pifs_metad *md = ctx;
+	struct peer *p;
+
+	if (m->type == PIFS_MSG_RAFT_VOTE && unseeded(md))
+		return 0;
+	p = peer_of(md, to);
+	if (!p)
+		return -EHOSTUNREACH;
+	pifs_buf_reset(&md->msg);
+	if (pifs_proto_encode(m, &md->msg) < 0)
+		return -ENOMEM;
+	if (zmq_send(p->sock, md->msg.p, md->msg.len, ZMQ_DONTWAIT) < 0)
+		return -errno;
+	return 0;
+}
+
+/* The mutation a Raft entry applies as. @m borrows the entry or md->aux. */
+static int entry_msg(struct pifs_metad *md, const struct pifs_raft_entry *e, struct pifs_msg *m)
+{
+	struct pifs_raft_conf conf;
+	int rc;
+
+	switch (e->type) {
+	case PIFS_RAFT_DATA:
+		rc = pifs_proto_decode(e->data, e->len, m);
+		if (rc == 0 && pifs_proto_kind(m->type) != PIFS_KIND_MUT)
+			rc = -EBADMSG;
+		return rc;
+	case PIFS_RAFT_NOOP:
+		pifs_msg_init(m, PIFS_MSG_NOOP);
+		return 0;
+	case PIFS_RAFT_CONF:
+		rc = pifs_raft_conf_decode(e->data, e->len, &conf);
+		if (rc < 0)
+			return rc;
+		pifs_buf_reset(&md->aux);
+		for (uint32_t i = 0; i < conf.n; i++) {
+			struct pifs_nodeid v = {conf.id[i]};
+
+			if (pifs_nodeid_append(&md->aux, &v) < 0)
+				return -ENOMEM;
+		}
+		pifs_msg_init(m, PIFS_MSG_VOTERS);
+		m->u.VOTERS.ids = pifs_list_of(&md->aux, conf.n);
+		return 0;
+	default:
+		return -EBADMSG;
+	}
+}
+
+static struct waiter *waiter_at(struct pifs_metad *md, uint64_t index)
+{
+	for (size_t i = 0; i < md->nwait; i++)
+		if (md->wait[i].index == index && !md->wait[i].answered)
+			return &md->wait[i];
+	return NULL;
+}
+
+static void log_voters(struct pifs_metad *md, const struct pifs_raft_entry *e, uint64_t index)
+{
+	struct pifs_raft_conf conf;
+	char list[PIFS_RAFT_MAX_VOTERS * 12] = "";
+	size_t n = 0;
+
+	if (pifs_raft_conf_decode(e->data, e->len, &conf) < 0)
+		return;
+	for (uint32_t i = 0; i < conf.n && n < sizeof(list); i++)
+		n += (size_t)snprintf(list + n, sizeof(list) - n, "%s%u", i ? " " : "", conf.id[i]);
+	pifs_info("node %u: the metadata voters are now %s (log index %" PRIu64 ")%s", self_id(md),
+		  list, index,
+		  pifs_raft_is_voter(md->raft, self_id(md)) ? "" : "; this node is not one of them");
+}
+
+/* Raft's io: apply committed entry @index to the state machine, and make the
+ * reply of the request that waits for it. */
+static int io_apply(void *ctx, uint64_t index, const struct pifs_raft_entry *e)
+{
+	struct pifs_metad *md = ctx;
+	struct pifs_msg m, rep;
+	struct waiter *w;
+	int rc;
+
+	rc = entry_msg(md, e, &m);
+	if (rc == 0)
+		rc = pifs_meta_apply(md->meta, index, &m, &rep, &md->scratch);
+	if (rc < 0) {
+		pifs_err("node %u: applying metadata entry %" PRIu64 " failed: %s; stopping, as "
+			 "the state in RAM is no longer usable: restart the node to recover from "
+			 "its log and the other voters",
+			 self_id(md), index, strerror(-rc));
+		_exit(EXIT_FAILURE);
+	}
+	if (e->type == PIFS_RAFT_CONF)
+		log_voters(md, e, index);
+	w = waiter_at(md, index);
+	if (!w)
+		return 0;
+	if (w->term != e->term) {
+		/* Another leader's entry took its place: the requester asks again. */
+		leader_reply(md, &rep);
+		encode_reply(md, &rep, w->reqid, &w->out);
+	} else if (!w->fixed) {
+		encode_reply(md, &rep, w->reqid, &w->out);
+	}
+	w->answered = true;
+	return 0;
+}
+
+/* Raft's io: snapshots. */
+
+static ssize_t io_snap_read(void *ctx, uint64_t off, void *buf, size_t cap)
+{
+	struct pifs_metad *md = ctx;
+
+	return pifs_raftlog_snap_read(md->log, off, buf, cap);
+}
+
+static int io_snap_write(void *ctx, uint64_t off, const void *p, size_t len)
+{
+	struct pifs_metad *md = ctx;
+
+	return pifs_raftlog_snap_write(md->log, off, p, len);
+}
+
+static int io_snap_install(void *ctx, uint64_t index, uint64_t term,
+			   const struct pifs_raft_conf *conf, uint64_t total)
+{
+	struct pifs_metad *md = ctx;
+	struct pifs_meta *m = NULL;
+	int rc;
+
+	rc = pifs_raftlog_snap_install(md->log, index, term, conf, total, &m);
+	if (rc < 0) {
+		pifs_warn("node %u: refused a metadata snapshot at index %" PRIu64 " from the "
+			  "leader: %s; the leader sends it again",
+			  self_id(md), index, strerror(-rc));
+		return rc;
+	}
+	pifs_meta_free(md->meta);
+	md->meta = m;
+	pthread_mutex_lock(&md->sync_mu);
+	md->gen++;
+	md->written = index;
+	pthread_mutex_unlock(&md->sync_mu);
+	pifs_info("node %u: caught up from the leader's metadata snapshot at log index %" PRIu64,
+		  self_id(md), index);
+	return 0;
+}
+
+/* Stamp the mutation @m and propose it; *@index (OUT) is its entry. Returns
+ * 0, -EAGAIN (not the leader) or -E2BIG. Other errors stop the process. */
+static int propose(struct pifs_metad *md, struct pifs_msg *m, uint64_t *index)
 {
 	int64_t now = pifs_now_ns();
-	uint64_t index = pifs_meta_index(md->meta) + 1;
 	uint64_t reqid = m->reqid, epoch = m->epoch;
 	int rc;
 
-	/* Stamps only go up, even when the clock steps back, so that times in
-	 * the log keep their order. */
+	/* Stamps only go up, even when the clock steps back (or the new
+	 * leader's clock is behind the old one's), so that times in the log
+	 * keep their order. */
 	if (now <= md->last_now)
 		now = md->last_now + 1;
 	md->last_now = now;
 	pifs_proto_stamp(m, now);
-	/* The envelope of a caller means nothing in the log. */
+	/* The envelope of a caller means nothing in the log; its session does. */
 	m->reqid = 0;
 	m->epoch = 0;
 	pifs_buf_reset(&md->entry);
@@ -159,118 +586,25 @@ static int mutate(struct pifs_metad *md, struct pifs_msg *m, struct pifs_msg *re
 	m->epoch = epoch;
 	if (rc < 0)
 		return rc;
-	rc = pifs_wal_append(md->wal, index, md->entry.p, md->entry.len);
-	if (rc < 0)
+	rc = pifs_raft_propose(md->raft, md->entry.p, md->entry.len, index);
+	if (rc == -EAGAIN || rc == -E2BIG)
 		return rc;
-	md->dirty = true;
-	rc = pifs_meta_apply(md->meta, index, m, rep, &md->scratch);
-	if (rc < 0) {
-		pifs_err("node %u: applying metadata entry %" PRIu64 " (%s) failed: %s; stopping, "
-			 "as the state in RAM is no longer usable: restart the node to recover "
-			 "from the log",
-			 self_id(md), index, pifs_proto_name(m->type), strerror(-rc));
-		_exit(EXIT_FAILURE);
-	}
+	if (rc < 0)
+		fatal(md, "written", rc);
 	return 0;
-}
-
-static void log_failed(struct pifs_metad *md, const char *what, int rc)
-{
-	pifs_err("node %u: the metadata log in %s could not be %s: %s; stopping, as the state "
-		 "in RAM is ahead of the disk: fix the disk, then restart the node (recovery "
-		 "keeps every entry that reached the disk)",
-		 self_id(md), md->dir, what, strerror(-rc));
-	_exit(EXIT_FAILURE);
-}
-
-/* Write the changes queued so far to the log, or stop the process: no reply
- * may promise what the log does not have. */
-static void write_log(struct pifs_metad *md)
-{
-	int rc;
-
-	if (!md->dirty)
-		return;
-	rc = pifs_wal_write(md->wal);
-	if (rc < 0)
-		log_failed(md, "written", rc);
-	md->dirty = false;
-	pthread_mutex_lock(&md->sync_mu);
-	if (!md->sync_wanted) {
-		md->sync_wanted = true;
-		pthread_cond_signal(&md->sync_cv);
-	}
-	pthread_mutex_unlock(&md->sync_mu);
-}
-
-/* Make every change written so far durable, or stop the process. */
-static void sync_log(struct pifs_metad *md)
-{
-	int rc;
-
-	md->sync_now = false;
-	rc = pifs_wal_sync(md->wal);
-	if (rc < 0)
-		log_failed(md, "synced", rc);
-}
-
-static void *syncer(void *arg)
-{
-	struct pifs_metad *md = arg;
-	struct timespec until;
-	bool stop;
-	int rc;
-
-	pthread_mutex_lock(&md->sync_mu);
-	for (;;) {
-		while (!md->sync_wanted && !md->syncer_stop)
-			pthread_cond_wait(&md->sync_cv, &md->sync_mu);
-		/* Let SYNC_MS of changes gather into one sync. */
-		clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_nsec += SYNC_MS * 1000000L;
-		if (until.tv_nsec >= 1000000000L) {
-			until.tv_sec++;
-			until.tv_nsec -= 1000000000L;
-		}
-		while (!md->syncer_stop &&
-		       pthread_cond_timedwait(&md->sync_cv, &md->sync_mu, &until) == 0)
-			;
-		md->sync_wanted = false;
-		stop = md->syncer_stop;
-		pthread_mutex_unlock(&md->sync_mu);
-		rc = pifs_wal_sync(md->wal);
-		if (rc < 0)
-			log_failed(md, "synced", rc);
-		if (stop)
-			return NULL;
-		pthread_mutex_lock(&md->sync_mu);
-	}
-}
-
-static void commit(struct pifs_metad *md)
-{
-	write_log(md);
-	sync_log(md);
 }
 
 static struct live *find_live(struct pifs_metad *md, uint32_t id)
 {
-	size_t i;
-
-	for (i = 0; i < md->nlive; i++)
+	for (size_t i = 0; i < md->nlive; i++)
 		if (md->live[i].id == id)
 			return &md->live[i];
 	return NULL;
 }
 
-static void log_node_add(struct pifs_metad *md, const struct pifs_msg_NODE_ADD *a,
-			 const struct pifs_msg *rep, bool joined, bool weighed, bool came_up)
+static void log_node_add(struct pifs_metad *md, const struct pifs_msg_NODE_ADD *a, bool joined,
+			 bool weighed, bool came_up)
 {
-	if (rep->type == PIFS_MSG_R_STATUS && rep->u.R_STATUS.status < 0) {
-		pifs_warn("node %u: could not record node %u in the cluster map: %s", self_id(md),
-			  a->id, strerror(-rep->u.R_STATUS.status));
-		return;
-	}
 	if (joined)
 		pifs_info("node %u: node %u at %.*s joins the cluster map as a new node with "
 			  "weight %u; it takes no data until an operator admits it: pifs-admin "
@@ -287,25 +621,6 @@ static void log_node_add(struct pifs_metad *md, const struct pifs_msg_NODE_ADD *
 						       : " (draining: it stays out)");
 }
 
-/* The address of node @id in the map into @out (@cap bytes). Returns 0,
- * -ENOENT or -ENAMETOOLONG. Uses md->scratch. */
-static int map_addr(struct pifs_metad *md, uint32_t id, char *out, size_t cap)
-{
-	struct pifs_msg q, map;
-	struct pifs_cursor c;
-	struct pifs_node n;
-
-	pifs_msg_init(&q, PIFS_MSG_MAP_GET);
-	pifs_meta_query(md->meta, &q, &map, &md->scratch);
-	if (map.type != PIFS_MSG_R_MAP)
-		return -ENOENT;
-	pifs_cursor_init(&c, &map.u.R_MAP.nodes);
-	while (pifs_node_next(&c, &n) == 1)
-		if (n.id == id)
-			return pifs_str_copy(n.addr, out, cap);
-	return -ENOENT;
-}
-
 /* Is @addr (borrowed) host:port, an address other nodes can use? */
 static bool addr_ok(struct pifs_str addr)
 {
@@ -314,21 +629,24 @@ static bool addr_ok(struct pifs_str addr)
 	return pifs_str_copy(addr, a, sizeof(a)) == 0 && pifs_conf_endpoint(a, ep, sizeof(ep)) == 0;
 }
 
-/* A heartbeat: note the node's figures, and log its map entry when it is
- * new to the map, its weight is "auto", or the map says it is down: a node
- * that answers is up, and in again unless it is new or being drained. A node
- * the map does not list joins it as new (PIFS_NODE_NEW, not in), whether the
- * config names it or not: only an operator makes a node a member. */
-static int hello(struct pifs_metad *md, const struct pifs_msg_NODE_HELLO *h, struct pifs_msg *rep)
+/* A heartbeat: note the node's figures, and propose its map entry when it
+ * is new to the map, its weight is "auto", or the map says it is down: a
+ * node that answers is up, and in again unless it is new or being drained.
+ * A node the map does not list joins it as new (PIFS_NODE_NEW, not in),
+ * whether the config names it or not: only an operator makes a node a
+ * member. *@index (OUT) is the entry proposed, 0 for none. */
+static int hello(struct pifs_metad *md, const struct pifs_msg_NODE_HELLO *h, struct pifs_msg *rep,
+		 uint64_t *index)
 {
 	const struct pifs_conf_node *cn = pifs_conf_node(md->d->conf, h->id);
 	uint32_t flags = 0, weight = 0, nflags, nweight;
-	struct pifs_msg add, added;
+	struct pifs_msg add;
 	struct live *l;
 	bool known, came_up;
 	char addr[256];
 	int rc;
 
+	*index = 0;
 	known = pifs_meta_node(md->meta, h->id, &flags, &weight) == 0;
 	if (!known && !cn && !addr_ok(h->addr)) {
 		set_status(md, rep, -EINVAL,
@@ -340,7 +658,7 @@ static int hello(struct pifs_metad *md, const struct pifs_msg_NODE_HELLO *h, str
 	}
 	/* A node that joined by itself is known by its address: another daemon
 	 * given the same id must not pass for it. */
-	if (known && !cn && map_addr(md, h->id, addr, sizeof(addr)) == 0 &&
+	if (known && !cn && node_addr(md, h->id, addr, sizeof(addr)) == 0 &&
 	    (strlen(addr) != h->addr.len || memcmp(addr, h->addr.p, h->addr.len) != 0)) {
 		set_status(md, rep, -EEXIST,
 			   "node id %u belongs to the node at %s in the cluster map, not to "
@@ -387,11 +705,11 @@ static int hello(struct pifs_metad *md, const struct pifs_msg_NODE_HELLO *h, str
 		add.u.NODE_ADD.weight = nweight;
 		add.u.NODE_ADD.flags = nflags;
 		add.u.NODE_ADD.addr = cn ? pifs_str_of(cn->addr) : h->addr;
-		rc = mutate(md, &add, &added);
+		rc = propose(md, &add, index);
 		if (rc < 0)
 			return rc;
-		log_node_add(md, &add.u.NODE_ADD, &added, !known, known && nweight != weight,
-			     came_up);
+		md->sync_now = true;
+		log_node_add(md, &add.u.NODE_ADD, !known, known && nweight != weight, came_up);
 	}
 	set_status(md, rep, 0, NULL);
 	return 0;
@@ -453,83 +771,330 @@ static int cluster_stat(struct pifs_metad *md, struct pifs_msg *rep)
 	return 0;
 }
 
-/* df: the space of every node that ever reported, as last reported; a node
- * that reboots keeps its place in the total. */
+/* df: the space of every node that reported to this leader, as last
+ * reported. */
 static void statfs_space(struct pifs_metad *md, struct pifs_msg *rep)
 {
-	size_t i;
-
 	if (rep->type != PIFS_MSG_R_STATFS)
 		return;
-	for (i = 0; i < md->nlive; i++) {
+	for (size_t i = 0; i < md->nlive; i++) {
 		rep->u.R_STATFS.capacity += md->live[i].capacity;
 		rep->u.R_STATFS.free += md->live[i].free;
 	}
 }
 
-/* Answer the request in @body (borrowed) into @rep, logging it if it is a
- * mutation. Returns 0 or -errno for a failure to report as R_STATUS. */
-static int process(struct pifs_metad *md, const void *body, size_t len, struct pifs_msg *rep)
+/* META_STAT: this node's view of the replicated log. */
+static int meta_stat(struct pifs_metad *md, struct pifs_msg *rep)
 {
-	struct pifs_msg m;
-	int rc;
+	struct pifs_raft_peer peers[PIFS_RAFT_MAX_VOTERS];
+	struct pifs_raft *r = md->raft;
+	int64_t now = pifs_now_ms();
+	char addrs[PIFS_RAFT_MAX_VOTERS][256];
+	size_t n, i;
 
-	rc = pifs_proto_decode(body, len, &m);
-	rep->reqid = m.reqid;
-	if (rc < 0) {
-		set_status(md, rep, rc, "metadata voter node %u could not decode a request",
-			   self_id(md));
-		return 0;
-	}
-	switch (pifs_proto_kind(m.type)) {
-	case PIFS_KIND_MUT:
-		/* The cluster map is the operator's: on the disk before the
-		 * command returns. */
-		if (m.type == PIFS_MSG_INIT || m.type == PIFS_MSG_NODE_ADD ||
-		    m.type == PIFS_MSG_NODE_SET || m.type == PIFS_MSG_NODE_DEL)
-			md->sync_now = true;
-		rc = mutate(md, &m, rep);
-		break;
-	case PIFS_KIND_QRY:
-		if (m.type == PIFS_MSG_META_SYNC || m.type == PIFS_MSG_CHUNK_REFS)
-			md->sync_now = true;
-		if (m.type == PIFS_MSG_META_SYNC) {
-			set_status(md, rep, 0, NULL);
-			break;
+	n = pifs_raft_peers(r, peers, PIFS_RAFT_MAX_VOTERS);
+	/* The addresses first: node_addr reuses the scratch. */
+	for (i = 0; i < n; i++)
+		if (node_addr(md, peers[i].id, addrs[i], sizeof(addrs[i])) < 0)
+			addrs[i][0] = '\0';
+	pifs_buf_reset(&md->aux);
+	for (i = 0; i < n; i++) {
+		struct pifs_voter v = {0};
+		uint32_t flags = 0, weight;
+
+		v.id = peers[i].id;
+		v.addr = pifs_str_of(addrs[i]);
+		if (pifs_raft_role(r) == PIFS_RAFT_LEADER) {
+			v.match = peers[i].match;
+			v.synced = peers[i].synced;
+			/* How long ago it answered: 0 for the leader itself, -1
+			 * for a voter not heard in this term. */
+			if (peers[i].id == self_id(md))
+				v.contact_ms = 0;
+			else if (peers[i].contact_ms == 0)
+				v.contact_ms = -1;
+			else
+				v.contact_ms = now - peers[i].contact_ms;
+		} else {
+			v.contact_ms = -1;
 		}
-		rc = pifs_meta_query(md->meta, &m, rep, &md->scratch);
-		if (m.type == PIFS_MSG_STATFS)
-			statfs_space(md, rep);
-		break;
-	case PIFS_KIND_ADM:
-		if (m.type == PIFS_MSG_NODE_HELLO)
-			rc = hello(md, &m.u.NODE_HELLO, rep);
-		else if (m.type == PIFS_MSG_MAP_GET)
-			rc = pifs_meta_query(md->meta, &m, rep, &md->scratch);
-		else
-			rc = cluster_stat(md, rep);
-		break;
-	default:
-		set_status(md, rep, -EOPNOTSUPP, "%s is not a metadata request",
-			   pifs_proto_name(m.type));
-		rc = 0;
-		break;
+		if (pifs_meta_node(md->meta, v.id, &flags, &weight) == 0)
+			v.flags = flags;
+		if (pifs_voter_append(&md->aux, &v) < 0)
+			return -ENOMEM;
 	}
-	if (rc < 0)
-		set_status(md, rep, rc, "metadata voter node %u could not serve %s: %s",
-			   self_id(md), pifs_proto_name(m.type), strerror(-rc));
-	rep->reqid = m.reqid;
+	pifs_msg_init(rep, PIFS_MSG_R_META);
+	rep->u.R_META.id = self_id(md);
+	rep->u.R_META.role = pifs_raft_role(r);
+	rep->u.R_META.leader = pifs_raft_leader(r);
+	rep->u.R_META.term = pifs_raft_term(r);
+	rep->u.R_META.commit = pifs_raft_commit(r);
+	rep->u.R_META.applied = pifs_raft_applied(r);
+	rep->u.R_META.last_index = pifs_raft_last_index(r);
+	rep->u.R_META.snap_index = pifs_raft_snap_index(r);
+	rep->u.R_META.log_bytes = pifs_raftlog_size(md->log);
+	rep->u.R_META.voters = pifs_list_of(&md->aux, (uint32_t)n);
 	return 0;
 }
 
-/* Take one request (waiting for it if @flags is 0), serve it and keep its
- * encoded reply in @s. Returns 0, or -EAGAIN when there was none. */
-static int take(struct pifs_metad *md, struct slot *s, int flags)
+/* META_VOTER: propose the voters with node @id added or removed. */
+static int meta_voter(struct pifs_metad *md, const struct pifs_msg_META_VOTER *v,
+		      struct pifs_msg *rep, uint64_t *index)
+{
+	struct pifs_raft_conf conf = *pifs_raft_conf(md->raft);
+	uint32_t flags, weight, i;
+	bool is = pifs_raft_is_voter(md->raft, v->id);
+	int rc;
+
+	*index = 0;
+	if (v->add && pifs_meta_node(md->meta, v->id, &flags, &weight) < 0) {
+		set_status(md, rep, -ENOENT,
+			   "node %u is not in the cluster map; start its daemon (and admit it "
+			   "with pifs-admin node add) before making it a metadata voter",
+			   v->id);
+		return 0;
+	}
+	if (v->add == is) {
+		set_status(md, rep, v->add ? -EEXIST : -ENOENT, "node %u is %s a metadata voter",
+			   v->id, is ? "already" : "not");
+		return 0;
+	}
+	if (v->add) {
+		if (conf.n == PIFS_RAFT_MAX_VOTERS) {
+			set_status(md, rep, -ENOSPC, "there are %u metadata voters already, the most "
+				   "pifs supports", conf.n);
+			return 0;
+		}
+		for (i = conf.n; i > 0 && conf.id[i - 1] > v->id; i--)
+			conf.id[i] = conf.id[i - 1];
+		conf.id[i] = v->id;
+		conf.n++;
+	} else {
+		if (conf.n == 1) {
+			set_status(md, rep, -EINVAL, "node %u is the last metadata voter; add "
+				   "another before removing it", v->id);
+			return 0;
+		}
+		for (i = 0; conf.id[i] != v->id; i++)
+			;
+		memmove(&conf.id[i], &conf.id[i + 1], (conf.n - i - 1) * sizeof(conf.id[0]));
+		conf.n--;
+	}
+	rc = pifs_raft_propose_conf(md->raft, &conf, index);
+	if (rc == -EBUSY) {
+		set_status(md, rep, rc, "another change of the metadata voters is not committed "
+			   "yet; wait for it (pifs-admin meta status) and try again");
+		return 0;
+	}
+	if (rc == -EAGAIN || rc == -EINVAL) {
+		set_status(md, rep, rc, "node %u could not change the metadata voters: %s",
+			   self_id(md), strerror(-rc));
+		return 0;
+	}
+	if (rc < 0)
+		fatal(md, "written", rc);
+	md->sync_now = true;
+	pifs_info("node %u: %s node %u %s the metadata voters (log index %" PRIu64 ")",
+		  self_id(md), v->add ? "adding" : "removing", v->id, v->add ? "to" : "from",
+		  *index);
+	set_status(md, rep, 0, NULL);
+	return 0;
+}
+
+static bool is_map_change(enum pifs_msg_type t)
+{
+	return t == PIFS_MSG_INIT || t == PIFS_MSG_NODE_ADD || t == PIFS_MSG_NODE_SET ||
+	       t == PIFS_MSG_NODE_DEL;
+}
+
+/* A mutation from a caller: proposed, answered when applied. */
+static void serve_mutation(struct pifs_metad *md, const uint8_t *ident, size_t ilen,
+			   struct pifs_msg *m)
+{
+	struct pifs_msg rep;
+	struct waiter *w;
+	uint64_t index;
+	int rc;
+
+	if (m->type == PIFS_MSG_NOOP || m->type == PIFS_MSG_VOTERS) {
+		set_status(md, &rep, -EPERM, "%s is made by the metadata service, not sent to it",
+			   pifs_proto_name(m->type));
+		answer(md, ident, ilen, &rep, m->reqid);
+		return;
+	}
+	rc = propose(md, m, &index);
+	if (rc < 0) {
+		set_status(md, &rep, rc, "metadata node %u could not log %s: %s", self_id(md),
+			   pifs_proto_name(m->type), strerror(-rc));
+		answer(md, ident, ilen, &rep, m->reqid);
+		return;
+	}
+	w = waiter_new(md, ident, ilen, m->reqid);
+	if (!w)
+		return;
+	w->index = index;
+	w->term = pifs_raft_term(md->raft);
+	/* The cluster map is the operator's: on a majority's disks before
+	 * the command returns. */
+	if (is_map_change(m->type)) {
+		w->durable = index;
+		md->sync_now = true;
+	}
+}
+
+/* A query or an administration request at the leader, which can answer
+ * from its state. */
+static void serve_query(struct pifs_metad *md, const uint8_t *ident, size_t ilen,
+			struct pifs_msg *m)
+{
+	struct pifs_msg rep;
+	struct waiter *w;
+	uint64_t index = 0;
+	int rc = 0;
+
+	pifs_msg_init(&rep, PIFS_MSG_R_STATUS);
+	switch (m->type) {
+	case PIFS_MSG_META_SYNC:
+		/* Everything acknowledged so far, on a majority's disks. */
+		set_status(md, &rep, 0, NULL);
+		index = pifs_raft_last_index(md->raft);
+		break;
+	case PIFS_MSG_CHUNK_REFS:
+		/* Garbage collection must not delete a chunk on the word of a
+		 * change that a power cut could undo: the answer waits until
+		 * the state it comes from is on a majority's disks. */
+		rc = pifs_meta_query(md->meta, m, &rep, &md->scratch);
+		index = pifs_raft_applied(md->raft);
+		break;
+	case PIFS_MSG_NODE_HELLO:
+		rc = hello(md, &m->u.NODE_HELLO, &rep, &index);
+		break;
+	case PIFS_MSG_CLUSTER_STAT:
+		rc = cluster_stat(md, &rep);
+		break;
+	case PIFS_MSG_META_VOTER:
+		rc = meta_voter(md, &m->u.META_VOTER, &rep, &index);
+		break;
+	default:
+		rc = pifs_meta_query(md->meta, m, &rep, &md->scratch);
+		if (m->type == PIFS_MSG_STATFS)
+			statfs_space(md, &rep);
+		break;
+	}
+	if (rc < 0) {
+		set_status(md, &rep, rc, "metadata node %u could not serve %s: %s", self_id(md),
+			   pifs_proto_name(m->type), strerror(-rc));
+		index = 0;
+	}
+	w = waiter_new(md, ident, ilen, m->reqid);
+	if (!w)
+		return;
+	encode_reply(md, &rep, m->reqid, &w->out);
+	if (m->type == PIFS_MSG_META_SYNC || m->type == PIFS_MSG_CHUNK_REFS) {
+		w->answered = true;
+		w->durable = index;
+		md->sync_now = true;
+	} else if (index) {
+		/* A heartbeat or a change of voters: answered once applied. */
+		w->index = index;
+		w->term = pifs_raft_term(md->raft);
+		w->fixed = true;
+	} else {
+		w->answered = true;
+	}
+}
+
+/* Keep the request for when this leader can answer it. */
+static void hold(struct pifs_metad *md, const uint8_t *ident, size_t ilen, const void *body,
+		 size_t len)
+{
+	struct held *h;
+
+	if (md->nheld == md->held_cap) {
+		size_t cap = md->held_cap ? md->held_cap * 2 : 16;
+		struct held *nh = realloc(md->held, cap * sizeof(*nh));
+
+		if (!nh)
+			return;
+		md->held = nh;
+		md->held_cap = cap;
+	}
+	h = &md->held[md->nheld];
+	h->body = malloc(len ? len : 1);
+	if (!h->body)
+		return;
+	memcpy(h->body, body, len);
+	h->len = len;
+	h->ilen = ilen < sizeof(h->ident) ? ilen : sizeof(h->ident);
+	memcpy(h->ident, ident, h->ilen);
+	h->until_ms = pifs_now_ms() + (int64_t)md->d->conf->timeout_ms;
+	md->nheld++;
+}
+
+/* Can this leader answer from its state? */
+static bool can_answer(struct pifs_metad *md)
+{
+	return pifs_raft_leader_ready(md->raft) && pifs_raft_lease(md->raft, pifs_now_ms());
+}
+
+/* Serve the message in @body (borrowed) from @ident. Returns false when it
+ * must wait for this leader to be able to answer (the caller holds it). */
+static bool serve(struct pifs_metad *md, const uint8_t *ident, size_t ilen, const void *body,
+		  size_t len)
+{
+	struct pifs_msg m, rep;
+	int rc, kind;
+
+	rc = pifs_proto_decode(body, len, &m);
+	if (rc < 0) {
+		set_status(md, &rep, rc, "metadata node %u could not decode a request",
+			   self_id(md));
+		answer(md, ident, ilen, &rep, m.reqid);
+		return true;
+	}
+	kind = pifs_proto_kind(m.type);
+	if (kind == PIFS_KIND_RFT) {
+		rc = pifs_raft_step(md->raft, &m);
+		if (rc < 0)
+			fatal(md, "written", rc);
+		return true;
+	}
+	if (m.type == PIFS_MSG_META_STAT) {
+		rc = meta_stat(md, &rep);
+		if (rc < 0)
+			set_status(md, &rep, rc, "metadata node %u could not report: %s",
+				   self_id(md), strerror(-rc));
+		answer(md, ident, ilen, &rep, m.reqid);
+		return true;
+	}
+	if (kind != PIFS_KIND_MUT && kind != PIFS_KIND_QRY && kind != PIFS_KIND_ADM) {
+		set_status(md, &rep, -EOPNOTSUPP, "%s is not a metadata request",
+			   pifs_proto_name(m.type));
+		answer(md, ident, ilen, &rep, m.reqid);
+		return true;
+	}
+	if (pifs_raft_role(md->raft) != PIFS_RAFT_LEADER) {
+		leader_reply(md, &rep);
+		answer(md, ident, ilen, &rep, m.reqid);
+		return true;
+	}
+	if (kind == PIFS_KIND_MUT) {
+		serve_mutation(md, ident, ilen, &m);
+		return true;
+	}
+	if (!can_answer(md))
+		return false;
+	serve_query(md, ident, ilen, &m);
+	return true;
+}
+
+/* Take one message (waiting for it if @flags is 0) and serve it. Returns
+ * 0, or -EAGAIN when there was none. */
+static int take(struct pifs_metad *md, int flags)
 {
 	zmq_msg_t ident, body, junk;
-	struct pifs_msg rep;
 	int more = 0, rc;
-	size_t sz = sizeof(more);
+	size_t sz = sizeof(more), ilen;
 
 	zmq_msg_init(&ident);
 	if (zmq_msg_recv(&ident, md->sock, flags) < 0) {
@@ -546,75 +1111,123 @@ static int take(struct pifs_metad *md, struct slot *s, int flags)
 		zmq_msg_recv(&junk, md->sock, 0);
 		zmq_msg_close(&junk);
 	}
-	s->ilen = zmq_msg_size(&ident) < sizeof(s->ident) ? zmq_msg_size(&ident) : sizeof(s->ident);
-	memcpy(s->ident, zmq_msg_data(&ident), s->ilen);
-	pifs_msg_init(&rep, PIFS_MSG_R_STATUS);
-	process(md, zmq_msg_data(&body), zmq_msg_size(&body), &rep);
-	rep.epoch = map_epoch(md);
-	/* Encoded now: the next request reuses the scratch the reply borrows. */
-	pifs_buf_reset(&s->out);
-	rc = pifs_proto_encode(&rep, &s->out);
-	if (rc < 0) {
-		set_status(md, &rep, rc, "metadata voter node %u could not encode its reply: %s",
-			   self_id(md), strerror(-rc));
-		pifs_proto_encode(&rep, &s->out);
-	}
+	ilen = zmq_msg_size(&ident);
+	if (!serve(md, zmq_msg_data(&ident), ilen, zmq_msg_data(&body), zmq_msg_size(&body)))
+		hold(md, zmq_msg_data(&ident), ilen, zmq_msg_data(&body), zmq_msg_size(&body));
 	zmq_msg_close(&body);
 	zmq_msg_close(&ident);
 	return 0;
 }
 
-static void send_replies(struct pifs_metad *md, size_t n)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++) {
-		struct slot *s = &md->slots[i];
-
-		if (zmq_send(md->sock, s->ident, s->ilen, ZMQ_SNDMORE) < 0 ||
-		    zmq_send(md->sock, s->out.p, s->out.len, 0) < 0)
-			pifs_err("node %u: the metadata service could not hand a reply to the "
-				 "broker: %s; the requester will time out and retry",
-				 self_id(md), zmq_strerror(errno));
-		if (s->out.cap > KEEP_REPLY)
-			pifs_buf_fini(&s->out);
-	}
-}
-
-/* How often the liveness of the nodes is checked: often enough that a node
- * is marked down within a quarter of down_after of its deadline. */
-static int64_t check_period(const struct pifs_metad *md)
-{
-	int64_t p = md->d->conf->down_after_ms / 4;
-
-	return p < 50 ? 50 : p > IDLE_MS ? IDLE_MS : p;
-}
-
-/* Is a liveness check due? Not while requests wait: after this thread was
- * busy (a snapshot, a slow disk), the heartbeats queued meanwhile are read
- * first, so that the wait is not taken for silence; unless the check is
- * late by down_after already. */
-static bool check_due(struct pifs_metad *md)
+/* Serve the held queries this leader can now answer; drop those whose
+ * senders gave up. */
+static void serve_held(struct pifs_metad *md)
 {
 	int64_t now = pifs_now_ms();
-	int ev = 0;
-	size_t sz = sizeof(ev);
+	size_t i, n = 0;
 
-	if (now < md->next_check)
-		return false;
-	if (now >= md->next_check + (int64_t)md->d->conf->down_after_ms)
-		return true;
-	return zmq_getsockopt(md->sock, ZMQ_EVENTS, &ev, &sz) < 0 || !(ev & ZMQ_POLLIN);
+	for (i = 0; i < md->nheld; i++) {
+		struct held *h = &md->held[i];
+
+		if (now < h->until_ms && !serve(md, h->ident, h->ilen, h->body, h->len)) {
+			md->held[n++] = *h;
+			continue;
+		}
+		free(h->body);
+	}
+	md->nheld = n;
 }
 
-static void log_change(struct pifs_metad *md, const struct change *ch, const struct pifs_msg *rep)
+/* Send the replies that are due, in order of arrival. */
+static void send_replies(struct pifs_metad *md)
+{
+	uint64_t synced = pifs_raft_synced_quorum(md->raft);
+	size_t i, n = 0;
+
+	for (i = 0; i < md->nwait; i++) {
+		struct waiter *w = &md->wait[i];
+
+		if (!w->answered || (w->durable && synced < w->durable)) {
+			md->wait[n++] = *w;
+			continue;
+		}
+		send_raw(md, w->ident, w->ilen, &w->out);
+		pifs_buf_fini(&w->out);
+	}
+	md->nwait = n;
+}
+
+/* This node stopped leading: whatever waits for it is sent to the next
+ * leader, where a resent mutation is applied once (its session). */
+static void drop_leadership(struct pifs_metad *md)
+{
+	struct pifs_msg rep;
+	size_t i;
+
+	for (i = 0; i < md->nwait; i++) {
+		struct waiter *w = &md->wait[i];
+
+		/* A reply that waited for nothing more goes as it is (a
+		 * leader's own removal from the voters, committed). */
+		if (!w->answered || w->durable) {
+			leader_reply(md, &rep);
+			encode_reply(md, &rep, w->reqid, &w->out);
+		}
+		send_raw(md, w->ident, w->ilen, &w->out);
+		pifs_buf_fini(&w->out);
+	}
+	md->nwait = 0;
+	for (i = 0; i < md->nheld; i++) {
+		struct held *h = &md->held[i];
+		struct pifs_msg m;
+		struct pifs_buf out;
+
+		pifs_buf_init(&out);
+		if (pifs_proto_decode(h->body, h->len, &m) == 0) {
+			leader_reply(md, &rep);
+			encode_reply(md, &rep, m.reqid, &out);
+			send_raw(md, h->ident, h->ilen, &out);
+		}
+		pifs_buf_fini(&out);
+		free(h->body);
+	}
+	md->nheld = 0;
+}
+
+/* Log changes of leadership, and start or end this node's term as leader. */
+static void follow_role(struct pifs_metad *md)
+{
+	bool leading = pifs_raft_role(md->raft) == PIFS_RAFT_LEADER;
+	uint32_t leader = pifs_raft_leader(md->raft);
+
+	if (leading && !md->leading) {
+		pifs_info("node %u: metadata leader for term %" PRIu64 " (log index %" PRIu64 ")",
+			  self_id(md), pifs_raft_term(md->raft), pifs_raft_last_index(md->raft));
+		/* Heartbeats heard under an earlier term are stale: every node
+		 * gets down_after from now. */
+		md->nlive = 0;
+		md->lead_ms = pifs_now_ms();
+		md->next_check = md->lead_ms;
+		md->bootstrapped = false;
+	} else if (!leading && md->leading) {
+		pifs_info("node %u: no longer the metadata leader (term %" PRIu64 "); requests "
+			  "go to %s",
+			  self_id(md), pifs_raft_term(md->raft),
+			  leader ? "the new leader" : "whichever voter is elected");
+		drop_leadership(md);
+	} else if (!leading && leader && leader != md->leader_seen) {
+		pifs_info("node %u: the metadata leader is node %u (term %" PRIu64 ")",
+			  self_id(md), leader, pifs_raft_term(md->raft));
+	}
+	md->leading = leading;
+	md->leader_seen = leader;
+}
+
+static void log_change(struct pifs_metad *md, const struct change *ch)
 {
 	const struct pifs_conf *conf = md->d->conf;
 
-	if (rep->type == PIFS_MSG_R_STATUS && rep->u.R_STATUS.status < 0)
-		pifs_warn("node %u: could not mark node %u %s in the cluster map: %s", self_id(md),
-			  ch->id, ch->out ? "out" : "down", strerror(-rep->u.R_STATUS.status));
-	else if (ch->out)
+	if (ch->out)
 		pifs_info("node %u: node %u is out: its chunks are being copied to other nodes "
 			  "(no heartbeat for %.1f s); it comes back in by itself once it answers",
 			  self_id(md), ch->id, ch->silent_s);
@@ -633,16 +1246,16 @@ static void log_change(struct pifs_metad *md, const struct change *ch, const str
 }
 
 /* Mark down the nodes silent for down_after, and out those silent for
- * out_after. A node not heard since this service started counts from the
- * start: a restart of the voter marks nobody down at once. */
+ * out_after, counting from this leader's start for nodes not heard since. */
 static void check_liveness(struct pifs_metad *md)
 {
 	const struct pifs_conf *conf = md->d->conf;
 	int64_t now = pifs_now_ms(), silent;
-	struct pifs_msg q, map, add, rep;
+	struct pifs_msg q, map, add;
 	struct change *ch;
 	struct pifs_cursor c;
 	struct pifs_node n;
+	uint64_t index;
 	size_t nch = 0, i;
 
 	pifs_msg_init(&q, PIFS_MSG_MAP_GET);
@@ -652,13 +1265,13 @@ static void check_liveness(struct pifs_metad *md)
 	ch = calloc(map.u.R_MAP.nodes.count ? map.u.R_MAP.nodes.count : 1, sizeof(*ch));
 	if (!ch)
 		return;
-	/* Collected first: logging reuses the scratch the node list borrows. */
+	/* Collected first: proposing reuses the scratch the node list borrows. */
 	pifs_cursor_init(&c, &map.u.R_MAP.nodes);
 	while (nch < map.u.R_MAP.nodes.count && pifs_node_next(&c, &n) == 1) {
 		const struct live *l = find_live(md, n.id);
 		struct change *x = &ch[nch];
 
-		silent = now - (l ? l->seen_ms : md->start_ms);
+		silent = now - (l ? l->seen_ms : md->lead_ms);
 		if ((n.flags & PIFS_NODE_UP) && silent > (int64_t)conf->down_after_ms)
 			x->flags = n.flags & ~(uint32_t)PIFS_NODE_UP;
 		else if (!(n.flags & PIFS_NODE_UP) && (n.flags & PIFS_NODE_IN) &&
@@ -680,67 +1293,24 @@ static void check_liveness(struct pifs_metad *md)
 		add.u.NODE_ADD.weight = ch[i].weight;
 		add.u.NODE_ADD.flags = ch[i].flags;
 		add.u.NODE_ADD.addr = pifs_str_of(ch[i].addr);
-		if (mutate(md, &add, &rep) < 0)
+		if (propose(md, &add, &index) < 0)
 			break;
-		log_change(md, &ch[i], &rep);
+		md->sync_now = true;
+		log_change(md, &ch[i]);
 	}
 	free(ch);
-	commit(md);
 }
 
-static void maybe_snapshot(struct pifs_metad *md)
+/* How often the liveness of the nodes is checked: often enough that a node
+ * is marked down within a quarter of down_after of its deadline. */
+static int64_t check_period(const struct pifs_metad *md)
 {
-	int rc;
+	int64_t p = md->d->conf->down_after_ms / 4;
 
-	if (pifs_wal_size(md->wal) <= SNAPSHOT_AT)
-		return;
-	rc = pifs_wal_snapshot(md->wal, md->meta);
-	if (rc < 0)
-		pifs_warn("node %u: could not write a metadata snapshot in %s: %s; the log keeps "
-			  "growing and restarts take longer until the disk is fixed",
-			  self_id(md), md->dir, strerror(-rc));
+	return p < 50 ? 50 : p > 1000 ? 1000 : p;
 }
 
-static void *run(void *arg)
-{
-	struct pifs_metad *md = arg;
-	size_t n;
-	int rc;
-
-	while (!atomic_load(&md->d->workers_stop)) {
-		zmq_pollitem_t items[2] = {{md->ctl, 0, ZMQ_POLLIN, 0},
-					   {md->sock, 0, ZMQ_POLLIN, 0}};
-
-		if (check_due(md)) {
-			check_liveness(md);
-			md->next_check = pifs_now_ms() + check_period(md);
-		}
-		rc = zmq_poll(items, 2, check_period(md));
-		if (rc < 0 && errno == EINTR)
-			continue;
-		if (rc < 0) {
-			pifs_err("node %u: the metadata service stops: %s", self_id(md),
-				 zmq_strerror(errno));
-			break;
-		}
-		if (items[0].revents & ZMQ_POLLIN)
-			break;
-		if (!(items[1].revents & ZMQ_POLLIN))
-			continue;
-		for (n = 0; n < BATCH; n++)
-			if (take(md, &md->slots[n], n == 0 ? 0 : ZMQ_DONTWAIT) < 0)
-				break;
-		write_log(md);
-		if (md->sync_now)
-			sync_log(md);
-		send_replies(md, n);
-		maybe_snapshot(md);
-	}
-	sync_log(md);
-	return NULL;
-}
-
-static uint64_t random_id(void)
+static uint64_t random_u64(void)
 {
 	uint64_t v = 0;
 
@@ -750,93 +1320,286 @@ static uint64_t random_id(void)
 	return v;
 }
 
-/* A new log: the cluster of the config. */
-static int bootstrap(struct pifs_metad *md)
+/* The first leader of a new cluster proposes its first entries: the cluster
+ * of the config. A leader that dies before they commit leaves them to the
+ * next one; should both copies commit, the second INIT is refused and the
+ * NODE_ADDs are the same upserts. */
+static void bootstrap(struct pifs_metad *md)
 {
 	const struct pifs_conf *conf = md->d->conf;
-	uint64_t cluster_id = random_id();
-	struct pifs_msg m, rep;
+	uint64_t cluster_id = random_u64(), index;
+	struct pifs_meta_stats st;
+	struct pifs_msg m;
 	size_t i;
-	int rc;
 
+	pifs_meta_stats(md->meta, &st);
+	if (md->bootstrapped || st.chunk_size != 0)
+		return;
+	md->bootstrapped = true;
 	pifs_msg_init(&m, PIFS_MSG_INIT);
 	m.u.INIT.replicas = conf->replicas;
 	m.u.INIT.chunk_size = conf->chunk_size;
 	m.u.INIT.cluster_id = cluster_id;
-	rc = mutate(md, &m, &rep);
-	for (i = 0; rc == 0 && i < conf->n_nodes; i++) {
-		if (rep.type == PIFS_MSG_R_STATUS && rep.u.R_STATUS.status < 0)
-			break;
+	if (propose(md, &m, &index) < 0)
+		return;
+	for (i = 0; i < conf->n_nodes; i++) {
 		pifs_msg_init(&m, PIFS_MSG_NODE_ADD);
 		m.u.NODE_ADD.id = conf->nodes[i].id;
 		m.u.NODE_ADD.weight = conf->nodes[i].weight;
 		m.u.NODE_ADD.flags = PIFS_NODE_IN | (conf->nodes[i].meta ? PIFS_NODE_META : 0);
 		m.u.NODE_ADD.addr = pifs_str_of(conf->nodes[i].addr);
-		rc = mutate(md, &m, &rep);
+		if (propose(md, &m, &index) < 0)
+			return;
 	}
-	if (rc == 0 && rep.type == PIFS_MSG_R_STATUS && rep.u.R_STATUS.status < 0)
-		rc = rep.u.R_STATUS.status;
+	md->sync_now = true;
+	pifs_info("node %u: new cluster %016" PRIx64 ": %u replicas, %u KiB chunks, %zu nodes",
+		  self_id(md), cluster_id, conf->replicas, conf->chunk_size >> 10, conf->n_nodes);
+}
+
+static void maybe_snapshot(struct pifs_metad *md, bool force)
+{
+	struct pifs_raft_conf conf;
+	uint64_t index = pifs_raft_applied(md->raft);
+	int rc;
+
+	if (index == pifs_raft_snap_index(md->raft) ||
+	    (!force && pifs_raftlog_size(md->log) <= md->snapshot_at))
+		return;
+	pifs_raft_conf_at(md->raft, index, &conf);
+	rc = pifs_raftlog_snapshot(md->log, md->meta, index, pifs_raft_term_at(md->raft, index),
+				   &conf);
 	if (rc < 0) {
-		pifs_err("node %u: could not initialise the cluster in %s: %s", self_id(md),
-			 md->dir, strerror(-rc));
-		return rc;
+		pifs_warn("node %u: could not write a metadata snapshot in %s: %s; the log keeps "
+			  "growing and restarts take longer until the disk is fixed",
+			  self_id(md), md->dir, strerror(-rc));
+		return;
 	}
-	commit(md);
-	pifs_info("node %u: new cluster %016" PRIx64 " in %s: %u replicas, %u KiB chunks, %zu "
-		  "nodes",
-		  self_id(md), cluster_id, md->dir, conf->replicas, conf->chunk_size >> 10,
-		  conf->n_nodes);
-	return 0;
+	pifs_raft_compact(md->raft, index, SNAPSHOT_KEEP);
+}
+
+/* Tell Raft what the syncer made durable. */
+static void note_synced(struct pifs_metad *md)
+{
+	uint64_t synced = 0;
+
+	pthread_mutex_lock(&md->sync_mu);
+	if (md->synced_gen == md->gen)
+		synced = md->synced;
+	pthread_mutex_unlock(&md->sync_mu);
+	if (synced && pifs_raft_synced(md->raft, synced) < 0)
+		fatal(md, "synced", -EIO);
+}
+
+/* What follows a batch: time passes, proposals go out, replies come back. */
+static void turn(struct pifs_metad *md)
+{
+	int64_t now = pifs_now_ms();
+	bool sync;
+	int rc;
+
+	note_synced(md);
+	rc = pifs_raft_tick(md->raft, now);
+	if (rc < 0)
+		fatal(md, "written", rc);
+	follow_role(md);
+	if (pifs_raft_leader_ready(md->raft)) {
+		bootstrap(md);
+		if (now >= md->next_check) {
+			check_liveness(md);
+			md->next_check = now + check_period(md);
+		}
+	}
+	if (md->nheld && can_answer(md))
+		serve_held(md);
+	sync = md->sync_now;
+	md->sync_now = false;
+	rc = pifs_raft_flush(md->raft, sync);
+	if (rc < 0)
+		fatal(md, sync ? "synced" : "written", rc);
+	follow_role(md);
+	send_replies(md);
+	maybe_snapshot(md, false);
+}
+
+static void *syncer(void *arg)
+{
+	struct pifs_metad *md = arg;
+	struct timespec until;
+	uint64_t index, gen;
+	bool stop;
+	int rc;
+
+	pthread_mutex_lock(&md->sync_mu);
+	for (;;) {
+		while (!md->sync_wanted && !md->syncer_stop)
+			pthread_cond_wait(&md->sync_cv, &md->sync_mu);
+		/* Let SYNC_MS of changes gather into one sync. */
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_nsec += SYNC_MS * 1000000L;
+		if (until.tv_nsec >= 1000000000L) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000L;
+		}
+		while (!md->syncer_stop &&
+		       pthread_cond_timedwait(&md->sync_cv, &md->sync_mu, &until) == 0)
+			;
+		md->sync_wanted = false;
+		stop = md->syncer_stop;
+		index = md->written;
+		gen = md->gen;
+		pthread_mutex_unlock(&md->sync_mu);
+		rc = pifs_raftlog_sync(md->log);
+		if (rc < 0)
+			fatal(md, "synced", rc);
+		pthread_mutex_lock(&md->sync_mu);
+		md->synced = index;
+		md->synced_gen = gen;
+		if (stop)
+			break;
+	}
+	pthread_mutex_unlock(&md->sync_mu);
+	return NULL;
+}
+
+static void *run(void *arg)
+{
+	struct pifs_metad *md = arg;
+	int rc, n;
+
+	while (!atomic_load(&md->d->workers_stop)) {
+		zmq_pollitem_t items[2] = {{md->ctl, 0, ZMQ_POLLIN, 0},
+					   {md->sock, 0, ZMQ_POLLIN, 0}};
+
+		rc = zmq_poll(items, 2, TICK_MS);
+		if (rc < 0 && errno == EINTR)
+			continue;
+		if (rc < 0) {
+			pifs_err("node %u: the metadata service stops: %s", self_id(md),
+				 zmq_strerror(errno));
+			break;
+		}
+		if (items[0].revents & ZMQ_POLLIN)
+			break;
+		if (items[1].revents & ZMQ_POLLIN)
+			for (n = 0; n < BATCH; n++)
+				if (take(md, ZMQ_DONTWAIT) < 0)
+					break;
+		turn(md);
+	}
+	return NULL;
+}
+
+static int load_entry(void *ctx, uint64_t index, const struct pifs_raft_entry *e)
+{
+	struct pifs_raft *r = ctx;
+
+	return pifs_raft_load(r, index, e);
+}
+
+/* The voters of a new cluster: the config's, in increasing order. */
+static void initial_voters(const struct pifs_conf *conf, struct pifs_raft_conf *out,
+			   uint32_t *seed)
+{
+	out->n = 0;
+	*seed = 0;
+	for (size_t i = 0; i < conf->n_nodes && out->n < PIFS_RAFT_MAX_VOTERS; i++) {
+		uint32_t id = conf->nodes[i].id, j;
+
+		if (!conf->nodes[i].meta)
+			continue;
+		if (*seed == 0)
+			*seed = id;
+		for (j = out->n; j > 0 && out->id[j - 1] > id; j--)
+			out->id[j] = out->id[j - 1];
+		out->id[j] = id;
+		out->n++;
+	}
 }
 
 int pifs_metad_open(struct pifsd *d, struct pifs_metad **out)
 {
-	struct pifs_meta_stats st;
+	const struct pifs_raft_io io = {
+	    .log_append = io_log_append,
+	    .log_write = io_log_write,
+	    .log_sync = io_log_sync,
+	    .log_truncate = io_log_truncate,
+	    .set_hard = io_set_hard,
+	    .send = io_send,
+	    .apply = io_apply,
+	    .snap_read = io_snap_read,
+	    .snap_write = io_snap_write,
+	    .snap_install = io_snap_install,
+	};
+	struct pifs_raft_opts o = {
+	    .id = d->self->id,
+	    .seed = random_u64(),
+	    .heartbeat_ms = HEARTBEAT_MS,
+	    .election_ms = ELECTION_MS,
+	    .max_append_bytes = MAX_APPEND,
+	    .snap_piece = 1u << 20,
+	};
+	struct pifs_raft_conf initial;
+	struct pifs_raft_state st;
+	struct pifs_raft_io myio = io;
+	struct pifs_meta_stats ms;
 	struct pifs_metad *md;
-	size_t i;
+	const char *env;
 	int rc;
 
 	md = calloc(1, sizeof(*md));
 	if (!md)
 		return -ENOMEM;
 	md->d = d;
-	md->start_ms = pifs_now_ms();
+	md->snapshot_at = SNAPSHOT_AT;
+	env = getenv("PIFS_TEST_SNAPSHOT_AT");
+	if (env && *env)
+		md->snapshot_at = strtoull(env, NULL, 10);
 	pthread_mutex_init(&md->sync_mu, NULL);
 	pthread_cond_init(&md->sync_cv, NULL);
 	pifs_buf_init(&md->entry);
+	pifs_buf_init(&md->msg);
 	pifs_buf_init(&md->scratch);
 	pifs_buf_init(&md->aux);
-	md->slots = calloc(BATCH, sizeof(*md->slots));
 	md->meta = pifs_meta_new();
-	if (!md->slots || !md->meta) {
+	if (!md->meta) {
 		rc = -ENOMEM;
 		goto out_free;
 	}
-	for (i = 0; i < BATCH; i++)
-		pifs_buf_init(&md->slots[i].out);
 	if (snprintf(md->dir, sizeof(md->dir), "%s/meta", d->data) >= (int)sizeof(md->dir)) {
 		rc = -ENAMETOOLONG;
 		goto out_free;
 	}
-	rc = pifs_wal_open(md->dir, md->meta, &md->wal);
+	initial_voters(d->conf, &initial, &md->seed);
+	rc = pifs_raftlog_open(md->dir, &initial, md->meta, &md->log, &st);
 	if (rc < 0) {
 		pifs_err("node %u: could not open the metadata log in %s: %s%s", d->self->id,
 			 md->dir, strerror(-rc),
-			 rc == -EBADMSG ? "; the snapshot is damaged: restore DATA/meta from a "
-					  "backup or another voter"
+			 rc == -EBADMSG ? "; its term file or snapshot is damaged: move DATA/meta "
+					  "aside and restart, and this voter catches up from the "
+					  "others"
 					: "");
 		goto out_free;
 	}
-	if (pifs_meta_index(md->meta) == 0) {
-		rc = bootstrap(md);
-		if (rc < 0)
-			goto out_free;
-	} else {
-		pifs_meta_stats(md->meta, &st);
-		pifs_info("node %u: metadata of cluster %016" PRIx64 " recovered from %s at log "
-			  "index %" PRIu64 ", map epoch %" PRIu64,
-			  d->self->id, st.cluster_id, md->dir, st.index, st.epoch);
+	if (pifs_raftlog_migrated(md->log))
+		pifs_info("node %u: converted the single-voter metadata log in %s to a Raft log "
+			  "(the old files are kept as snap.old and wal.old)",
+			  d->self->id, md->dir);
+	myio.ctx = md;
+	rc = pifs_raft_new(&o, &st, &myio, &md->raft);
+	if (rc == 0)
+		rc = pifs_raftlog_entries(md->log, load_entry, md->raft);
+	if (rc < 0) {
+		pifs_err("node %u: could not load the metadata log in %s: %s", d->self->id, md->dir,
+			 strerror(-rc));
+		goto out_free;
 	}
+	md->synced = md->written = pifs_raftlog_last_index(md->log);
+	pifs_meta_stats(md->meta, &ms);
+	if (ms.chunk_size)
+		pifs_info("node %u: metadata of cluster %016" PRIx64 " loaded from %s at index "
+			  "%" PRIu64 " (log to %" PRIu64 ", term %" PRIu64 ")",
+			  d->self->id, ms.cluster_id, md->dir, ms.index,
+			  pifs_raftlog_last_index(md->log), st.term);
 	*out = md;
 	return 0;
 out_free:
@@ -875,7 +1638,6 @@ int pifs_metad_start(struct pifs_metad *md)
 void pifs_metad_free(struct pifs_metad *md)
 {
 	size_t i;
-	int rc;
 
 	if (!md)
 		return;
@@ -888,30 +1650,28 @@ void pifs_metad_free(struct pifs_metad *md)
 		pthread_mutex_unlock(&md->sync_mu);
 		pthread_join(md->syncer, NULL);
 	}
-	if (md->wal && pifs_wal_size(md->wal) > 0) {
-		rc = pifs_wal_snapshot(md->wal, md->meta);
-		if (rc < 0)
-			pifs_err("node %u: could not write the metadata snapshot in %s: %s; the "
-				 "log is kept and replays at the next start",
-				 self_id(md), md->dir, strerror(-rc));
-		else
-			pifs_info("node %u: metadata snapshot written at log index %" PRIu64,
-				  self_id(md), pifs_meta_index(md->meta));
-	}
-	pifs_wal_close(md->wal);
+	if (md->raft && md->log)
+		maybe_snapshot(md, true);
+	pifs_raft_free(md->raft);
+	pifs_raftlog_close(md->log);
 	pifs_meta_free(md->meta);
+	for (i = 0; i < md->npeer; i++)
+		zmq_close(md->peer[i].sock);
 	if (md->sock)
 		zmq_close(md->sock);
 	if (md->ctl)
 		zmq_close(md->ctl);
-	if (md->slots)
-		for (i = 0; i < BATCH; i++)
-			pifs_buf_fini(&md->slots[i].out);
-	free(md->slots);
+	for (i = 0; i < md->nwait; i++)
+		pifs_buf_fini(&md->wait[i].out);
+	free(md->wait);
+	for (i = 0; i < md->nheld; i++)
+		free(md->held[i].body);
+	free(md->held);
 	free(md->live);
 	pthread_cond_destroy(&md->sync_cv);
 	pthread_mutex_destroy(&md->sync_mu);
 	pifs_buf_fini(&md->entry);
+	pifs_buf_fini(&md->msg);
 	pifs_buf_fini(&md->scratch);
 	pifs_buf_fini(&md->aux);
 	free(md);

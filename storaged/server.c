@@ -41,7 +41,7 @@ struct pifs_server {
 	void *ctl;    /* PUB for PIFS_CTL_* */
 	void *router; /* the node's address */
 	void *chunk;  /* DEALER bound on PIFS_CHUNK_ENDPOINT */
-	void *meta;   /* DEALER bound on PIFS_META_ENDPOINT, on the voter only */
+	void *meta;   /* DEALER bound on PIFS_META_ENDPOINT */
 	void *piece[PIFS_WORKERS]; /* DEALER to worker i, for puts sent in pieces */
 	char endpoint[300];
 	uint64_t inflight; /* requests handed on and not yet answered */
@@ -90,7 +90,7 @@ int pifs_server_open(struct pifsd *d, const char *endpoint, struct pifs_server *
 		snprintf(ep, sizeof(ep), PIFS_PIECE_ENDPOINT, i);
 		rc = open_backend(s, ep, PIECE_HWM, &s->piece[i]);
 	}
-	if (rc == 0 && pifsd_is_voter(d))
+	if (rc == 0)
 		rc = open_backend(s, PIFS_META_ENDPOINT, META_HWM, &s->meta);
 	if (rc < 0)
 		goto out_close;
@@ -176,8 +176,6 @@ static bool has_room(struct pifs_server *s)
 	for (unsigned i = 0; i < PIFS_WORKERS; i++)
 		if (!writable(s->piece[i]))
 			return false;
-	if (!s->meta)
-		return true;
 	sz = sizeof(ev);
 	return zmq_getsockopt(s->meta, ZMQ_EVENTS, &ev, &sz) == 0 && (ev & ZMQ_POLLOUT);
 }
@@ -196,6 +194,16 @@ static void hand_on(struct pifs_server *s, void *to, zmq_msg_t *ident, zmq_msg_t
 	if (pay)
 		zmq_msg_send(pay, to, 0);
 	s->inflight++;
+}
+
+/* Hand a Raft message to the metadata service, or drop it when its queue
+ * is full (Raft sends again). It is no request in flight: nothing answers
+ * it. */
+static void hand_raft(struct pifs_server *s, zmq_msg_t *ident, zmq_msg_t *body)
+{
+	if (zmq_msg_send(ident, s->meta, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
+		return;
+	zmq_msg_send(body, s->meta, 0);
 }
 
 /* Hand a piece of a put to the worker that has its other pieces: the one a
@@ -257,6 +265,14 @@ static void route(struct pifs_server *s, zmq_msg_t *ident, zmq_msg_t *body, zmq_
 				   self_id(s), zmq_msg_size(body));
 		return;
 	}
+	kind = pifs_proto_kind(m.type);
+	/* Raft's messages go one way and are never answered on their
+	 * connection; a voter that is stopping takes no more part. */
+	if (kind == PIFS_KIND_RFT) {
+		if (!draining && parts == 2)
+			hand_raft(s, ident, body);
+		return;
+	}
 	if (draining) {
 		reply_status(s, ident, reqid, -ESHUTDOWN,
 			     "node %u is shutting down; use another node or retry once it is back",
@@ -277,7 +293,6 @@ static void route(struct pifs_server *s, zmq_msg_t *ident, zmq_msg_t *body, zmq_
 			     pifs_proto_name(m.type), self_id(s));
 		return;
 	}
-	kind = pifs_proto_kind(m.type);
 	switch (kind) {
 	case PIFS_KIND_CHK:
 		if (m.type == PIFS_MSG_CHUNK_PUT && m.u.CHUNK_PUT.total)
@@ -288,12 +303,7 @@ static void route(struct pifs_server *s, zmq_msg_t *ident, zmq_msg_t *body, zmq_
 	case PIFS_KIND_MUT:
 	case PIFS_KIND_QRY:
 	case PIFS_KIND_ADM:
-		if (s->meta)
-			hand_on(s, s->meta, ident, body, pay, reqid);
-		else
-			reply_status(s, ident, reqid, -ENOTSUP,
-				     "node %u is not a metadata voter; ask node %u", self_id(s),
-				     s->d->voter->id);
+		hand_on(s, s->meta, ident, body, pay, reqid);
 		break;
 	default:
 		reply_status(s, ident, reqid, -EOPNOTSUPP,
@@ -402,7 +412,7 @@ int pifs_server_run(struct pifs_server *s, int sigfd)
 		items[1] = (zmq_pollitem_t){s->router, 0, open ? ZMQ_POLLIN : 0, 0};
 		items[2] = (zmq_pollitem_t){s->chunk, 0, ZMQ_POLLIN, 0};
 		items[3] = (zmq_pollitem_t){s->meta, 0, ZMQ_POLLIN, 0};
-		n = s->meta ? 4 : 3;
+		n = 4;
 		for (i = 0; i < PIFS_WORKERS; i++)
 			items[n + (int)i] = (zmq_pollitem_t){s->piece[i], 0, ZMQ_POLLIN, 0};
 		timeout = draining || !open ? RECHECK_MS : -1;
@@ -435,7 +445,7 @@ int pifs_server_run(struct pifs_server *s, int sigfd)
 		}
 		if (items[2].revents & ZMQ_POLLIN)
 			relay_replies(s, s->chunk);
-		if (n == 4 && (items[3].revents & ZMQ_POLLIN))
+		if (items[3].revents & ZMQ_POLLIN)
 			relay_replies(s, s->meta);
 		for (i = 0; i < PIFS_WORKERS; i++)
 			if (items[n + (int)i].revents & ZMQ_POLLIN)
