@@ -51,6 +51,9 @@ static const char global_help[] =
     "           its copies where they belong)\n"
     "  node     node add ADDRESS [--weight W], node drain NODE, node remove NODE\n"
     "           [--force], node set-weight NODE W: change who is a member\n"
+    "  meta     meta status: the metadata voters, their leader, how far each follows\n"
+    "           and whether a majority is up; meta add NODE, meta remove NODE: change\n"
+    "           who votes\n"
     "  rebalance  move chunks to their owners under the current map (--dry-run: the\n"
     "           plan; --wait: a progress bar until done; --limit MB/s)\n"
     "  gc       delete chunk copies no file uses (--dry-run: count; --wait: report)\n"
@@ -70,8 +73,9 @@ static const char global_help[] =
     "  1  the metadata service could not be reached, or answered with an error; for\n"
     "     scrub and heal, see their help\n"
     "  2  bad command line, or a configuration file that cannot be read\n"
-    "  3  status only: the cluster answered, but a node is down or has never registered,\n"
-    "     chunks are short of copies, or some could not be repaired\n"
+    "  3  status and meta status only: the cluster answered, but a node (or a metadata\n"
+    "     voter) is down or has never registered, chunks are short of copies, or some\n"
+    "     could not be repaired\n"
     "\n"
     "Environment:\n"
     "  PIFS_CONF  the configuration file when -c is not given\n"
@@ -85,7 +89,8 @@ static const char global_help[] =
     "  " PROG " heal --wait --timeout 10m\n"
     "  " PROG " node add 192.168.1.24:7100 && " PROG " rebalance --dry-run\n"
     "  " PROG " rebalance --wait --limit 20\n"
-    "  " PROG " gc --wait\n";
+    "  " PROG " gc --wait\n"
+    "  " PROG " meta status\n";
 
 static const struct command commands[] = {
     {"status", status_help, cmd_status, "", 0, 0},
@@ -96,9 +101,10 @@ static const struct command commands[] = {
     {"heal", heal_help, cmd_heal, "wT", 0, 0},
     {"rebalance", rebalance_help, cmd_rebalance, "wTdl", 0, 0},
     {"gc", gc_help, cmd_gc, "wTd", 0, 0},
+    {"meta", meta_help, cmd_meta, "T", 1, 2},
 };
 
-#define COMMAND_NAMES "status, nodes, node, df, scrub, heal, rebalance and gc"
+#define COMMAND_NAMES "status, nodes, node, meta, df, scrub, heal, rebalance and gc"
 
 static void usage_hint(void)
 {
@@ -231,6 +237,7 @@ static int parse_opts(int argc, char **argv, const struct command *cmd, struct a
 					return EXIT_USAGE;
 				}
 				a->wait_ms = (int64_t)ms;
+				a->wait_set = true;
 				break;
 			}
 			if (pifs_conf_parse_duration(optarg, &ms) < 0 || ms == 0 || ms > INT_MAX) {

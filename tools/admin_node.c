@@ -121,9 +121,7 @@ const char nodes_help[] =
     "  " PROG " nodes\n"
     "  " PROG " nodes --json | jq '.nodes[] | {id, used, capacity}'\n";
 
-/* The node of @v that @word names: its id, or its address. NULL, having said
- * why, when none does. */
-static struct node_view *node_named(struct cluster_view *v, const char *word)
+struct node_view *node_named(struct cluster_view *v, const char *word)
 {
 	char *end;
 	unsigned long id = strtoul(word, &end, 10);
