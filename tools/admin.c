@@ -93,15 +93,15 @@ static const char global_help[] =
     "  " PROG " meta status\n";
 
 static const struct command commands[] = {
-    {"status", status_help, cmd_status, "", 0, 0},
-    {"nodes", nodes_help, cmd_nodes, "", 0, 0},
-    {"node", node_help, cmd_node, "Wf", 2, 3},
-    {"df", df_help, cmd_df, "", 0, 0},
-    {"scrub", scrub_help, cmd_scrub, "w", 0, 0},
-    {"heal", heal_help, cmd_heal, "wT", 0, 0},
-    {"rebalance", rebalance_help, cmd_rebalance, "wTdl", 0, 0},
-    {"gc", gc_help, cmd_gc, "wTd", 0, 0},
-    {"meta", meta_help, cmd_meta, "T", 1, 2},
+    {"status", status_help, cmd_status, "", 0, 0, NULL},
+    {"nodes", nodes_help, cmd_nodes, "", 0, 0, NULL},
+    {"node", node_help, cmd_node, "Wf", 2, 3, NULL},
+    {"df", df_help, cmd_df, "", 0, 0, NULL},
+    {"scrub", scrub_help, cmd_scrub, "w", 0, 0, NULL},
+    {"heal", heal_help, cmd_heal, "wT", 0, 0, NULL},
+    {"rebalance", rebalance_help, cmd_rebalance, "wTdl", 0, 0, NULL},
+    {"gc", gc_help, cmd_gc, "wTd", 0, 0, NULL},
+    {"meta", meta_help, cmd_meta, "T", 1, 2, meta_check},
 };
 
 #define COMMAND_NAMES "status, nodes, node, meta, df, scrub, heal, rebalance and gc"
@@ -352,6 +352,8 @@ int main(int argc, char **argv)
 		usage_hint();
 		return EXIT_USAGE;
 	}
+	if (cmd->check && (rc = cmd->check(&a)) >= 0)
+		return rc;
 	pifs_conf_init(&a.conf);
 	if (load_conf(&a) < 0) {
 		pifs_conf_fini(&a.conf);

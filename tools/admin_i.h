@@ -87,6 +87,9 @@ struct command {
 	const char *opts;	/* its own options: w (--wait), T (--timeout is the wait's),
 				 * d (--dry-run), l (--limit), W (--weight), f (--force) */
 	int min_args, max_args; /* words after the command */
+	/* Check the words before the configuration is read, so that a bad
+	 * command line is told as such (exit 2); -1 to go on. May be NULL. */
+	int (*check)(const struct admin *a);
 };
 
 #define JSON_MAX_DEPTH 8
@@ -279,6 +282,7 @@ int meta_stat(struct admin *a, struct voter_view *v);
 int meta_probe(struct admin *a, struct meta_view *mv);
 void meta_view_free(struct meta_view *mv);
 size_t meta_majority(size_t voters);
+int meta_check(const struct admin *a);
 int cmd_meta(struct admin *a);
 extern const char meta_help[];
 

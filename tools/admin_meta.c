@@ -943,7 +943,7 @@ out_free:
 	return ex;
 }
 
-int cmd_meta(struct admin *a)
+int meta_check(const struct admin *a)
 {
 	const char *verb = a->argv[0];
 	bool status = strcmp(verb, "status") == 0;
@@ -953,21 +953,28 @@ int cmd_meta(struct admin *a)
 			PROG ": meta %s: unknown; say meta status, add or remove (see '" PROG
 			     " meta --help')\n",
 			verb);
+		fprintf(stderr, "Try '" PROG " --help'.\n");
 		return EXIT_USAGE;
 	}
 	if (status != (a->argc == 1)) {
-		fprintf(stderr, PROG ": meta %s takes %s\n", verb, status ? "no NODE" : "one NODE");
+		fprintf(stderr, PROG ": meta %s takes %s\nTry '" PROG " --help'.\n", verb,
+			status ? "no NODE" : "one NODE");
 		return EXIT_USAGE;
 	}
 	if (status && a->wait_set) {
 		fprintf(stderr,
 			PROG ": meta status takes no --timeout after it: give it before 'meta' (how "
-			     "long each voter may take to answer)\n");
+			     "long each voter may take to answer)\nTry '" PROG " --help'.\n");
 		return EXIT_USAGE;
 	}
-	if (status)
+	return -1;
+}
+
+int cmd_meta(struct admin *a)
+{
+	if (strcmp(a->argv[0], "status") == 0)
 		return meta_status(a);
-	return meta_change(a, strcmp(verb, "add") == 0, a->argv[1]);
+	return meta_change(a, strcmp(a->argv[0], "add") == 0, a->argv[1]);
 }
 
 const char meta_help[] =
