@@ -270,10 +270,10 @@ static int node_drain(struct admin *a, struct cluster_view *v, struct node_view 
 
 	if (n->flags & PIFS_NODE_META) {
 		fprintf(stderr,
-			PROG ": node %" PRIu32
-			     " is the metadata voter: it cannot leave the cluster; "
-			     "drain another node\n",
-			n->id);
+			PROG ": node %" PRIu32 " is a metadata voter: it cannot leave the cluster "
+			     "while it votes; take it out of the voters first ('" PROG " meta "
+			     "remove %" PRIu32 "', after adding another if it is the last)\n",
+			n->id, n->id);
 		return EXIT_FAIL;
 	}
 	if (in < v->replicas) {
@@ -308,9 +308,10 @@ static int node_remove(struct admin *a, struct cluster_view *v, struct node_view
 
 	if (n->flags & PIFS_NODE_META) {
 		fprintf(stderr,
-			PROG ": node %" PRIu32 " is the metadata voter: the cluster cannot do "
-			     "without it; it cannot be removed\n",
-			n->id);
+			PROG ": node %" PRIu32 " is a metadata voter: it cannot be removed while it "
+			     "votes; take it out of the voters first ('" PROG " meta remove %" PRIu32
+			     "', after adding another if it is the last)\n",
+			n->id, n->id);
 		return EXIT_FAIL;
 	}
 	work_sum(v, &s);
@@ -474,7 +475,8 @@ const char node_help[] =
     "                it holds chunks, or, when it does not answer but did once, while\n"
     "                it is still in or chunks are short of copies (it might hold the\n"
     "                only copy): drain it and run 'rebalance --wait' first. A node that\n"
-    "                never answered holds nothing. The metadata voter cannot be removed.\n"
+    "                never answered holds nothing. A metadata voter cannot be drained or\n"
+    "                removed: 'meta remove NODE' first.\n"
     "      --force   remove it anyway, saying what may be lost\n"
     "  set-weight NODE W  change NODE's weight (a whole number above 0)\n"
     "\n"
