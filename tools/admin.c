@@ -1,12 +1,13 @@
 /* admin.c - pifs-admin: what an operator asks of a running cluster.
  *
  * Every subcommand reads the cluster's configuration file, asks the metadata
- * voter for CLUSTER_STAT (the map, the namespace figures and each node's
+ * leader (found among the voters by fs/metacall.c) for CLUSTER_STAT (the map, the namespace figures and each node's
  * background work as its last heartbeat told) and, where it shows per-node
  * use, asks every storage node for NODE_STAT in parallel. status, nodes and
  * df only read; scrub, heal, rebalance and gc ask the nodes to start a pass
  * now (WORK_START) and, with --wait, follow the passes with NODE_STAT until
- * they are done; node changes the cluster map through the metadata voter.
+ * they are done; node changes the cluster map through the metadata leader;
+ * meta asks every voter for its view of the replicated log.
  * This file holds main, the options and the command table; admin_i.h says
  * which module does what. */
 #include <errno.h>
@@ -33,9 +34,9 @@ static const char global_help[] =
     "       " PROG " COMMAND --help\n"
     "\n"
     "Show the state of a pifs cluster, and start its background work. " PROG " reads the\n"
-    "cluster's configuration file, asks the metadata service (the first node with\n"
-    "\"meta = yes\") for the cluster map and its figures, and asks each storage node for\n"
-    "its own. status, nodes and df change nothing; scrub, heal, rebalance and gc start\n"
+    "cluster's configuration file, asks the metadata service (its leader, found among\n"
+    "the nodes with \"meta = yes\") for the cluster map and its figures, and asks each\n"
+    "storage node for its own. status, nodes and df change nothing; scrub, heal, rebalance and gc start\n"
     "a pass now; node changes the cluster map.\n"
     "\n"
     "Commands:\n"
@@ -119,8 +120,8 @@ static const struct command *find_command(const char *name)
 	return NULL;
 }
 
-/* Load the configuration and pick the metadata voter; prints why not.
- * Returns 0 or -errno. */
+/* Load the configuration and check that it names a metadata voter; prints
+ * why not. Returns 0 or -errno. */
 static int load_conf(struct admin *a)
 {
 	char err[512] = "";
@@ -137,8 +138,7 @@ static int load_conf(struct admin *a)
 				a->conf_path, strerror(-rc));
 		return rc;
 	}
-	a->meta = pifs_conf_meta(&a->conf);
-	if (!a->meta) {
+	if (!pifs_conf_meta(&a->conf)) {
 		fprintf(stderr,
 			PROG ": %s names no metadata voter: add \"meta = yes\" to one "
 			     "[node N] section\n",
@@ -147,6 +147,38 @@ static int load_conf(struct admin *a)
 	}
 	if (a->timeout_ms == 0)
 		a->timeout_ms = a->conf.timeout_ms ? (int)a->conf.timeout_ms : 10000;
+	return 0;
+}
+
+/* The metadata caller. Each try at one voter gets a share of --timeout, so
+ * that a voter that is down leaves time to ask the others within it; at
+ * most the default try, at least enough for a loaded leader to answer.
+ * Returns 0 or an exit code, having said why. */
+static int new_metacall(struct admin *a)
+{
+	struct pifs_metacall_opts o = {.timeout_ms = a->timeout_ms};
+	size_t voters = 0;
+	int rc;
+
+	for (size_t i = 0; i < a->conf.n_nodes; i++)
+		voters += a->conf.nodes[i].meta;
+	o.try_ms = a->timeout_ms / (int)(voters ? voters : 1);
+	if (o.try_ms > 2000)
+		o.try_ms = 2000;
+	if (o.try_ms < 200)
+		o.try_ms = 200;
+	rc = pifs_metacall_new(a->zctx, &a->conf, &o, &a->mc);
+	if (rc == -EINVAL) {
+		fprintf(stderr,
+			PROG ": %s: a metadata voter's address is not host:port; fix its "
+			     "\"address =\" line\n",
+			a->conf_path);
+		return EXIT_USAGE;
+	}
+	if (rc < 0) {
+		fprintf(stderr, PROG ": cannot set up the metadata caller: %s\n", strerror(-rc));
+		return EXIT_FAIL;
+	}
 	return 0;
 }
 
@@ -365,7 +397,11 @@ int main(int argc, char **argv)
 		pifs_conf_fini(&a.conf);
 		return EXIT_FAIL;
 	}
-	rc = cmd->run(&a);
+	rc = new_metacall(&a);
+	if (rc == 0)
+		rc = cmd->run(&a);
+	/* Its sockets first: zmq_ctx_term waits for every socket to close. */
+	pifs_metacall_free(a.mc);
 	zmq_ctx_term(a.zctx);
 	pifs_conf_fini(&a.conf);
 	return rc;

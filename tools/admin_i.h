@@ -4,7 +4,9 @@
  *   admin.c            main: options, the command table, the global help
  *   admin_out.c        JSON writer, sizes/times/durations for people, bars
  *   admin_view.c       CLUSTER_STAT, NODE_STAT, WORK_START, WORK_SET, PLAN,
- *                      metadata mutations (NODE_SET, NODE_DEL, NODE_ADD)
+ *                      metadata mutations (NODE_SET, NODE_DEL, NODE_ADD); the
+ *                      metadata requests go through a metacall (fs/metacall.h),
+ *                      which finds the leader among the voters
  *   admin_work.c       status, scrub, heal: start passes and follow them
  *   admin_node.c       nodes, node add/drain/remove/set-weight
  *   admin_meta.c       meta status/add/remove: META_STAT of every voter,
@@ -19,6 +21,7 @@
 #include <stdio.h>
 
 #include "config.h"
+#include "metacall.h"
 #include "proto.h"
 #include "raft.h"
 
@@ -76,8 +79,8 @@ struct admin {
 	int argc;	 /* the words after the command and its options */
 	char **argv;
 	struct pifs_conf conf;
-	const struct pifs_conf_node *meta; /* borrowed from @conf */
 	void *zctx;
+	struct pifs_metacall *mc; /* owned: asks the metadata leader, wherever it is */
 };
 
 struct command {
@@ -226,6 +229,11 @@ bool node_up(const struct node_view *n);
 bool node_full(const struct admin *a, const struct node_view *n, uint32_t chunk_size);
 const char *stat_problem(const struct node_view *n, char *buf, size_t cap);
 void unreachable_meta(const struct admin *a, int rc);
+/* The metadata leader that answered last (before any answer, the first
+ * voter): "host:port (node N)", its id, and its address. Borrowed. */
+const char *meta_name(const struct admin *a);
+uint32_t meta_leader_id(const struct admin *a);
+const char *meta_leader_addr(const struct admin *a);
 int fetch_cluster(struct admin *a, struct cluster_view *v);
 int probe_nodes(struct admin *a, struct cluster_view *v, bool only_up);
 /* fetch_cluster then probe_nodes, saying why on stderr when it fails; on
@@ -237,8 +245,8 @@ void json_node_space(struct json *j, const struct node_view *n);
 int work_start(struct admin *a, const struct node_view *n, uint32_t flags);
 /* WORK_SET {heal_rate} on node @n (0 keeps its rate). Returns 0 or -errno. */
 int work_set(struct admin *a, const struct node_view *n, uint64_t heal_rate);
-/* Send the metadata mutation @req (now 0: the voter stamps it) to the voter.
- * Returns 0 or -errno, with the voter's reason in @why. */
+/* Send the metadata mutation @req (now 0: the leader stamps it) to the
+ * leader. Returns 0 or -errno, with the leader's reason in @why. */
 int meta_mutate(struct admin *a, struct pifs_msg *req, char *why, size_t cap);
 /* PLAN @flags on node @n, added to @p, made under the map *@epoch (OUT).
  * Returns 0 or -errno (reason in @why). */

@@ -831,7 +831,6 @@ static int meta_change(struct admin *a, bool add, const char *word)
 {
 	struct meta_view mv = {0};
 	struct cluster_view cv = {0};
-	const struct pifs_conf_node *was = a->meta;
 	struct node_view node;
 	const struct node_view *n;
 	int64_t wait = a->wait_set ? a->wait_ms : META_WAIT_MS;
@@ -850,13 +849,8 @@ static int meta_change(struct admin *a, bool add, const char *word)
 		ex = meta_unanswered(a, &mv);
 		goto out_free;
 	}
-	/* The map says which node NODE is and whether it is up. Ask the leader
-	 * for it: another voter would only name the leader. */
-	if (mv.lead && pifs_conf_node(&a->conf, mv.lead->id))
-		a->meta = pifs_conf_node(&a->conf, mv.lead->id);
-	rc = fetch_cluster(a, &cv);
-	a->meta = was;
-	if (rc < 0)
+	/* The map says which node NODE is and whether it is up. */
+	if (fetch_cluster(a, &cv) < 0)
 		goto out_free;
 	n = node_named(&cv, word);
 	if (!n)

@@ -158,7 +158,7 @@ static int node_set(struct admin *a, const struct node_view *n, uint32_t set, ui
 		fprintf(stderr,
 			PROG ": the metadata service at %s did not %s node %" PRIu32 ": %s%s%s; "
 			     "see its log\n",
-			a->meta->addr, what, n->id, strerror(-rc), why[0] ? ": " : "", why);
+			meta_name(a), what, n->id, strerror(-rc), why[0] ? ": " : "", why);
 	return rc;
 }
 
@@ -237,7 +237,7 @@ static int node_add(struct admin *a, struct cluster_view *v, const char *addr)
 				PROG
 				": the metadata service at %s did not add a node at %s: %s%s%s; "
 				"see its log\n",
-				a->meta->addr, addr, strerror(-rc), why[0] ? ": " : "", why);
+				meta_name(a), addr, strerror(-rc), why[0] ? ": " : "", why);
 			return EXIT_FAIL;
 		}
 		added.id = id;
@@ -363,7 +363,7 @@ static int node_remove(struct admin *a, struct cluster_view *v, struct node_view
 			PROG ": the metadata service at %s did not remove node %" PRIu32
 			     ": %s%s%s; "
 			     "see its log\n",
-			a->meta->addr, n->id, strerror(-rc), why[0] ? ": " : "", why);
+			meta_name(a), n->id, strerror(-rc), why[0] ? ": " : "", why);
 		return EXIT_FAIL;
 	}
 	if (a->json) {

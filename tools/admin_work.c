@@ -57,8 +57,8 @@ static void meta_sum(struct admin *a, const struct cluster_view *v, struct meta_
 	}
 	/* Its term and role; daemons of before replicated metadata refuse the
 	 * question, and the line then goes without them. */
-	m->lead.id = a->meta->id;
-	snprintf(m->lead.addr, sizeof(m->lead.addr), "%s", a->meta->addr);
+	m->lead.id = meta_leader_id(a);
+	snprintf(m->lead.addr, sizeof(m->lead.addr), "%s", meta_leader_addr(a));
 	if (meta_stat(a, &m->lead) == 0 && m->lead.role != PIFS_RAFT_LEADER)
 		m->lead.rc = -EAGAIN;
 }
@@ -244,8 +244,8 @@ static void status_text(const struct admin *a, const struct cluster_view *v,
 		       ", voters",
 		       m->lead.id, m->lead.addr, m->lead.term, v->log_index);
 	else
-		printf("metadata:  node %" PRIu32 " at %s, log index %" PRIu64 ", voters", a->meta->id,
-		       a->meta->addr, v->log_index);
+		printf("metadata:  node %" PRIu32 " at %s, log index %" PRIu64 ", voters",
+		       meta_leader_id(a), meta_leader_addr(a), v->log_index);
 	voters_text(v, m);
 	printf(", %" PRIu64 " inodes\n", v->inodes);
 	printf("nodes:     %zu up of %zu\n", s->up, v->n_nodes);
