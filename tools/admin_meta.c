@@ -410,14 +410,19 @@ static void meta_status_json(const struct meta_view *mv)
 	char why[256];
 
 	json_open(&j, NULL, '{');
-	if (mv->leader)
-		json_u64(&j, "leader", mv->leader);
-	else
-		json_null(&j, "leader");
-	if (mv->lead)
+	/* leader is one that answered as such: scripts act on it. The one the
+	 * followers name may be dead. */
+	if (mv->lead) {
+		json_u64(&j, "leader", mv->lead->id);
 		json_str(&j, "leader_address", mv->lead->addr);
-	else
+	} else {
+		json_null(&j, "leader");
 		json_null(&j, "leader_address");
+	}
+	if (mv->leader)
+		json_u64(&j, "named_leader", mv->leader);
+	else
+		json_null(&j, "named_leader");
 	json_u64(&j, "term", mv->term);
 	if (mv->lead) {
 		json_u64(&j, "commit", mv->lead->commit);
@@ -814,8 +819,8 @@ static void change_text(const struct meta_view *mv, const struct node_view *n, b
 		       "chunks\n",
 		       n->id, n->addr, mv->leader, mv->term, ids);
 	if (tol == 0)
-		printf("with %zu voter(s), losing any one stops metadata: '" PROG " meta add NODE' "
-		       "makes it survive a loss at 3\n",
+		printf("with %zu voter(s), metadata stops if any one is lost: with 3 ('" PROG " meta "
+		       "add NODE') it survives the loss of one\n",
 		       mv->voters);
 	else
 		printf("with %zu voters, metadata survives the loss of %zu%s\n", mv->voters, tol,
@@ -847,6 +852,22 @@ static int meta_change(struct admin *a, bool add, const char *word)
 	}
 	if (!any_answer(&mv)) {
 		ex = meta_unanswered(a, &mv);
+		goto out_free;
+	}
+	/* The map comes from the leader: while the voters elect one, wait. */
+	while (!mv.lead && (!deadline || pifs_now_ms() < deadline)) {
+		pause_ms(POLL_MS);
+		if (meta_probe(a, &mv) < 0) {
+			fprintf(stderr, PROG ": out of memory while asking the voters\n");
+			goto out_free;
+		}
+	}
+	if (!mv.lead) {
+		fprintf(stderr,
+			PROG ": no metadata leader answered within %" PRId64 "s (%zu of %zu voters "
+			     "answer, a majority is %zu): nothing was changed; see '" PROG " meta "
+			     "status', then retry\n",
+			wait / 1000, mv.up, mv.voters, meta_majority(mv.voters));
 		goto out_free;
 	}
 	/* The map says which node NODE is and whether it is up. */
@@ -1010,12 +1031,14 @@ const char meta_help[] =
     "After add or remove, set \"meta =\" in the configuration file to match, so that\n"
     "clients and " PROG " find a voter even when others are down.\n"
     "\n"
-    "JSON (status): leader, leader_address, term, commit, last_index, voters_total,\n"
-    "voters_up, majority, quorum, can_lose (voters that may still be lost; -1 without a\n"
-    "majority), health (ok, degraded, down), voters: [{id, address, reachable, role,\n"
-    "term, commit, applied, last_index, snap_index, log_bytes, match, synced, lag,\n"
-    "contact_ms, error}] (null where unknown), not_voters: [{id, address, reachable,\n"
-    "in_conf}]. add, remove: action, id, address, changed, leader, term, voters.\n"
+    "JSON (status): leader and leader_address (the leader that answered, else null),\n"
+    "named_leader (whom the voters follow, even if it did not answer), term, commit,\n"
+    "last_index, voters_total, voters_up, majority, quorum, can_lose (voters that may\n"
+    "still be lost; -1 without a majority), health (ok, degraded, down), voters: [{id,\n"
+    "address, reachable, role, term, commit, applied, last_index, snap_index, log_bytes,\n"
+    "match, synced, lag, contact_ms, error}] (null where unknown), not_voters: [{id,\n"
+    "address, reachable, in_conf}]. add, remove: action, id, address, changed, leader,\n"
+    "term, voters.\n"
     "\n"
     "Exit status: status: 0 a leader answers and so does every voter; 3 a voter is down\n"
     "but a majority is up; 1 no leader, or no majority (metadata is stopped). add,\n"
