@@ -60,4 +60,9 @@ void pifs_metacall_set_epoch(struct pifs_metacall *mc, uint64_t epoch);
 uint32_t pifs_metacall_leader(const struct pifs_metacall *mc);
 const char *pifs_metacall_name(const struct pifs_metacall *mc);
 
+/* "node 1 at host:port, node 2 at host:port": every voter known, those of
+ * the config and those learnt from R_LEADER, for messages that must say
+ * where to look when none answered. Borrowed, until the next call. */
+const char *pifs_metacall_voters(const struct pifs_metacall *mc);
+
 #endif

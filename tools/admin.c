@@ -1,12 +1,13 @@
 /* admin.c - pifs-admin: what an operator asks of a running cluster.
  *
  * Every subcommand reads the cluster's configuration file, asks the metadata
- * voter for CLUSTER_STAT (the map, the namespace figures and each node's
+ * leader (found among the voters by fs/metacall.c) for CLUSTER_STAT (the map, the namespace figures and each node's
  * background work as its last heartbeat told) and, where it shows per-node
  * use, asks every storage node for NODE_STAT in parallel. status, nodes and
  * df only read; scrub, heal, rebalance and gc ask the nodes to start a pass
  * now (WORK_START) and, with --wait, follow the passes with NODE_STAT until
- * they are done; node changes the cluster map through the metadata voter.
+ * they are done; node changes the cluster map through the metadata leader;
+ * meta asks every voter for its view of the replicated log.
  * This file holds main, the options and the command table; admin_i.h says
  * which module does what. */
 #include <errno.h>
@@ -33,9 +34,9 @@ static const char global_help[] =
     "       " PROG " COMMAND --help\n"
     "\n"
     "Show the state of a pifs cluster, and start its background work. " PROG " reads the\n"
-    "cluster's configuration file, asks the metadata service (the first node with\n"
-    "\"meta = yes\") for the cluster map and its figures, and asks each storage node for\n"
-    "its own. status, nodes and df change nothing; scrub, heal, rebalance and gc start\n"
+    "cluster's configuration file, asks the metadata service (its leader, found among\n"
+    "the nodes with \"meta = yes\") for the cluster map and its figures, and asks each\n"
+    "storage node for its own. status, nodes and df change nothing; scrub, heal, rebalance and gc start\n"
     "a pass now; node changes the cluster map.\n"
     "\n"
     "Commands:\n"
@@ -51,6 +52,9 @@ static const char global_help[] =
     "           its copies where they belong)\n"
     "  node     node add ADDRESS [--weight W], node drain NODE, node remove NODE\n"
     "           [--force], node set-weight NODE W: change who is a member\n"
+    "  meta     meta status: the metadata voters, their leader, how far each follows\n"
+    "           and whether a majority is up; meta add NODE, meta remove NODE: change\n"
+    "           who votes\n"
     "  rebalance  move chunks to their owners under the current map (--dry-run: the\n"
     "           plan; --wait: a progress bar until done; --limit MB/s)\n"
     "  gc       delete chunk copies no file uses (--dry-run: count; --wait: report)\n"
@@ -70,8 +74,9 @@ static const char global_help[] =
     "  1  the metadata service could not be reached, or answered with an error; for\n"
     "     scrub and heal, see their help\n"
     "  2  bad command line, or a configuration file that cannot be read\n"
-    "  3  status only: the cluster answered, but a node is down or has never registered,\n"
-    "     chunks are short of copies, or some could not be repaired\n"
+    "  3  status and meta status only: the cluster answered, but a node (or a metadata\n"
+    "     voter) is down or has never registered, chunks are short of copies, or some\n"
+    "     could not be repaired\n"
     "\n"
     "Environment:\n"
     "  PIFS_CONF  the configuration file when -c is not given\n"
@@ -85,20 +90,22 @@ static const char global_help[] =
     "  " PROG " heal --wait --timeout 10m\n"
     "  " PROG " node add 192.168.1.24:7100 && " PROG " rebalance --dry-run\n"
     "  " PROG " rebalance --wait --limit 20\n"
-    "  " PROG " gc --wait\n";
+    "  " PROG " gc --wait\n"
+    "  " PROG " meta status\n";
 
 static const struct command commands[] = {
-    {"status", status_help, cmd_status, "", 0, 0},
-    {"nodes", nodes_help, cmd_nodes, "", 0, 0},
-    {"node", node_help, cmd_node, "Wf", 2, 3},
-    {"df", df_help, cmd_df, "", 0, 0},
-    {"scrub", scrub_help, cmd_scrub, "w", 0, 0},
-    {"heal", heal_help, cmd_heal, "wT", 0, 0},
-    {"rebalance", rebalance_help, cmd_rebalance, "wTdl", 0, 0},
-    {"gc", gc_help, cmd_gc, "wTd", 0, 0},
+    {"status", status_help, cmd_status, "", 0, 0, NULL},
+    {"nodes", nodes_help, cmd_nodes, "", 0, 0, NULL},
+    {"node", node_help, cmd_node, "Wf", 2, 3, NULL},
+    {"df", df_help, cmd_df, "", 0, 0, NULL},
+    {"scrub", scrub_help, cmd_scrub, "w", 0, 0, NULL},
+    {"heal", heal_help, cmd_heal, "wT", 0, 0, NULL},
+    {"rebalance", rebalance_help, cmd_rebalance, "wTdl", 0, 0, NULL},
+    {"gc", gc_help, cmd_gc, "wTd", 0, 0, NULL},
+    {"meta", meta_help, cmd_meta, "T", 1, 2, meta_check},
 };
 
-#define COMMAND_NAMES "status, nodes, node, df, scrub, heal, rebalance and gc"
+#define COMMAND_NAMES "status, nodes, node, meta, df, scrub, heal, rebalance and gc"
 
 static void usage_hint(void)
 {
@@ -113,8 +120,8 @@ static const struct command *find_command(const char *name)
 	return NULL;
 }
 
-/* Load the configuration and pick the metadata voter; prints why not.
- * Returns 0 or -errno. */
+/* Load the configuration and check that it names a metadata voter; prints
+ * why not. Returns 0 or -errno. */
 static int load_conf(struct admin *a)
 {
 	char err[512] = "";
@@ -131,8 +138,7 @@ static int load_conf(struct admin *a)
 				a->conf_path, strerror(-rc));
 		return rc;
 	}
-	a->meta = pifs_conf_meta(&a->conf);
-	if (!a->meta) {
+	if (!pifs_conf_meta(&a->conf)) {
 		fprintf(stderr,
 			PROG ": %s names no metadata voter: add \"meta = yes\" to one "
 			     "[node N] section\n",
@@ -141,6 +147,38 @@ static int load_conf(struct admin *a)
 	}
 	if (a->timeout_ms == 0)
 		a->timeout_ms = a->conf.timeout_ms ? (int)a->conf.timeout_ms : 10000;
+	return 0;
+}
+
+/* The metadata caller. Each try at one voter gets a share of --timeout, so
+ * that a voter that is down leaves time to ask the others within it; at
+ * most the default try, at least enough for a loaded leader to answer.
+ * Returns 0 or an exit code, having said why. */
+static int new_metacall(struct admin *a)
+{
+	struct pifs_metacall_opts o = {.timeout_ms = a->timeout_ms};
+	size_t voters = 0;
+	int rc;
+
+	for (size_t i = 0; i < a->conf.n_nodes; i++)
+		voters += a->conf.nodes[i].meta;
+	o.try_ms = a->timeout_ms / (int)(voters ? voters : 1);
+	if (o.try_ms > 2000)
+		o.try_ms = 2000;
+	if (o.try_ms < 200)
+		o.try_ms = 200;
+	rc = pifs_metacall_new(a->zctx, &a->conf, &o, &a->mc);
+	if (rc == -EINVAL) {
+		fprintf(stderr,
+			PROG ": %s: a metadata voter's address is not host:port; fix its "
+			     "\"address =\" line\n",
+			a->conf_path);
+		return EXIT_USAGE;
+	}
+	if (rc < 0) {
+		fprintf(stderr, PROG ": cannot set up the metadata caller: %s\n", strerror(-rc));
+		return EXIT_FAIL;
+	}
 	return 0;
 }
 
@@ -231,6 +269,7 @@ static int parse_opts(int argc, char **argv, const struct command *cmd, struct a
 					return EXIT_USAGE;
 				}
 				a->wait_ms = (int64_t)ms;
+				a->wait_set = true;
 				break;
 			}
 			if (pifs_conf_parse_duration(optarg, &ms) < 0 || ms == 0 || ms > INT_MAX) {
@@ -345,6 +384,8 @@ int main(int argc, char **argv)
 		usage_hint();
 		return EXIT_USAGE;
 	}
+	if (cmd->check && (rc = cmd->check(&a)) >= 0)
+		return rc;
 	pifs_conf_init(&a.conf);
 	if (load_conf(&a) < 0) {
 		pifs_conf_fini(&a.conf);
@@ -356,7 +397,11 @@ int main(int argc, char **argv)
 		pifs_conf_fini(&a.conf);
 		return EXIT_FAIL;
 	}
-	rc = cmd->run(&a);
+	rc = new_metacall(&a);
+	if (rc == 0)
+		rc = cmd->run(&a);
+	/* Its sockets first: zmq_ctx_term waits for every socket to close. */
+	pifs_metacall_free(a.mc);
 	zmq_ctx_term(a.zctx);
 	pifs_conf_fini(&a.conf);
 	return rc;

@@ -4,9 +4,13 @@
  *   admin.c            main: options, the command table, the global help
  *   admin_out.c        JSON writer, sizes/times/durations for people, bars
  *   admin_view.c       CLUSTER_STAT, NODE_STAT, WORK_START, WORK_SET, PLAN,
- *                      metadata mutations (NODE_SET, NODE_DEL, NODE_ADD)
+ *                      metadata mutations (NODE_SET, NODE_DEL, NODE_ADD); the
+ *                      metadata requests go through a metacall (fs/metacall.h),
+ *                      which finds the leader among the voters
  *   admin_work.c       status, scrub, heal: start passes and follow them
  *   admin_node.c       nodes, node add/drain/remove/set-weight
+ *   admin_meta.c       meta status/add/remove: META_STAT of every voter,
+ *                      META_VOTER to the leader
  *   admin_rebalance.c  rebalance: plan, throttle, start, follow
  *   admin_space.c      df and gc */
 #ifndef PIFS_ADMIN_I_H
@@ -17,7 +21,9 @@
 #include <stdio.h>
 
 #include "config.h"
+#include "metacall.h"
 #include "proto.h"
+#include "raft.h"
 
 #define PROG "pifs-admin"
 
@@ -65,6 +71,7 @@ struct admin {
 	int timeout_ms;	 /* 0: the configuration's [client] timeout */
 	bool wait;	 /* scrub, heal: follow the passes until done */
 	int64_t wait_ms; /* heal --wait: give up after this long; 0: never */
+	bool wait_set;	 /* --timeout was given after a command that takes it */
 	bool dry_run;	 /* rebalance, gc: show, change nothing */
 	bool force;	 /* node remove: even what may lose data */
 	uint64_t limit;	 /* rebalance --limit, bytes/s; 0: leave the nodes' rate */
@@ -72,8 +79,8 @@ struct admin {
 	int argc;	 /* the words after the command and its options */
 	char **argv;
 	struct pifs_conf conf;
-	const struct pifs_conf_node *meta; /* borrowed from @conf */
 	void *zctx;
+	struct pifs_metacall *mc; /* owned: asks the metadata leader, wherever it is */
 };
 
 struct command {
@@ -83,6 +90,9 @@ struct command {
 	const char *opts;	/* its own options: w (--wait), T (--timeout is the wait's),
 				 * d (--dry-run), l (--limit), W (--weight), f (--force) */
 	int min_args, max_args; /* words after the command */
+	/* Check the words before the configuration is read, so that a bad
+	 * command line is told as such (exit 2); -1 to go on. May be NULL. */
+	int (*check)(const struct admin *a);
 };
 
 #define JSON_MAX_DEPTH 8
@@ -91,6 +101,46 @@ struct json {
 	FILE *f;
 	int depth;
 	bool comma[JSON_MAX_DEPTH];
+};
+
+/* A voter as the leader's META_STAT lists it. */
+struct meta_peer {
+	uint32_t id;
+	char addr[256];
+	uint64_t match, synced;
+	int64_t contact_ms; /* how long ago it last answered the leader */
+	uint32_t flags;
+};
+
+/* A metadata voter (or a node the configuration file calls one), and what
+ * it answered to META_STAT. */
+struct voter_view {
+	uint32_t id;
+	char addr[256];
+	bool in_conf;	      /* "meta = yes" in the configuration file */
+	bool voter;	      /* in the voter set (the leader's, when one answered) */
+	int rc;		      /* META_STAT: 0 answered, -ENODATA not asked, else -errno */
+	char why[256];	      /* the detail of an R_STATUS error */
+	uint32_t answered_id; /* the id the answering daemon gave */
+	uint32_t role;	      /* enum pifs_raft_role */
+	uint32_t leader;      /* whom it follows; 0: none known */
+	uint64_t term, commit, applied, last_index, snap_index, log_bytes;
+	size_t n_peers;	      /* the voters it lists (meaningful on the leader) */
+	struct meta_peer peers[PIFS_RAFT_MAX_VOTERS];
+	/* Its entry in the leader's list. */
+	bool tracked;
+	uint64_t match, synced;
+	int64_t contact_ms;
+};
+
+struct meta_view {
+	size_t n;
+	struct voter_view *v;	 /* owned; @n, in the order found */
+	struct voter_view *lead; /* the leader that answered; NULL: none */
+	uint32_t leader;	 /* the leader's id, even when it did not answer; 0: none */
+	uint64_t term;		 /* the leader's, else the highest answered */
+	size_t voters, up;	 /* the voter set, and how many of it answered */
+	bool unsupported;	 /* no R_META, only refusals: daemons of before Raft */
 };
 
 /* How often --wait asks the nodes how far they are. */
@@ -179,6 +229,11 @@ bool node_up(const struct node_view *n);
 bool node_full(const struct admin *a, const struct node_view *n, uint32_t chunk_size);
 const char *stat_problem(const struct node_view *n, char *buf, size_t cap);
 void unreachable_meta(const struct admin *a, int rc);
+/* The metadata leader that answered last (before any answer, the first
+ * voter): "host:port (node N)", its id, and its address. Borrowed. */
+const char *meta_name(const struct admin *a);
+uint32_t meta_leader_id(const struct admin *a);
+const char *meta_leader_addr(const struct admin *a);
 int fetch_cluster(struct admin *a, struct cluster_view *v);
 int probe_nodes(struct admin *a, struct cluster_view *v, bool only_up);
 /* fetch_cluster then probe_nodes, saying why on stderr when it fails; on
@@ -190,8 +245,8 @@ void json_node_space(struct json *j, const struct node_view *n);
 int work_start(struct admin *a, const struct node_view *n, uint32_t flags);
 /* WORK_SET {heal_rate} on node @n (0 keeps its rate). Returns 0 or -errno. */
 int work_set(struct admin *a, const struct node_view *n, uint64_t heal_rate);
-/* Send the metadata mutation @req (now 0: the voter stamps it) to the voter.
- * Returns 0 or -errno, with the voter's reason in @why. */
+/* Send the metadata mutation @req (now 0: the leader stamps it) to the
+ * leader. Returns 0 or -errno, with the leader's reason in @why. */
 int meta_mutate(struct admin *a, struct pifs_msg *req, char *why, size_t cap);
 /* PLAN @flags on node @n, added to @p, made under the map *@epoch (OUT).
  * Returns 0 or -errno (reason in @why). */
@@ -221,7 +276,23 @@ extern const char status_help[], scrub_help[], heal_help[];
 /* ---- admin_node.c ---- */
 int cmd_nodes(struct admin *a);
 int cmd_node(struct admin *a);
+/* The node of @v that @word names: its id, or its address. NULL, having
+ * said why, when none does. */
+struct node_view *node_named(struct cluster_view *v, const char *word);
 extern const char nodes_help[], node_help[];
+
+/* ---- admin_meta.c ---- */
+/* META_STAT voter @v at v->addr; the outcome goes to v->rc (also returned). */
+int meta_stat(struct admin *a, struct voter_view *v);
+/* Ask every voter (the configuration file's, then those the answers name)
+ * for META_STAT, and settle who leads and who votes. @mv starts zeroed or
+ * from an earlier probe; free it with meta_view_free. Returns 0 or -ENOMEM. */
+int meta_probe(struct admin *a, struct meta_view *mv);
+void meta_view_free(struct meta_view *mv);
+size_t meta_majority(size_t voters);
+int meta_check(const struct admin *a);
+int cmd_meta(struct admin *a);
+extern const char meta_help[];
 
 /* ---- admin_rebalance.c ---- */
 int cmd_rebalance(struct admin *a);

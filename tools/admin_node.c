@@ -121,9 +121,7 @@ const char nodes_help[] =
     "  " PROG " nodes\n"
     "  " PROG " nodes --json | jq '.nodes[] | {id, used, capacity}'\n";
 
-/* The node of @v that @word names: its id, or its address. NULL, having said
- * why, when none does. */
-static struct node_view *node_named(struct cluster_view *v, const char *word)
+struct node_view *node_named(struct cluster_view *v, const char *word)
 {
 	char *end;
 	unsigned long id = strtoul(word, &end, 10);
@@ -160,7 +158,7 @@ static int node_set(struct admin *a, const struct node_view *n, uint32_t set, ui
 		fprintf(stderr,
 			PROG ": the metadata service at %s did not %s node %" PRIu32 ": %s%s%s; "
 			     "see its log\n",
-			a->meta->addr, what, n->id, strerror(-rc), why[0] ? ": " : "", why);
+			meta_name(a), what, n->id, strerror(-rc), why[0] ? ": " : "", why);
 	return rc;
 }
 
@@ -239,7 +237,7 @@ static int node_add(struct admin *a, struct cluster_view *v, const char *addr)
 				PROG
 				": the metadata service at %s did not add a node at %s: %s%s%s; "
 				"see its log\n",
-				a->meta->addr, addr, strerror(-rc), why[0] ? ": " : "", why);
+				meta_name(a), addr, strerror(-rc), why[0] ? ": " : "", why);
 			return EXIT_FAIL;
 		}
 		added.id = id;
@@ -272,10 +270,10 @@ static int node_drain(struct admin *a, struct cluster_view *v, struct node_view 
 
 	if (n->flags & PIFS_NODE_META) {
 		fprintf(stderr,
-			PROG ": node %" PRIu32
-			     " is the metadata voter: it cannot leave the cluster; "
-			     "drain another node\n",
-			n->id);
+			PROG ": node %" PRIu32 " is a metadata voter: it cannot leave the cluster "
+			     "while it votes; take it out of the voters first ('" PROG " meta "
+			     "remove %" PRIu32 "', after adding another if it is the last)\n",
+			n->id, n->id);
 		return EXIT_FAIL;
 	}
 	if (in < v->replicas) {
@@ -310,9 +308,10 @@ static int node_remove(struct admin *a, struct cluster_view *v, struct node_view
 
 	if (n->flags & PIFS_NODE_META) {
 		fprintf(stderr,
-			PROG ": node %" PRIu32 " is the metadata voter: the cluster cannot do "
-			     "without it; it cannot be removed\n",
-			n->id);
+			PROG ": node %" PRIu32 " is a metadata voter: it cannot be removed while it "
+			     "votes; take it out of the voters first ('" PROG " meta remove %" PRIu32
+			     "', after adding another if it is the last)\n",
+			n->id, n->id);
 		return EXIT_FAIL;
 	}
 	work_sum(v, &s);
@@ -364,7 +363,7 @@ static int node_remove(struct admin *a, struct cluster_view *v, struct node_view
 			PROG ": the metadata service at %s did not remove node %" PRIu32
 			     ": %s%s%s; "
 			     "see its log\n",
-			a->meta->addr, n->id, strerror(-rc), why[0] ? ": " : "", why);
+			meta_name(a), n->id, strerror(-rc), why[0] ? ": " : "", why);
 		return EXIT_FAIL;
 	}
 	if (a->json) {
@@ -476,7 +475,8 @@ const char node_help[] =
     "                it holds chunks, or, when it does not answer but did once, while\n"
     "                it is still in or chunks are short of copies (it might hold the\n"
     "                only copy): drain it and run 'rebalance --wait' first. A node that\n"
-    "                never answered holds nothing. The metadata voter cannot be removed.\n"
+    "                never answered holds nothing. A metadata voter cannot be drained or\n"
+    "                removed: 'meta remove NODE' first.\n"
     "      --force   remove it anyway, saying what may be lost\n"
     "  set-weight NODE W  change NODE's weight (a whole number above 0)\n"
     "\n"

@@ -145,8 +145,8 @@ void json_cluster_head(struct json *j, const struct admin *a, const struct clust
 	json_u64(j, "replicas", v->replicas);
 	json_u64(j, "chunk_size", v->chunk_size);
 	json_u64(j, "log_index", v->log_index);
-	json_u64(j, "meta_node", a->meta->id);
-	json_str(j, "meta_address", a->meta->addr);
+	json_u64(j, "meta_node", meta_leader_id(a));
+	json_str(j, "meta_address", meta_leader_addr(a));
 }
 
 /* 75 -> "75s", 200 -> "3m20s", 7300 -> "2h01m": a duration for people.

@@ -1,5 +1,5 @@
 /* admin_view.c - pifs-admin: what the cluster says. CLUSTER_STAT from the
- * metadata voter, NODE_STAT from every node in parallel, WORK_START to one. */
+ * metadata leader, NODE_STAT from every node in parallel, WORK_START to one. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdbool.h>
@@ -56,8 +56,30 @@ const char *stat_problem(const struct node_view *n, char *buf, size_t cap)
 
 /* ---- talking to the cluster ---- */
 
+const char *meta_name(const struct admin *a)
+{
+	return pifs_metacall_name(a->mc);
+}
+
+uint32_t meta_leader_id(const struct admin *a)
+{
+	uint32_t id = pifs_metacall_leader(a->mc);
+
+	return id ? id : pifs_conf_meta(&a->conf)->id;
+}
+
+const char *meta_leader_addr(const struct admin *a)
+{
+	const struct pifs_conf_node *c = pifs_conf_node(&a->conf, meta_leader_id(a));
+
+	/* A leader the configuration file does not know (added after it was
+	 * written) is known to the metacall by its name only. */
+	return c ? c->addr : meta_name(a);
+}
+
 void unreachable_meta(const struct admin *a, int rc)
 {
+	const char *voters = pifs_metacall_voters(a->mc);
 	const char *why = strerror(-rc);
 
 	if (rc == -ETIMEDOUT)
@@ -65,12 +87,17 @@ void unreachable_meta(const struct admin *a, int rc)
 	else if (rc == -EHOSTUNREACH)
 		why = "no connection";
 
-	fprintf(stderr, PROG ": cannot reach the metadata service at %s (node %" PRIu32 "): ",
-		a->meta->addr, a->meta->id);
-	fprintf(stderr,
-		"is pifs-storaged running there? (see pifs-local status / journalctl) "
-		"[%s after %d ms]\n",
-		why, a->timeout_ms);
+	if (!strchr(voters, ','))
+		fprintf(stderr,
+			PROG ": cannot reach the metadata service at %s: is pifs-storaged running "
+			     "there? (see pifs-local status / journalctl) [%s after %d ms]\n",
+			meta_name(a), why, a->timeout_ms);
+	else
+		fprintf(stderr,
+			PROG ": cannot reach the metadata service: no leader answered among %s; "
+			     "is pifs-storaged running on a majority of them? (see '" PROG " meta "
+			     "status', pifs-local status / journalctl) [%s after %d ms]\n",
+			voters, why, a->timeout_ms);
 }
 
 static int cmp_node(const void *x, const void *y)
@@ -137,63 +164,45 @@ static int take_nodes(const struct admin *a, const struct pifs_msg_R_CLUSTER *re
 	return 0;
 }
 
-/* Ask the metadata voter for the cluster figures. Prints what went wrong for
- * the operator; returns 0 or -errno. */
+/* Ask the metadata leader for the cluster figures. Prints what went wrong
+ * for the operator; returns 0 or -errno. */
 int fetch_cluster(struct admin *a, struct cluster_view *v)
 {
-	struct pifs_rpc *r = NULL;
 	struct pifs_msg req, rep;
-	char ep[300];
 	int rc;
 
-	rc = pifs_conf_endpoint(a->meta->addr, ep, sizeof(ep));
-	if (rc < 0) {
-		fprintf(stderr,
-			PROG ": %s: node %" PRIu32 " has the address '%s', which has no port: "
-			     "write it as host:port\n",
-			a->conf_path, a->meta->id, a->meta->addr);
-		return rc;
-	}
-	rc = pifs_rpc_new(a->zctx, ep, &r);
-	if (rc < 0) {
-		unreachable_meta(a, rc);
-		return rc;
-	}
 	pifs_msg_init(&req, PIFS_MSG_CLUSTER_STAT);
 	pifs_msg_init(&rep, PIFS_MSG_NONE);
-	rc = pifs_rpc_call(r, &req, NULL, 0, &rep, NULL, NULL, a->timeout_ms);
+	rc = pifs_metacall(a->mc, &req, &rep);
 	if (rc == -ETIMEDOUT || rc == -EHOSTUNREACH || rc == -ECONNREFUSED) {
 		unreachable_meta(a, rc);
-		goto out_free;
+		return rc;
 	}
 	if ((rc == -EBADMSG || rc == -EPROTO) && rep.type != PIFS_MSG_R_STATUS) {
 		fprintf(stderr,
-			PROG ": the metadata service at %s (node %" PRIu32 ") sent a reply to "
-			     "CLUSTER_STAT that does not decode (%s): are pifs-admin and "
-			     "pifs-storaged built from the same version?\n",
-			a->meta->addr, a->meta->id, strerror(-rc));
-		goto out_free;
+			PROG ": the metadata service at %s sent a reply to CLUSTER_STAT that does "
+			     "not decode (%s): are pifs-admin and pifs-storaged built from the "
+			     "same version?\n",
+			meta_name(a), strerror(-rc));
+		return rc;
 	}
 	if (rc < 0) {
 		bool detail = rep.type == PIFS_MSG_R_STATUS && rep.u.R_STATUS.detail.len > 0;
 
 		fprintf(stderr,
-			PROG ": the metadata service at %s (node %" PRIu32 ") refused "
-			     "CLUSTER_STAT: %s%s%.*s; see that node's log\n",
-			a->meta->addr, a->meta->id, strerror(-rc), detail ? ": " : "",
+			PROG ": the metadata service at %s refused CLUSTER_STAT: %s%s%.*s; see "
+			     "that node's log\n",
+			meta_name(a), strerror(-rc), detail ? ": " : "",
 			detail ? rep.u.R_STATUS.detail.len : 0,
 			detail ? rep.u.R_STATUS.detail.p : "");
-		goto out_free;
+		return rc;
 	}
 	if (rep.type != PIFS_MSG_R_CLUSTER) {
-		fprintf(
-		    stderr,
-		    PROG
-		    ": the metadata service at %s (node %" PRIu32 ") answered "
-		    "CLUSTER_STAT with %s: are pifs-admin and pifs-storaged the same version?\n",
-		    a->meta->addr, a->meta->id, pifs_proto_name(rep.type));
-		rc = -EPROTO;
-		goto out_free;
+		fprintf(stderr,
+			PROG ": the metadata service at %s answered CLUSTER_STAT with %s: are "
+			     "pifs-admin and pifs-storaged the same version?\n",
+			meta_name(a), pifs_proto_name(rep.type));
+		return -EPROTO;
 	}
 	v->epoch = rep.u.R_CLUSTER.epoch;
 	v->replicas = rep.u.R_CLUSTER.replicas;
@@ -208,13 +217,9 @@ int fetch_cluster(struct admin *a, struct cluster_view *v)
 	rc = take_nodes(a, &rep.u.R_CLUSTER, v);
 	if (rc < 0)
 		fprintf(stderr,
-			PROG
-			": the metadata service at %s (node %" PRIu32 ") sent a "
-			"node list that does not decode (%s): are pifs-admin and pifs-storaged the "
-			"same version?\n",
-			a->meta->addr, a->meta->id, strerror(-rc));
-out_free:
-	pifs_rpc_free(r);
+			PROG ": the metadata service at %s sent a node list that does not decode "
+			     "(%s): are pifs-admin and pifs-storaged the same version?\n",
+			meta_name(a), strerror(-rc));
 	return rc;
 }
 
@@ -342,14 +347,16 @@ static int call_at(struct admin *a, const char *addr, struct pifs_msg *req, stru
 
 int meta_mutate(struct admin *a, struct pifs_msg *req, char *why, size_t cap)
 {
-	struct pifs_rpc *r;
 	struct pifs_msg rep;
 	int rc;
 
-	rc = call_at(a, a->meta->addr, req, &r, &rep, why, cap);
+	why[0] = '\0';
+	pifs_msg_init(&rep, PIFS_MSG_NONE);
+	rc = pifs_metacall(a->mc, req, &rep);
+	if (rc < 0 && rep.type == PIFS_MSG_R_STATUS && rep.u.R_STATUS.detail.len)
+		snprintf(why, cap, "%.*s", (int)rep.u.R_STATUS.detail.len, rep.u.R_STATUS.detail.p);
 	if (rc == 0 && rep.type != PIFS_MSG_R_STATUS)
 		rc = -EPROTO;
-	pifs_rpc_free(r);
 	return rc;
 }
 

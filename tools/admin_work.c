@@ -39,19 +39,44 @@ void work_sum(const struct cluster_view *v, struct work_sums *s /* OUT */)
 	}
 }
 
-/* ok, degraded (a node down, or chunks short of copies) or damaged (chunks
- * that no good copy could repair). */
-static const char *health_word(const struct cluster_view *v, const struct work_sums *s)
+/* The metadata voters as the map flags them (PIFS_NODE_META), how many are
+ * up, and the view of the node that answered CLUSTER_STAT (its term). */
+struct meta_sums {
+	size_t voters, up;
+	struct voter_view lead; /* lead.rc 0: it answered META_STAT */
+};
+
+static void meta_sum(struct admin *a, const struct cluster_view *v, struct meta_sums *m)
+{
+	memset(m, 0, sizeof(*m));
+	for (size_t i = 0; i < v->n_nodes; i++) {
+		if (!(v->nodes[i].flags & PIFS_NODE_META))
+			continue;
+		m->voters++;
+		m->up += node_up(&v->nodes[i]);
+	}
+	/* Its term and role; daemons of before replicated metadata refuse the
+	 * question, and the line then goes without them. */
+	m->lead.id = meta_leader_id(a);
+	snprintf(m->lead.addr, sizeof(m->lead.addr), "%s", meta_leader_addr(a));
+	if (meta_stat(a, &m->lead) == 0 && m->lead.role != PIFS_RAFT_LEADER)
+		m->lead.rc = -EAGAIN;
+}
+
+/* ok, degraded (a node or a metadata voter down, or chunks short of copies)
+ * or damaged (chunks that no good copy could repair). */
+static const char *health_word(const struct cluster_view *v, const struct work_sums *s,
+			       const struct meta_sums *m)
 {
 	if (s->scrub_unrepairable)
 		return "damaged";
-	if (s->up != v->n_nodes || s->degraded)
+	if (s->up != v->n_nodes || s->degraded || m->up != m->voters)
 		return "degraded";
 	return "ok";
 }
 
 static void status_json(const struct admin *a, const struct cluster_view *v,
-			const struct work_sums *s)
+			const struct work_sums *s, const struct meta_sums *m)
 {
 	struct json j = {.f = stdout};
 	uint64_t eta;
@@ -62,7 +87,7 @@ static void status_json(const struct admin *a, const struct cluster_view *v,
 	json_u64(&j, "nodes_up", s->up);
 	json_u64(&j, "nodes_total", v->n_nodes);
 	json_bool(&j, "healthy", s->up == v->n_nodes);
-	json_str(&j, "health", health_word(v, s));
+	json_str(&j, "health", health_word(v, s, m));
 	json_u64(&j, "degraded", s->degraded);
 	json_u64(&j, "heal_chunks", s->heal_chunks);
 	json_u64(&j, "heal_bytes", s->heal_bytes);
@@ -100,8 +125,66 @@ static void status_json(const struct admin *a, const struct cluster_view *v,
 		json_close(&j, '}');
 	}
 	json_close(&j, ']');
+	/* Last, and voters keyed "node" rather than "id": scripts take the
+	 * first figure of a key, and a node's object by its "id". */
+	json_open(&j, "meta", '{');
+	if (m->lead.rc == 0) {
+		json_u64(&j, "leader", m->lead.id);
+		json_str(&j, "leader_address", m->lead.addr);
+		json_u64(&j, "term", m->lead.term);
+	} else {
+		json_null(&j, "leader");
+		json_null(&j, "leader_address");
+		json_null(&j, "term");
+	}
+	json_u64(&j, "voters_total", m->voters);
+	json_u64(&j, "voters_up", m->up);
+	json_u64(&j, "majority", meta_majority(m->voters));
+	json_open(&j, "voters", '[');
+	for (size_t i = 0; i < v->n_nodes; i++) {
+		const struct node_view *n = &v->nodes[i];
+
+		if (!(n->flags & PIFS_NODE_META))
+			continue;
+		json_open(&j, NULL, '{');
+		json_u64(&j, "node", n->id);
+		json_bool(&j, "up", node_up(n));
+		json_close(&j, '}');
+	}
+	json_close(&j, ']');
+	json_close(&j, '}');
 	json_close(&j, '}');
 	fputc('\n', stdout);
+}
+
+/* "1 2 3 (all up)", "1 2 3 (3 down: losing one more stops metadata)". */
+static void voters_text(const struct cluster_view *v, const struct meta_sums *m)
+{
+	size_t maj = meta_majority(m->voters);
+	const char *sep = "";
+
+	for (size_t i = 0; i < v->n_nodes; i++)
+		if (v->nodes[i].flags & PIFS_NODE_META)
+			printf(" %" PRIu32, v->nodes[i].id);
+	if (m->up == m->voters) {
+		printf(" (all up)");
+		return;
+	}
+	printf(" (");
+	for (size_t i = 0; i < v->n_nodes; i++) {
+		const struct node_view *n = &v->nodes[i];
+
+		if ((n->flags & PIFS_NODE_META) && !node_up(n)) {
+			printf("%s%" PRIu32, sep, n->id);
+			sep = " ";
+		}
+	}
+	if (m->up < maj)
+		printf(" down: no majority; see " PROG " meta status)");
+	else if (m->up == maj)
+		printf(" down: losing one more voter stops metadata)");
+	else
+		printf(" down: metadata survives the loss of %zu more)", m->up - maj);
 }
 
 /* One line for node @n in status. */
@@ -148,16 +231,23 @@ static void status_node(const struct admin *a, const struct cluster_view *v,
 }
 
 static void status_text(const struct admin *a, const struct cluster_view *v,
-			const struct work_sums *s)
+			const struct work_sums *s, const struct meta_sums *m)
 {
 	char b1[32], b2[32], b3[32];
 	uint64_t eta;
-	const char *health = health_word(v, s);
+	const char *health = health_word(v, s, m);
 
 	printf("cluster:   map epoch %" PRIu64 ", %" PRIu32 " replicas, chunk size %s\n", v->epoch,
 	       v->replicas, human(v->chunk_size, b1, sizeof(b1)));
-	printf("metadata:  node %" PRIu32 " at %s, log index %" PRIu64 ", %" PRIu64 " inodes\n",
-	       a->meta->id, a->meta->addr, v->log_index, v->inodes);
+	if (m->lead.rc == 0)
+		printf("metadata:  leader node %" PRIu32 " at %s, term %" PRIu64 ", log index %" PRIu64
+		       ", voters",
+		       m->lead.id, m->lead.addr, m->lead.term, v->log_index);
+	else
+		printf("metadata:  node %" PRIu32 " at %s, log index %" PRIu64 ", voters",
+		       meta_leader_id(a), meta_leader_addr(a), v->log_index);
+	voters_text(v, m);
+	printf(", %" PRIu64 " inodes\n", v->inodes);
 	printf("nodes:     %zu up of %zu\n", s->up, v->n_nodes);
 	for (size_t i = 0; i < v->n_nodes; i++)
 		status_node(a, v, &v->nodes[i]);
@@ -225,6 +315,11 @@ static void status_text(const struct admin *a, const struct cluster_view *v,
 			printf("%s%zu node(s) down", sep, v->n_nodes - s->up);
 			sep = ", ";
 		}
+		if (m->up != m->voters) {
+			printf("%s%zu of %zu metadata voters down", sep, m->voters - m->up,
+			       m->voters);
+			sep = ", ";
+		}
 		if (s->degraded) {
 			printf("%s%" PRIu64 " chunks short of copies", sep, s->degraded);
 			sep = ", ";
@@ -240,6 +335,7 @@ int cmd_status(struct admin *a)
 {
 	struct cluster_view v = {0};
 	struct work_sums s;
+	struct meta_sums m;
 	int rc;
 
 	/* The heartbeats' figures are a second old: a scrub that has just
@@ -248,11 +344,12 @@ int cmd_status(struct admin *a)
 	if (view_cluster(a, &v, true) < 0)
 		return EXIT_FAIL;
 	work_sum(&v, &s);
+	meta_sum(a, &v, &m);
 	if (a->json)
-		status_json(a, &v, &s);
+		status_json(a, &v, &s, &m);
 	else
-		status_text(a, &v, &s);
-	rc = strcmp(health_word(&v, &s), "ok") == 0 ? EXIT_OK : EXIT_DEGRADED;
+		status_text(a, &v, &s, &m);
+	rc = strcmp(health_word(&v, &s, &m), "ok") == 0 ? EXIT_OK : EXIT_DEGRADED;
 	free(v.nodes);
 	return rc;
 }
@@ -949,7 +1046,9 @@ const char status_help[] =
     "last heartbeat):\n"
     "  cluster    the map epoch (it grows with every change of the cluster map), the\n"
     "             number of copies of each chunk (replicas) and the chunk size\n"
-    "  metadata   the metadata voter asked, its last applied log index, the inode count\n"
+    "  metadata   the leader that answered and its term, its last applied log index, the\n"
+    "             metadata voters (which are down, and what losing one more would do:\n"
+    "             '" PROG " meta status' tells more), the inode count\n"
     "  nodes      how many nodes are up, then one line per node: up or down (heartbeats),\n"
     "             in, out or drain (placement), full (less room than the reserve and one\n"
     "             chunk: it refuses new chunks), and for a node that is down when it was\n"
@@ -962,7 +1061,8 @@ const char status_help[] =
     "  scrub      whether a scrub runs (chunks checked of the total), and the corrupt\n"
     "             copies found (by scrub or by reads), repaired and unrepairable since\n"
     "             the nodes started\n"
-    "  health     ok; degraded (a node down, or chunks short of copies); or damaged\n"
+    "  health     ok; degraded (a node or a metadata voter down, or chunks short of\n"
+    "             copies); or damaged\n"
     "             (chunk copies that no good copy could repair: files fail with EIO)\n"
     "Heal and scrub figures are summed over the nodes that are up.\n"
     "\n"
@@ -974,7 +1074,9 @@ const char status_help[] =
     "address, state (up, down, unregistered), up, in, meta, drain, new, registered, full,\n"
     "free, last_seen_ns (0: never), work: {heal_passes, heal_chunks, heal_bytes, degraded,\n"
     "heal_rate, moved_chunks, moved_bytes, scrub_passes, scrub_running, scrub_done,\n"
-    "scrub_total, scrub_corrupt, scrub_repaired, scrub_unrepairable}}].\n"
+    "scrub_total, scrub_corrupt, scrub_repaired, scrub_unrepairable}}], and meta:\n"
+    "{leader, leader_address, term (null when the node asked does not say), voters_total,\n"
+    "voters_up, majority, voters: [{node, up}]}.\n"
     "\n"
     "Exit status: 0 health ok; 3 degraded or damaged; 1 the metadata service could not\n"
     "be reached; 2 bad command line or configuration file.\n"

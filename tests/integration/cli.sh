@@ -31,7 +31,7 @@ run 0 "pifs-mount --help" -- "$MOUNT" --help
 expect_usage "pifs-mount --help"
 run 0 "pifs-admin --help" -- "$ADMIN" --help
 expect_usage "pifs-admin --help"
-for c in status nodes node df scrub heal rebalance gc; do
+for c in status nodes node meta df scrub heal rebalance gc; do
 	run 0 "pifs-admin $c --help" -- "$ADMIN" "$c" --help
 	grep -q "Usage: pifs-admin .* $c" "$out" || fail "pifs-admin $c --help does not show its own usage"
 	grep -q "Exit status" "$out" || fail "pifs-admin $c --help does not give its exit status"
@@ -55,7 +55,8 @@ for args in "--no-such-flag status" "status --no-such-flag" "-Z df" "nodes extra
 	"--timeout soon status" "--config" "status --wait" "df --wait" "heal --timeout soon" \
 	"heal --wait extra" "node" "node add" "node remove 3 4 5 6" "status --dry-run" \
 	"rebalance --limit fast" "rebalance --limit 0" "gc --limit 5" "rebalance extra" \
-	"node add a:1 --weight x" "df --force" "scrub --weight 3"; do
+	"node add a:1 --weight x" "df --force" "scrub --weight 3" "meta" "meta frob" "meta add" \
+	"meta status 2" "meta add 2 3" "meta status --timeout 2s" "meta add 2 --timeout soon"; do
 	# shellcheck disable=SC2086 # the words are the arguments
 	run 2 "pifs-admin $args" -- "$ADMIN" $args
 	grep -q '^pifs-admin: ' "$err" || fail "pifs-admin $args: no 'pifs-admin: ...' message"
@@ -110,4 +111,10 @@ for c in status nodes df scrub "heal --wait"; do
 	run 1 "pifs-admin $c with nothing running" -- "$ADMIN" -c "$WORK/good.conf" --timeout 300ms $c
 	grep -q "cannot reach the metadata service at 127.0.0.1:$port (node 1): is pifs-storaged running there?" "$err" ||
 		fail "pifs-admin $c: wrong message when nothing answers: $(cat "$err")"
+done
+for c in "meta status" "meta add 2"; do
+	# shellcheck disable=SC2086 # the words are the arguments
+	run 1 "pifs-admin $c with nothing running" -- "$ADMIN" -c "$WORK/good.conf" --timeout 300ms $c
+	grep -q "no metadata voter answered META_STAT .*node 1 at 127.0.0.1:$port (unreachable).*is pifs-storaged running there?" "$err" ||
+		fail "pifs-admin $c: wrong message when no voter answers: $(cat "$err")"
 done

@@ -471,3 +471,57 @@ it_reader() {
 		echo pass >>"$2.passes"
 	done
 }
+
+# ---- for the replicated metadata tests ----
+
+# meta_status_json: pifs-admin meta status --json, whatever its exit status
+# (3: a voter down, 1: no leader); empty when no voter answered.
+meta_status_json() {
+	"$ADMIN" -c "$CONF" --timeout 2s meta status --json 2>/dev/null || true
+}
+
+# meta_leader: the id of the metadata leader that answers now, or nothing.
+meta_leader() {
+	sed -n 's/^{"leader":\([0-9][0-9]*\),.*/\1/p' <<<"$(meta_status_json)"
+}
+
+# meta_voters: the ids of the voters, as the leader lists them, space-separated.
+meta_voters() {
+	sed -n 's/.*"voters":\[\(.*\)\],"not_voters".*/\1/p' <<<"$(meta_status_json)" |
+		grep -o '{"id":[0-9]*' | cut -d: -f2 | tr '\n' ' ' | sed 's/ $//'
+}
+
+# meta_wait_leader SECONDS [EXCEPT]: wait until a metadata leader answers,
+# other than node EXCEPT when given; its id into META_LEADER.
+meta_wait_leader() {
+	local secs=$1 except=${2:-} end l
+	end=$(($(date +%s%N) / 1000000 + secs * 1000))
+	while :; do
+		l=$(meta_leader)
+		if [[ -n $l && $l != "$except" ]]; then
+			META_LEADER=$l
+			return 0
+		fi
+		(($(date +%s%N) / 1000000 < end)) ||
+			fail "no metadata leader${except:+ other than node $except} within ${secs}s:"$'\n'"$("$ADMIN" -c "$CONF" --timeout 2s meta status 2>&1 | head -n 12)"
+		sleep 0.2
+	done
+}
+
+# meta_all_up: a leader answers and so does every voter (meta status exits 0).
+meta_all_up() {
+	"$ADMIN" -c "$CONF" --timeout 2s meta status >/dev/null 2>&1
+}
+
+# it_conf_meta ID yes|no: set "meta =" of [node ID] in the cluster's
+# pifs.conf, as an operator does after pifs-admin meta add or remove so that
+# clients started from then on look for the leader among the voters.
+it_conf_meta() {
+	awk -v id="$1" -v v="$2" '
+		/^\[/ { in_node = ($0 == "[node " id "]") }
+		in_node && /^meta[ \t]*=/ { $0 = "meta = " v }
+		{ print }
+	' "$CONF" >"$CONF.tmp" || fail "cannot edit $CONF"
+	mv "$CONF.tmp" "$CONF" || fail "cannot replace $CONF"
+	grep -A4 "^\[node $1\]" "$CONF" | grep -qx "meta = $2" || fail "$CONF: [node $1] has no 'meta =' line to set"
+}
