@@ -18,6 +18,7 @@
 #include <zmq.h>
 
 #include "log.h"
+#include "metacall.h"
 #include "rpc.h"
 
 #define EP_MAX 300
@@ -48,10 +49,12 @@ struct peer {
 	struct pifs_rpc *rpc;
 };
 
-/* The calling thread's sockets, one per endpoint. */
+/* The calling thread's sockets, one per endpoint, and its way to the
+ * metadata leader. */
 struct tls {
 	struct peer *p;
 	size_t n, cap;
+	struct pifs_metacall *mc; /* made on first use */
 };
 
 /* A node that failed a request, and whether a map showed it down since. */
@@ -67,7 +70,8 @@ struct pifs_cluster {
 	void *zctx;
 	int timeout_ms;
 	int connect_ms;
-	char meta_ep[EP_MAX];
+	/* The first voter of the config, for the messages of a thread that
+	 * never asked the service: written once, so any thread may read it. */
 	char meta_name[EP_MAX + 32];
 	pthread_key_t key;
 	uint32_t local_id; /* -o node=N; 0: found from the addresses */
@@ -75,13 +79,12 @@ struct pifs_cluster {
 	size_t nlocal_ips;
 	char hostname[256];
 
-	/* Map fetches are serialised on their own socket, so that a fetch
-	 * never disturbs the reply a caller's socket still lends out. After
-	 * the first, they run on the map thread: a caller that saw a newer
-	 * epoch or a dead node only asks for one (poke), and never waits for
-	 * it, the metadata service may be the node that died. */
-	pthread_mutex_t fetch_mu;
-	struct pifs_rpc *map_rpc;
+	/* Map fetches after the first run on the map thread, with its own
+	 * metacall, so that a fetch never disturbs the reply a caller's
+	 * metacall still lends out: a caller that saw a newer epoch or a dead
+	 * node only asks for one (poke), and never waits for it, the
+	 * metadata leader may be the node that died. */
+	struct pifs_metacall *map_mc;
 	pthread_mutex_t poke_mu;
 	pthread_cond_t poke_cond;
 	bool poked, stop;
@@ -100,6 +103,16 @@ struct pifs_cluster {
 
 static void *map_loop(void *arg);
 
+/* A metacall waits the whole timeout for the service, but not for one voter
+ * that is down: the next voter is asked after connect_ms. */
+static const struct pifs_metacall_opts *meta_opts(const struct pifs_cluster *cl,
+						  struct pifs_metacall_opts *mo)
+{
+	mo->timeout_ms = cl->timeout_ms;
+	mo->try_ms = cl->connect_ms;
+	return mo;
+}
+
 static void tls_free(void *p)
 {
 	struct tls *t = p;
@@ -108,6 +121,7 @@ static void tls_free(void *p)
 		return;
 	for (size_t i = 0; i < t->n; i++)
 		pifs_rpc_free(t->p[i].rpc);
+	pifs_metacall_free(t->mc);
 	free(t->p);
 	free(t);
 }
@@ -199,6 +213,7 @@ static bool addr_is_local(const struct pifs_cluster *cl, const char *addr)
 int pifs_cluster_new(const struct pifs_conf *conf, struct pifs_cluster **out)
 {
 	const struct pifs_conf_node *meta = pifs_conf_meta(conf);
+	struct pifs_metacall_opts mo;
 	struct pifs_cluster *cl;
 	int rc;
 
@@ -211,9 +226,6 @@ int pifs_cluster_new(const struct pifs_conf *conf, struct pifs_cluster **out)
 	cl->conf = conf;
 	cl->timeout_ms = conf->timeout_ms ? (int)conf->timeout_ms : 10000;
 	cl->connect_ms = cl->timeout_ms < CONNECT_MS ? cl->timeout_ms : CONNECT_MS;
-	rc = pifs_conf_endpoint(meta->addr, cl->meta_ep, sizeof(cl->meta_ep));
-	if (rc < 0)
-		goto out_free;
 	snprintf(cl->meta_name, sizeof(cl->meta_name), "%s (node %" PRIu32 ")", meta->addr,
 		 meta->id);
 	cl->zctx = zmq_ctx_new();
@@ -224,11 +236,10 @@ int pifs_cluster_new(const struct pifs_conf *conf, struct pifs_cluster **out)
 	rc = -pthread_key_create(&cl->key, tls_free);
 	if (rc < 0)
 		goto out_ctx;
-	rc = pifs_rpc_new(cl->zctx, cl->meta_ep, &cl->map_rpc);
+	rc = pifs_metacall_new(cl->zctx, conf, meta_opts(cl, &mo), &cl->map_mc);
 	if (rc < 0)
 		goto out_key;
 	find_local_ips(cl);
-	pthread_mutex_init(&cl->fetch_mu, NULL);
 	pthread_rwlock_init(&cl->map_lock, NULL);
 	pthread_mutex_init(&cl->sus_mu, NULL);
 	pthread_mutex_init(&cl->poke_mu, NULL);
@@ -243,9 +254,8 @@ out_locks:
 	pthread_mutex_destroy(&cl->poke_mu);
 	pthread_mutex_destroy(&cl->sus_mu);
 	pthread_rwlock_destroy(&cl->map_lock);
-	pthread_mutex_destroy(&cl->fetch_mu);
 	free_ips(cl);
-	pifs_rpc_free(cl->map_rpc);
+	pifs_metacall_free(cl->map_mc);
 out_key:
 	pthread_key_delete(cl->key);
 out_ctx:
@@ -267,13 +277,12 @@ void pifs_cluster_free(struct pifs_cluster *cl)
 	tls_free(pthread_getspecific(cl->key));
 	pthread_setspecific(cl->key, NULL);
 	pthread_key_delete(cl->key);
-	pifs_rpc_free(cl->map_rpc);
+	pifs_metacall_free(cl->map_mc);
 	zmq_ctx_term(cl->zctx);
 	pthread_cond_destroy(&cl->poke_cond);
 	pthread_mutex_destroy(&cl->poke_mu);
 	pthread_mutex_destroy(&cl->sus_mu);
 	pthread_rwlock_destroy(&cl->map_lock);
-	pthread_mutex_destroy(&cl->fetch_mu);
 	free_ips(cl);
 	free(cl->nodes);
 	free(cl);
@@ -286,7 +295,9 @@ void pifs_cluster_set_local(struct pifs_cluster *cl, uint32_t id)
 
 const char *pifs_cluster_meta_name(const struct pifs_cluster *cl)
 {
-	return cl->meta_name;
+	const struct tls *t = pthread_getspecific(cl->key);
+
+	return t && t->mc ? pifs_metacall_name(t->mc) : cl->meta_name;
 }
 
 static uint64_t epoch_now(struct pifs_cluster *cl)
@@ -319,11 +330,10 @@ uint32_t pifs_cluster_replicas(struct pifs_cluster *cl)
 	return v;
 }
 
-/* The calling thread's socket to @ep, made on first use. */
-static int peer(struct pifs_cluster *cl, const char *ep, struct pifs_rpc **out)
+/* The calling thread's sockets, made on first use. */
+static int thread_tls(struct pifs_cluster *cl, struct tls **out)
 {
 	struct tls *t = pthread_getspecific(cl->key);
-	struct peer *p;
 	int rc;
 
 	if (!t) {
@@ -336,6 +346,20 @@ static int peer(struct pifs_cluster *cl, const char *ep, struct pifs_rpc **out)
 			return rc;
 		}
 	}
+	*out = t;
+	return 0;
+}
+
+/* The calling thread's socket to @ep, made on first use. */
+static int peer(struct pifs_cluster *cl, const char *ep, struct pifs_rpc **out)
+{
+	struct peer *p;
+	struct tls *t;
+	int rc;
+
+	rc = thread_tls(cl, &t);
+	if (rc < 0)
+		return rc;
 	for (size_t i = 0; i < t->n; i++) {
 		if (strcmp(t->p[i].ep, ep) == 0) {
 			*out = t->p[i].rpc;
@@ -360,6 +384,26 @@ static int peer(struct pifs_cluster *cl, const char *ep, struct pifs_rpc **out)
 	t->n++;
 	*out = p->rpc;
 	pifs_rpc_set_epoch(*out, epoch_now(cl));
+	return 0;
+}
+
+/* The calling thread's metacall, made on first use, with the map's epoch. */
+static int thread_metacall(struct pifs_cluster *cl, struct pifs_metacall **out)
+{
+	struct pifs_metacall_opts mo;
+	struct tls *t;
+	int rc;
+
+	rc = thread_tls(cl, &t);
+	if (rc < 0)
+		return rc;
+	if (!t->mc) {
+		rc = pifs_metacall_new(cl->zctx, cl->conf, meta_opts(cl, &mo), &t->mc);
+		if (rc < 0)
+			return rc;
+	}
+	pifs_metacall_set_epoch(t->mc, epoch_now(cl));
+	*out = t->mc;
 	return 0;
 }
 
@@ -482,25 +526,21 @@ static int map_install(struct pifs_cluster *cl, const struct pifs_msg_R_MAP *m)
 	return 0;
 }
 
-/* Fetch the map, with the nodes' liveness as of now. */
-static int map_fetch(struct pifs_cluster *cl, int timeout_ms)
+/* Fetch the map with @mc (the calling thread's), with the nodes' liveness
+ * as of now. */
+static int map_fetch(struct pifs_cluster *cl, struct pifs_metacall *mc)
 {
 	struct pifs_msg req, rep;
 	int rc;
 
-	memset(&rep, 0, sizeof(rep));
-	pthread_mutex_lock(&cl->fetch_mu);
 	pifs_msg_init(&req, PIFS_MSG_MAP_GET);
 	req.u.MAP_GET.have_epoch = epoch_now(cl);
-	pifs_rpc_set_epoch(cl->map_rpc, req.u.MAP_GET.have_epoch);
-	rc = pifs_rpc_send(cl->map_rpc, &req, NULL, 0,
-			   timeout_ms < cl->connect_ms ? timeout_ms : cl->connect_ms);
+	pifs_metacall_set_epoch(mc, req.u.MAP_GET.have_epoch);
+	rc = pifs_metacall(mc, &req, &rep);
+	if (rc == 0 && rep.type != PIFS_MSG_R_MAP)
+		rc = -EPROTO;
 	if (rc == 0)
-		rc = pifs_rpc_recv(cl->map_rpc, req.reqid, &rep, NULL, NULL, timeout_ms);
-	if (rc == 0 && rep.type == PIFS_MSG_R_MAP)
 		rc = map_install(cl, &rep.u.R_MAP);
-	pifs_rpc_release(cl->map_rpc);
-	pthread_mutex_unlock(&cl->fetch_mu);
 	return rc;
 }
 
@@ -545,14 +585,18 @@ static void *map_loop(void *arg)
 			break;
 		cl->poked = false;
 		pthread_mutex_unlock(&cl->poke_mu);
-		rc = map_fetch(cl, cl->timeout_ms);
+		rc = map_fetch(cl, cl->map_mc);
 		if (rc < 0 && !failing)
-			pifs_warn("cannot fetch the cluster map from %s: %s; keeping epoch %" PRIu64
-				  " and asking again every %d ms",
-				  cl->meta_name, strerror(-rc), epoch_now(cl), MAP_RETRY_MS);
+			pifs_warn(
+			    "cannot fetch the cluster map from the metadata service (voters: "
+			    "%s): %s; keeping epoch %" PRIu64 " and asking again every %d ms: "
+			    "check that pifs-storaged runs on the voters and that most of them "
+			    "are up",
+			    pifs_metacall_voters(cl->map_mc), strerror(-rc), epoch_now(cl),
+			    MAP_RETRY_MS);
 		else if (rc == 0 && failing)
 			pifs_info("cluster map epoch %" PRIu64 " fetched from %s again",
-				  epoch_now(cl), cl->meta_name);
+				  epoch_now(cl), pifs_metacall_name(cl->map_mc));
 		failing = rc < 0;
 		pthread_mutex_lock(&cl->poke_mu);
 		if (failing)
@@ -573,13 +617,16 @@ static void map_follow(struct pifs_cluster *cl, uint64_t epoch)
 int pifs_cluster_connect(struct pifs_cluster *cl, int timeout_ms)
 {
 	int64_t deadline = pifs_now_ms() + timeout_ms;
+	struct pifs_metacall *mc;
 	int rc;
 
+	rc = thread_metacall(cl, &mc);
+	if (rc < 0)
+		return rc;
 	for (;;) {
-		int64_t left = deadline - pifs_now_ms();
 		struct timespec pause = {0, 200 * 1000 * 1000};
 
-		rc = map_fetch(cl, left < 1000 ? (left > 100 ? (int)left : 100) : 1000);
+		rc = map_fetch(cl, mc);
 		if (rc == 0 && pifs_cluster_chunk_size(cl) != 0)
 			return 0;
 		if (rc == 0)
@@ -592,19 +639,22 @@ int pifs_cluster_connect(struct pifs_cluster *cl, int timeout_ms)
 
 int pifs_cluster_meta_call(struct pifs_cluster *cl, struct pifs_msg *req, struct pifs_msg *rep)
 {
-	struct pifs_rpc *r;
+	struct pifs_metacall *mc;
 	int rc;
 
 	memset(rep, 0, sizeof(*rep));
-	rc = peer(cl, cl->meta_ep, &r);
+	rc = thread_metacall(cl, &mc);
 	if (rc < 0)
 		return rc;
-	rc = pifs_rpc_call(r, req, NULL, 0, rep, NULL, NULL, cl->timeout_ms);
+	rc = pifs_metacall(mc, req, rep);
 	if (rc == 0 || rep->type == PIFS_MSG_R_STATUS)
 		map_follow(cl, rep->epoch);
 	if (rc == -ETIMEDOUT || rc == -EHOSTUNREACH)
-		pifs_warn("%s to the metadata service at %s: %s; is pifs-storaged running there?",
-			  pifs_proto_name(req->type), cl->meta_name, strerror(-rc));
+		pifs_warn("%s to the metadata service (voters: %s): %s within %d ms; check that "
+			  "pifs-storaged runs on the voters, that most of them are up and that "
+			  "this machine reaches their addresses",
+			  pifs_proto_name(req->type), pifs_metacall_voters(mc), strerror(-rc),
+			  cl->timeout_ms);
 	return rc;
 }
 

@@ -1,8 +1,9 @@
 /* cluster.h - what a mount knows of the cluster and how it talks to it.
  *
  * One ZeroMQ context per process; one DEALER socket per peer per thread,
- * made on first use and closed when the thread exits (ZeroMQ sockets are not
- * thread-safe). The cluster map (nodes, their addresses and flags, replicas,
+ * and one metacall (metacall.h: it finds the metadata leader among the
+ * voters) per thread, made on first use and closed when the thread exits
+ * (ZeroMQ sockets are not thread-safe). The cluster map (nodes, their addresses and flags, replicas,
  * chunk size) comes from the metadata service and is fetched again whenever
  * a reply carries a newer map epoch (one fetch at a time, throttled).
  *
@@ -55,8 +56,9 @@ int pifs_cluster_new(const struct pifs_conf *conf, struct pifs_cluster **out /* 
 void pifs_cluster_free(struct pifs_cluster *cl);
 
 /* Fetch the cluster map from the metadata service, trying again for up to
- * @timeout_ms. Returns 0, -ETIMEDOUT/-EHOSTUNREACH when the service never
- * answered, or another -errno. */
+ * @timeout_ms (one fetch may take the config's [client] timeout: asking
+ * every voter in turn). Returns 0, -ETIMEDOUT/-EHOSTUNREACH when the
+ * service never answered, or another -errno. */
 int pifs_cluster_connect(struct pifs_cluster *cl, int timeout_ms);
 
 /* Reads ask node @id first when it is an owner of the chunk (-o node=N).
@@ -66,16 +68,19 @@ int pifs_cluster_connect(struct pifs_cluster *cl, int timeout_ms);
  * before pifs_cluster_connect. */
 void pifs_cluster_set_local(struct pifs_cluster *cl, uint32_t id);
 
-/* "host:port (node N)" of the metadata service, for messages. Borrowed. */
+/* "host:port (node N)" of the metadata voter that last answered the calling
+ * thread (its leader then), or of the config's first voter, for messages.
+ * Borrowed. */
 const char *pifs_cluster_meta_name(const struct pifs_cluster *cl);
 
 /* The map's chunk size and replication factor. */
 uint32_t pifs_cluster_chunk_size(struct pifs_cluster *cl);
 uint32_t pifs_cluster_replicas(struct pifs_cluster *cl);
 
-/* Send @req (borrowed; its request id is set) to the metadata service and
- * wait for the reply @rep (OUT), whose strings and lists borrow the calling
- * thread's socket until its next call. Returns 0, the -errno of an R_STATUS
+/* Send @req (borrowed; its request id and, for a mutation, its session are
+ * set) to the metadata leader and wait for the reply @rep (OUT), whose
+ * strings and lists borrow the calling thread's metacall until its next
+ * call. Returns 0, the -errno of an R_STATUS
  * reply, -ETIMEDOUT, -EHOSTUNREACH, -EPROTO or -EBADMSG. */
 int pifs_cluster_meta_call(struct pifs_cluster *cl, struct pifs_msg *req, struct pifs_msg *rep);
 

@@ -42,7 +42,7 @@ static int chunk_list(struct pifs_cluster *cl, uint64_t ino, uint64_t **idx,
 		return -EPROTO;
 	if (!S_ISREG(rep.u.R_FILE.attr.mode))
 		return -ENODATA;
-	/* The list borrows the socket that the chunk requests use next. */
+	/* The list borrows the thread's metacall until its next metadata call. */
 	*idx = malloc((rep.u.R_FILE.refs.count ? rep.u.R_FILE.refs.count : 1) * sizeof(**idx));
 	*ids = malloc((rep.u.R_FILE.refs.count ? rep.u.R_FILE.refs.count : 1) * sizeof(**ids));
 	if (!*idx || !*ids)

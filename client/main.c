@@ -290,29 +290,52 @@ static void *raise_readahead(void *arg)
 	return NULL;
 }
 
+/* "node 1 at host:port, node 2 at ..." of the config's metadata voters,
+ * into @out (@cap bytes), for messages: any of them may lead. */
+static const char *conf_voters(const struct pifs_conf *conf, char *out, size_t cap)
+{
+	size_t len = 0;
+
+	out[0] = '\0';
+	for (size_t i = 0; i < conf->n_nodes && len < cap; i++) {
+		int w;
+
+		if (!conf->nodes[i].meta)
+			continue;
+		w = snprintf(out + len, cap - len, "%snode %u at %s", len ? ", " : "",
+			     conf->nodes[i].id, conf->nodes[i].addr);
+		if (w < 0)
+			break;
+		len += (size_t)w;
+	}
+	return out;
+}
+
 /* The metadata service must answer before anything is mounted: a mount
  * that hangs on every access is worse than a clear error now. */
 static int probe(const struct pifs_conf *conf)
 {
-	const struct pifs_conf_node *meta = pifs_conf_meta(conf);
 	struct pifs_cluster *cl;
+	char voters[1024];
 	int rc;
 
+	conf_voters(conf, voters, sizeof(voters));
 	rc = pifs_cluster_new(conf, &cl);
 	if (rc < 0) {
-		fprintf(stderr, "pifs-mount: cannot set up the connection to %s: %s\n",
-			meta ? meta->addr : "?", strerror(-rc));
+		fprintf(stderr, "pifs-mount: cannot set up the connection to the metadata "
+			"service (voters: %s): %s\n", voters, strerror(-rc));
 		return rc;
 	}
 	rc = pifs_cluster_connect(cl, (int)conf->timeout_ms);
 	if (rc == -ETIMEDOUT || rc == -EHOSTUNREACH)
-		fprintf(stderr, "pifs-mount: cannot reach the metadata service at %s: is "
-			"pifs-storaged running there? (no answer within %u ms)\n",
-			pifs_cluster_meta_name(cl), conf->timeout_ms);
+		fprintf(stderr, "pifs-mount: cannot reach the metadata service (voters: %s): is "
+			"pifs-storaged running there, and are most of the voters up? (no "
+			"answer within %u ms)\n",
+			voters, conf->timeout_ms);
 	else if (rc < 0)
-		fprintf(stderr, "pifs-mount: cannot reach the metadata service at %s: is "
-			"pifs-storaged running there? (%s)\n", pifs_cluster_meta_name(cl),
-			strerror(-rc));
+		fprintf(stderr, "pifs-mount: cannot reach the metadata service (voters: %s): is "
+			"pifs-storaged running there, and are most of the voters up? (%s)\n",
+			voters, strerror(-rc));
 	pifs_cluster_free(cl);
 	return rc;
 }
@@ -404,13 +427,15 @@ int main(int argc, char **argv)
 		rc = m.dirs ? 0 : -ENOMEM;
 	}
 	if (rc < 0) {
-		pifs_err("cannot start the mount on %s: the metadata service at %s: %s", mnt,
-			 m.cl ? pifs_cluster_meta_name(m.cl) : "?", strerror(-rc));
+		char voters[1024];
+
+		pifs_err("cannot start the mount on %s: the metadata service (voters: %s): %s", mnt,
+			 conf_voters(&conf, voters, sizeof(voters)), strerror(-rc));
 		goto out_cluster;
 	}
 	if (geteuid() == 0)
 		ra_started = pthread_create(&ra, NULL, raise_readahead, mnt) == 0;
-	pifs_info("mounted on %s; metadata service %s; chunk size %u, %u replica(s)", mnt,
+	pifs_info("mounted on %s; metadata leader %s; chunk size %u, %u replica(s)", mnt,
 		  pifs_cluster_meta_name(m.cl), pifs_cluster_chunk_size(m.cl),
 		  pifs_cluster_replicas(m.cl));
 

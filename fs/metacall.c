@@ -241,6 +241,7 @@ int pifs_metacall(struct pifs_metacall *mc, struct pifs_msg *req, struct pifs_ms
 	for (;;) {
 		int64_t left = deadline - pifs_now_ms();
 		struct voter *v = &mc->v[mc->cur];
+		uint64_t term;
 		int next;
 
 		if (left <= 0)
@@ -267,6 +268,8 @@ int pifs_metacall(struct pifs_metacall *mc, struct pifs_msg *req, struct pifs_ms
 			}
 			return rc;
 		}
+		/* Read before follow(), which may close the socket @rep borrows. */
+		term = rep->u.R_LEADER.term;
 		next = rep->u.R_LEADER.leader ? follow(mc, &rep->u.R_LEADER) : -ENOENT;
 		if (next == -ENOMEM)
 			return next;
@@ -276,10 +279,10 @@ int pifs_metacall(struct pifs_metacall *mc, struct pifs_msg *req, struct pifs_ms
 			mc->cur = (mc->cur + 1) % mc->n;
 			continue;
 		}
-		if (mc->v[next].sent_in == mc->calls && rep->u.R_LEADER.term <= max_term)
+		if (mc->v[next].sent_in == mc->calls && term <= max_term)
 			pause_ms(left < LOOP_PAUSE_MS ? left : LOOP_PAUSE_MS);
-		if (rep->u.R_LEADER.term > max_term)
-			max_term = rep->u.R_LEADER.term;
+		if (term > max_term)
+			max_term = term;
 		mc->v[next].sent_in = mc->calls;
 		mc->cur = (size_t)next;
 	}

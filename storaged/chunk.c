@@ -1042,8 +1042,8 @@ static void plan(struct pifs_chunk_worker *w, const struct req *r, const struct 
 	else if (rc == -EAGAIN)
 		status(w, r, rc,
 		       "node %u has no cluster map yet; retry once its heartbeat reaches the "
-		       "metadata voter (node %u)",
-		       self_id(w), w->d->voter->id);
+		       "metadata service (the node's log says why it has not)",
+		       self_id(w));
 	else if (rc < 0)
 		status(w, r, rc, "node %u could not make a plan: %s%s", self_id(w), strerror(-rc),
 		       rc == -ECANCELED ? " (it is stopping)" : "; check its data disk");

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "metacall.h"
 #include "rpc.h"
 #include "worker.h"
 
@@ -53,14 +54,15 @@ struct pifs_gc {
 	/* Figures, under @wk.lock. */
 	uint64_t passes, left, left_bytes, deleted, deleted_bytes;
 	/* The thread's own. */
-	uint64_t interval;  /* gc_interval in ms; 0: no schedule */
-	int64_t next_sweep; /* pifs_now_ms() of the next scheduled sweep */
-	int64_t start_ms;   /* pifs_now_ms() when the thread started */
-	int64_t offset_min; /* the lowest wall - monotonic offset seen, ns */
-	int64_t offset;	    /* the last one */
-	bool dry;	    /* the sweep under way only counts */
-	struct tally t;	    /* of the sweep under way */
-	int meta_err;	    /* why the metadata service could not be asked */
+	uint64_t interval;	  /* gc_interval in ms; 0: no schedule */
+	int64_t next_sweep;	  /* pifs_now_ms() of the next scheduled sweep */
+	int64_t start_ms;	  /* pifs_now_ms() when the thread started */
+	int64_t offset_min;	  /* the lowest wall - monotonic offset seen, ns */
+	int64_t offset;		  /* the last one */
+	bool dry;		  /* the sweep under way only counts */
+	struct tally t;		  /* of the sweep under way */
+	int meta_err;		  /* why the metadata service could not be asked */
+	struct pifs_metacall *mc; /* to the metadata leader; made on first use */
 	struct pifs_chunk_id ids[BATCH];
 	uint8_t have[BATCH];
 	size_t n;
@@ -98,13 +100,13 @@ static void sample_clock(struct pifs_gc *g)
  * references, into g->have. Returns 0 or -errno after TRIES tries. */
 static int ask_refs(struct pifs_gc *g)
 {
-	uint32_t voter = g->d->voter->id;
 	struct pifs_chunkid rec;
 	struct pifs_msg req, rep;
-	struct pifs_rpc *rpc;
 	int rc = 0, tries;
 	size_t i;
 
+	if (!g->mc && (rc = pifs_metacall_new(g->d->zctx, g->d->conf, NULL, &g->mc)) < 0)
+		return rc;
 	pifs_buf_reset(&g->req);
 	for (i = 0; i < g->n; i++) {
 		rec.id = g->ids[i];
@@ -114,13 +116,10 @@ static int ask_refs(struct pifs_gc *g)
 	for (tries = 0; tries < TRIES && !stopping(g); tries++) {
 		if (tries)
 			pifs_worker_nap(&g->wk, RETRY_MS);
-		rc = pifs_peers_get(&g->wk.peers, voter, &rpc);
-		if (rc < 0)
-			continue;
 		pifs_msg_init(&req, PIFS_MSG_CHUNK_REFS);
 		req.u.CHUNK_REFS.ids = pifs_list_of(&g->req, (uint32_t)g->n);
-		rc = pifs_rpc_call(rpc, &req, NULL, 0, &rep, NULL, NULL,
-				   (int)g->d->conf->timeout_ms);
+		pifs_metacall_set_epoch(g->mc, pifs_nodemap_epoch(&g->d->map));
+		rc = pifs_metacall(g->mc, &req, &rep);
 		if (rc == 0 && (rep.type != PIFS_MSG_R_HAS || rep.u.R_HAS.have.len != g->n))
 			rc = -EPROTO;
 		if (rc == 0) {
@@ -246,10 +245,12 @@ static void sweep(struct pifs_gc *g, bool dry)
 	if (stopping(g))
 		return;
 	if (g->meta_err)
-		pifs_warn("node %u: garbage collection stopped: metadata voter node %u could not "
-			  "say which chunks files reference: %s; nothing more is deleted until it "
-			  "answers: check that node, the next sweep tries again",
-			  self_id(g), g->d->voter->id, strerror(-g->meta_err));
+		pifs_warn("node %u: garbage collection stopped: the metadata service (voters: %s) "
+			  "could not say which chunks files reference: %s; nothing more is "
+			  "deleted until it answers: check that pifs-storaged runs on the voters "
+			  "and that most of them are up; the next sweep tries again",
+			  self_id(g), g->mc ? pifs_metacall_voters(g->mc) : "?",
+			  strerror(-g->meta_err));
 	else if (rc < 0)
 		pifs_err("node %u: garbage collection could not walk the chunks in %s: %s; "
 			 "check the data disk; the next sweep tries again",
@@ -312,6 +313,8 @@ static void *run(void *arg)
 			g->next_sweep = pifs_now_ms() + (int64_t)g->interval;
 		sweep(g, dry);
 	}
+	pifs_metacall_free(g->mc);
+	g->mc = NULL;
 	return NULL;
 }
 

@@ -1,4 +1,4 @@
-/* heartbeat.c - this node's heartbeat to the metadata voter. */
+/* heartbeat.c - this node's heartbeat to the metadata leader. */
 #include "heartbeat.h"
 
 #include <errno.h>
@@ -14,15 +14,14 @@
 #include "gc.h"
 #include "heal.h"
 #include "log.h"
-#include "rpc.h"
+#include "metacall.h"
 #include "scrub.h"
 
 struct pifs_heartbeat {
 	struct pifsd *d;
 	pthread_t thread;
-	void *ctl;	      /* SUB to PIFS_CTL_HEARTBEAT */
-	struct pifs_rpc *rpc; /* to the voter; made by the thread */
-	char endpoint[300];
+	void *ctl;		  /* SUB to PIFS_CTL_HEARTBEAT */
+	struct pifs_metacall *mc; /* to the leader; made by the thread */
 	int timeout_ms;
 	bool unreachable; /* warned already: say it once, not every beat */
 	bool removed;	  /* an operator took this node out of the map: stay quiet */
@@ -133,15 +132,16 @@ static void fetch_map(struct pifs_heartbeat *hb)
 	epoch = map_nodes(hb->d, &old, &nold, &was);
 	pifs_msg_init(&req, PIFS_MSG_MAP_GET);
 	req.u.MAP_GET.have_epoch = pifs_nodemap_epoch(&hb->d->map);
-	rc = pifs_rpc_call(hb->rpc, &req, NULL, 0, &rep, NULL, NULL, hb->timeout_ms);
+	rc = pifs_metacall(hb->mc, &req, &rep);
 	if (rc == 0 && rep.type != PIFS_MSG_R_MAP)
 		rc = -EPROTO;
 	if (rc == 0)
 		rc = pifs_nodemap_install(&hb->d->map, &rep.u.R_MAP);
 	if (rc < 0)
-		pifs_warn("node %u: could not fetch the cluster map from node %u: %s; using the "
-			  "addresses of the config until the next heartbeat",
-			  self_id(hb), hb->d->voter->id, strerror(-rc));
+		pifs_warn("node %u: could not fetch the cluster map from the metadata service "
+			  "(voters: %s): %s; using the addresses of the config until the next "
+			  "heartbeat",
+			  self_id(hb), pifs_metacall_voters(hb->mc), strerror(-rc));
 	else if (rc == 1) {
 		pifs_info("node %u: cluster map epoch %" PRIu64 " installed (%" PRIu32 " nodes)",
 			  self_id(hb), rep.u.R_MAP.epoch, rep.u.R_MAP.nodes.count);
@@ -174,9 +174,8 @@ static void beat(struct pifs_heartbeat *hb)
 	pifs_scrub_report(d->scrub, &req.u.NODE_HELLO.work);
 	pifs_gc_report(d->gc, &req.u.NODE_HELLO.work);
 	req.u.NODE_HELLO.work.lost = st.lost;
-	pifs_rpc_set_epoch(hb->rpc, pifs_nodemap_epoch(&d->map));
-	pifs_msg_init(&rep, PIFS_MSG_NONE);
-	rc = pifs_rpc_call(hb->rpc, &req, NULL, 0, &rep, NULL, NULL, hb->timeout_ms);
+	pifs_metacall_set_epoch(hb->mc, pifs_nodemap_epoch(&d->map));
+	rc = pifs_metacall(hb->mc, &req, &rep);
 	if (rc < 0) {
 		/* Only an R_STATUS to this very request says why; anything else
 		 * in @rep is stale. */
@@ -184,19 +183,19 @@ static void beat(struct pifs_heartbeat *hb)
 		    rep.u.R_STATUS.detail.p)
 			detail = rep.u.R_STATUS.detail;
 		if (!hb->unreachable)
-			pifs_warn(
-			    "node %u: metadata voter node %u at %s did not take the heartbeat: "
-			    "%s%s%.*s; retrying every %" PRIu32 " ms: check that it runs and "
-			    "that its address is reachable",
-			    self_id(hb), d->voter->id, hb->endpoint, strerror(-rc),
-			    detail.len ? ": " : "", (int)detail.len, detail.len ? detail.p : "",
-			    d->conf->heartbeat_ms);
+			pifs_warn("node %u: the metadata service (voters: %s) did not take the "
+				  "heartbeat: %s%s%.*s; retrying every %" PRIu32 " ms: check that "
+				  "pifs-storaged runs on the voters, that most of them are up and "
+				  "that their addresses are reachable from here",
+				  self_id(hb), pifs_metacall_voters(hb->mc), strerror(-rc),
+				  detail.len ? ": " : "", (int)detail.len,
+				  detail.len ? detail.p : "", d->conf->heartbeat_ms);
 		hb->unreachable = true;
 		return;
 	}
 	if (hb->unreachable)
-		pifs_info("node %u: metadata voter node %u answers heartbeats again", self_id(hb),
-			  d->voter->id);
+		pifs_info("node %u: the metadata service answers heartbeats again (leader %s)",
+			  self_id(hb), pifs_metacall_name(hb->mc));
 	hb->unreachable = false;
 	if (rep.epoch > pifs_nodemap_epoch(&d->map))
 		fetch_map(hb);
@@ -206,12 +205,16 @@ static void *run(void *arg)
 {
 	struct pifs_heartbeat *hb = arg;
 	struct pifsd *d = hb->d;
+	/* A voter that is down costs half a heartbeat's wait, not all of
+	 * it: the rest is left for the next voter. */
+	struct pifs_metacall_opts o = {hb->timeout_ms, hb->timeout_ms / 2};
 	int rc;
 
-	rc = pifs_rpc_new(d->zctx, hb->endpoint, &hb->rpc);
+	rc = pifs_metacall_new(d->zctx, d->conf, &o, &hb->mc);
 	if (rc < 0) {
-		pifs_err("node %u: no heartbeat to %s: %s; the voter will see this node as down",
-			 self_id(hb), hb->endpoint, strerror(-rc));
+		pifs_err("node %u: no heartbeat to the metadata service: %s; it will see this "
+			 "node as down: restart the daemon",
+			 self_id(hb), strerror(-rc));
 		atomic_store(&d->heartbeat_running, false);
 		return NULL;
 	}
@@ -226,8 +229,8 @@ static void *run(void *arg)
 		if (rc > 0)
 			break;
 	}
-	pifs_rpc_free(hb->rpc);
-	hb->rpc = NULL;
+	pifs_metacall_free(hb->mc);
+	hb->mc = NULL;
 	atomic_store(&d->heartbeat_running, false);
 	return NULL;
 }
@@ -242,11 +245,8 @@ int pifs_heartbeat_start(struct pifsd *d, struct pifs_heartbeat **out)
 	if (!hb)
 		return -ENOMEM;
 	hb->d = d;
-	rc = pifs_conf_endpoint(d->voter->addr, hb->endpoint, sizeof(hb->endpoint));
-	if (rc < 0)
-		goto out_free;
-	/* Long enough for a voter busy with a sync, short enough that a stop
-	 * does not wait for a dead voter: two beats, at least a second, at
+	/* Long enough for a leader busy with a sync, short enough that a stop
+	 * does not wait for dead voters: two beats, at least a second, at
 	 * most the client timeout. */
 	t = 2 * (int64_t)d->conf->heartbeat_ms;
 	if (t < 1000)

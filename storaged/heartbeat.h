@@ -1,8 +1,9 @@
-/* heartbeat.h - this node's heartbeat to the metadata voter.
+/* heartbeat.h - this node's heartbeat to the metadata leader.
  *
  * Every `heartbeat` of the config, the node sends NODE_HELLO with its space
  * and chunk figures and the progress of its heal, scrub and garbage
- * collection; the voter marks it up (and adds a node it does not know as
+ * collection (sent with a metacall, which finds the leader among the
+ * voters); the leader marks it up (and adds a node it does not know as
  * new) and answers with the map epoch. When that epoch is newer than the
  * node's map, the heartbeat fetches the map (MAP_GET), installs it for the
  * chunk workers, and starts a heal pass if the change needs one

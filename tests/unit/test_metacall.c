@@ -33,6 +33,7 @@ struct fake {
 	bool in_conf;
 	enum act act;
 	int to;		      /* index of the voter a redirect names */
+	uint32_t as;	      /* the node id a redirect names; 0: that voter's own */
 	int requests;	      /* requests received */
 	struct pifs_msg last; /* the last request's envelope, fields not kept */
 };
@@ -80,7 +81,7 @@ static void answer(struct fake *f, const zmq_msg_t *ident, const struct pifs_msg
 		break;
 	case REDIRECT:
 		pifs_msg_init(&rep, PIFS_MSG_R_LEADER);
-		rep.u.R_LEADER.leader = fx.v[f->to].id;
+		rep.u.R_LEADER.leader = f->as ? f->as : fx.v[f->to].id;
 		rep.u.R_LEADER.addr = pifs_str_of(fx.v[f->to].addr);
 		rep.u.R_LEADER.term = 3;
 		break;
@@ -290,6 +291,27 @@ Test(metacall, a_follower_sends_it_to_the_leader)
 	cr_assert_eq(getattr(mc, 8, &rep), 0);
 	cr_assert_eq(requests(a), 1);
 	cr_assert_eq(requests(b), 2);
+}
+
+Test(metacall, a_voter_that_moved_is_asked_at_its_new_address)
+{
+	/* Node 1 is at A in the config; the map has moved it to B, and what
+	 * answers at A (stale) says so. */
+	int a = voter(1, REDIRECT, 1, true), b = voter(5, LEAD, 0, false);
+	struct pifs_metacall *mc;
+	struct pifs_msg rep;
+	char want[96];
+
+	fx.v[a].as = 1;
+	start(NULL);
+	mc = metacall(2000, 500);
+	cr_assert_eq(getattr(mc, 3, &rep), 0);
+	cr_assert_eq(rep.u.R_ATTR.attr.ino, 3);
+	snprintf(want, sizeof(want), "%s (node 1)", fx.v[b].addr);
+	cr_assert_str_eq(pifs_metacall_name(mc), want);
+	cr_assert_null(strstr(pifs_metacall_voters(mc), fx.v[a].addr), "%s",
+		       pifs_metacall_voters(mc));
+	cr_assert_eq(requests(a), 1);
 }
 
 Test(metacall, a_silent_leader_is_passed_over)

@@ -1873,6 +1873,8 @@ Test(storaged, gc_deletes_an_unreferenced_chunk_only_after_the_grace_and_never_a
 	pifs_frame_release(&b);
 }
 
+#define GC_STOPPED "garbage collection stopped: the metadata service (voters: node 1 at "
+
 Test(storaged, gc_deletes_nothing_while_the_metadata_service_cannot_be_asked)
 {
 	struct pifs_frame f = make_frame(20000, 72);
@@ -1894,10 +1896,9 @@ Test(storaged, gc_deletes_nothing_while_the_metadata_service_cannot_be_asked)
 	passes = rep.u.R_NODE.work.gc_passes;
 	work_start(2, PIFS_WORK_GC);
 	until = pifs_now_ms() + 10000;
-	while (!logged("garbage collection stopped: metadata voter node 1") &&
-	       pifs_now_ms() < until)
+	while (!logged(GC_STOPPED) && pifs_now_ms() < until)
 		usleep(100000);
-	cr_assert(logged("garbage collection stopped: metadata voter node 1"));
+	cr_assert(logged(GC_STOPPED));
 	cr_assert(has_chunk_file(2, &f.hdr.id), "a chunk went without asking the metadata");
 	cr_assert(node_stat(2, &rep));
 	cr_assert_eq(rep.u.R_NODE.work.gc_passes, passes, "a sweep that could not ask counted");
