@@ -411,7 +411,6 @@ int main(int argc, char **argv)
 	memset(&d, 0, sizeof(d));
 	d.conf = &conf;
 	d.self = pifs_conf_node(&conf, a.node);
-	d.voter = pifs_conf_meta(&conf);
 	if (!d.self) {
 		if (joining_node(&a, &joiner) < 0) {
 			pifs_conf_fini(&conf);

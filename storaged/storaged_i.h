@@ -1,8 +1,8 @@
 /* storaged_i.h - what the threads of pifs-storaged share.
  *
  * Threads: the main thread runs the broker (server.c) and the start and stop
- * sequence (main.c); PIFS_WORKERS chunk workers (chunk.c); on a metadata
- * voter, the metadata service (metad.c); the heartbeat (heartbeat.c); the
+ * sequence (main.c); PIFS_WORKERS chunk workers (chunk.c); the metadata
+ * service (metad.c); the heartbeat (heartbeat.c); the
  * convergence loop (heal.c), the scrub (scrub.c) and garbage collection
  * (gc.c). They talk over inproc ZeroMQ sockets; the store, the node map, and
  * the small thread-safe entry points of heal, scrub and gc (kick, report,
@@ -44,7 +44,6 @@ struct pifsd {
 	const struct pifs_conf *conf;	    /* borrowed */
 	const struct pifs_conf_node *self;  /* borrowed from @conf, or main's for a
 					     * node the config does not name */
-	const struct pifs_conf_node *voter; /* the metadata voter, from @conf */
 	const char *data;		    /* the data directory, borrowed */
 	void *zctx;
 	struct pifs_store *store;
@@ -61,12 +60,5 @@ struct pifsd {
 	atomic_bool workers_stop;
 	atomic_bool heartbeat_running; /* cleared when the heartbeat exits */
 };
-
-/* Does this node run the metadata service? Until Raft arrives only the first
- * voter of the config does, whatever the others say. */
-static inline bool pifsd_is_voter(const struct pifsd *d)
-{
-	return d->self->id == d->voter->id;
-}
 
 #endif

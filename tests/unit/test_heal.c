@@ -678,7 +678,6 @@ static void forecast_setup(void)
 	snprintf(fx.self.addr, sizeof(fx.self.addr), "127.0.0.1:17101");
 	fx.d.conf = &fx.conf;
 	fx.d.self = &fx.self;
-	fx.d.voter = &fx.self;
 	fx.d.data = fx.dir;
 	fx.d.zctx = zmq_ctx_new();
 	pifs_nodemap_init(&fx.d.map, &fx.conf);
