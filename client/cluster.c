@@ -85,6 +85,8 @@ struct pifs_cluster {
 	 * node only asks for one (poke), and never waits for it, the
 	 * metadata leader may be the node that died. */
 	struct pifs_metacall *map_mc;
+	/* The voters and the leader, as every thread's metacall learns them. */
+	struct pifs_metacall_book *book;
 	pthread_mutex_t poke_mu;
 	pthread_cond_t poke_cond;
 	bool poked, stop;
@@ -110,6 +112,7 @@ static const struct pifs_metacall_opts *meta_opts(const struct pifs_cluster *cl,
 {
 	mo->timeout_ms = cl->timeout_ms;
 	mo->try_ms = cl->connect_ms;
+	mo->book = cl->book;
 	return mo;
 }
 
@@ -236,6 +239,9 @@ int pifs_cluster_new(const struct pifs_conf *conf, struct pifs_cluster **out)
 	rc = -pthread_key_create(&cl->key, tls_free);
 	if (rc < 0)
 		goto out_ctx;
+	rc = pifs_metacall_book_new(conf, &cl->book);
+	if (rc < 0)
+		goto out_key;
 	rc = pifs_metacall_new(cl->zctx, conf, meta_opts(cl, &mo), &cl->map_mc);
 	if (rc < 0)
 		goto out_key;
@@ -257,6 +263,7 @@ out_locks:
 	free_ips(cl);
 	pifs_metacall_free(cl->map_mc);
 out_key:
+	pifs_metacall_book_free(cl->book);
 	pthread_key_delete(cl->key);
 out_ctx:
 	zmq_ctx_term(cl->zctx);
@@ -278,6 +285,7 @@ void pifs_cluster_free(struct pifs_cluster *cl)
 	pthread_setspecific(cl->key, NULL);
 	pthread_key_delete(cl->key);
 	pifs_metacall_free(cl->map_mc);
+	pifs_metacall_book_free(cl->book);
 	zmq_ctx_term(cl->zctx);
 	pthread_cond_destroy(&cl->poke_cond);
 	pthread_mutex_destroy(&cl->poke_mu);
@@ -539,6 +547,8 @@ static int map_fetch(struct pifs_cluster *cl, struct pifs_metacall *mc)
 	rc = pifs_metacall(mc, &req, &rep);
 	if (rc == 0 && rep.type != PIFS_MSG_R_MAP)
 		rc = -EPROTO;
+	if (rc == 0)
+		rc = pifs_metacall_book_learn_map(cl->book, &rep.u.R_MAP);
 	if (rc == 0)
 		rc = map_install(cl, &rep.u.R_MAP);
 	return rc;

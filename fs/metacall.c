@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +24,21 @@
 #define LOOP_PAUSE_MS 50
 /* Room for the voter list of messages: a few voters of long host names. */
 #define VOTERS_MAX 1024
+/* A voter whose connection cannot take a request this soon is not there. */
+#define SEND_MS 250
+
+struct book_voter {
+	uint32_t id;
+	char addr[256];
+};
+
+struct pifs_metacall_book {
+	pthread_mutex_t mu;
+	struct book_voter *v; /* owned; @n of @cap */
+	size_t n, cap;
+	uint32_t leader;  /* the voter that answered last, 0 for none yet */
+	uint64_t version; /* counts the changes of @v */
+};
 
 struct voter {
 	uint32_t id;
@@ -34,6 +50,9 @@ struct voter {
 
 struct pifs_metacall {
 	void *zctx; /* borrowed */
+	struct pifs_metacall_book *book;
+	bool own_book;
+	uint64_t book_version; /* of the book's voters this metacall has */
 	int timeout_ms, try_ms;
 	struct voter *v; /* owned; @n of @cap, the config's first, then learnt ones */
 	size_t n, cap;
@@ -98,6 +117,148 @@ static int add_voter(struct pifs_metacall *mc, uint32_t id, const char *addr)
 	return (int)(mc->n - 1);
 }
 
+int pifs_metacall_book_new(const struct pifs_conf *conf, struct pifs_metacall_book **out)
+{
+	struct pifs_metacall_book *b;
+	int rc = 0;
+
+	*out = NULL;
+	b = calloc(1, sizeof(*b));
+	if (!b)
+		return -ENOMEM;
+	pthread_mutex_init(&b->mu, NULL);
+	for (size_t i = 0; i < conf->n_nodes && rc == 0; i++)
+		if (conf->nodes[i].meta)
+			rc = pifs_metacall_book_learn(b, conf->nodes[i].id, conf->nodes[i].addr);
+	if (rc < 0) {
+		pifs_metacall_book_free(b);
+		return rc;
+	}
+	*out = b;
+	return 0;
+}
+
+void pifs_metacall_book_free(struct pifs_metacall_book *b)
+{
+	if (!b)
+		return;
+	pthread_mutex_destroy(&b->mu);
+	free(b->v);
+	free(b);
+}
+
+int pifs_metacall_book_learn(struct pifs_metacall_book *b, uint32_t id, const char *addr)
+{
+	char ep[EP_MAX];
+	size_t i;
+	int rc = 0;
+
+	if (strlen(addr) >= sizeof(b->v[0].addr) || pifs_conf_endpoint(addr, ep, sizeof(ep)) < 0)
+		return -EINVAL;
+	pthread_mutex_lock(&b->mu);
+	for (i = 0; i < b->n && b->v[i].id != id; i++)
+		;
+	if (i == b->n) {
+		if (b->n == b->cap) {
+			size_t cap = b->cap ? b->cap * 2 : 8;
+			struct book_voter *nv = realloc(b->v, cap * sizeof(*nv));
+
+			if (!nv) {
+				rc = -ENOMEM;
+				goto out;
+			}
+			b->v = nv;
+			b->cap = cap;
+		}
+		b->v[b->n].id = id;
+		b->v[b->n].addr[0] = '\0';
+		b->n++;
+	}
+	if (strcmp(b->v[i].addr, addr) != 0) {
+		strcpy(b->v[i].addr, addr);
+		b->version++;
+	}
+out:
+	pthread_mutex_unlock(&b->mu);
+	return rc;
+}
+
+int pifs_metacall_book_learn_map(struct pifs_metacall_book *b, const struct pifs_msg_R_MAP *m)
+{
+	struct pifs_cursor c;
+	struct pifs_node n;
+	char addr[256];
+
+	pifs_cursor_init(&c, &m->nodes);
+	while (pifs_node_next(&c, &n) == 1) {
+		if (!(n.flags & PIFS_NODE_META) || pifs_str_copy(n.addr, addr, sizeof(addr)) < 0)
+			continue;
+		if (pifs_metacall_book_learn(b, n.id, addr) == -ENOMEM)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+static void book_note_leader(struct pifs_metacall_book *b, uint32_t id)
+{
+	pthread_mutex_lock(&b->mu);
+	b->leader = id;
+	pthread_mutex_unlock(&b->mu);
+}
+
+static int find_voter(const struct pifs_metacall *mc, uint32_t id)
+{
+	for (size_t i = 0; i < mc->n; i++)
+		if (mc->v[i].id == id)
+			return (int)i;
+	return -ENOENT;
+}
+
+/* Move voter @i to @addr (borrowed), closing its connection. */
+static void move_voter(struct pifs_metacall *mc, size_t i, const char *addr, const char *ep)
+{
+	struct voter *v = &mc->v[i];
+
+	strcpy(v->addr, addr);
+	strcpy(v->ep, ep);
+	pifs_rpc_free(v->rpc);
+	v->rpc = NULL;
+	set_voters(mc);
+}
+
+/* Take in what other metacalls learnt: new voters, moved ones, and the
+ * leader, which this call asks first. */
+static int read_book(struct pifs_metacall *mc)
+{
+	struct pifs_metacall_book *b = mc->book;
+	char ep[EP_MAX];
+	uint32_t leader;
+	int rc = 0, i;
+
+	pthread_mutex_lock(&b->mu);
+	if (b->version != mc->book_version) {
+		for (size_t k = 0; k < b->n && rc >= 0; k++) {
+			i = find_voter(mc, b->v[k].id);
+			if (i < 0)
+				rc = add_voter(mc, b->v[k].id, b->v[k].addr);
+			else if (strcmp(mc->v[i].addr, b->v[k].addr) != 0 &&
+				 pifs_conf_endpoint(b->v[k].addr, ep, sizeof(ep)) == 0)
+				move_voter(mc, (size_t)i, b->v[k].addr, ep);
+		}
+		if (rc >= 0)
+			mc->book_version = b->version;
+	}
+	leader = b->leader;
+	pthread_mutex_unlock(&b->mu);
+	if (rc == -EINVAL)
+		rc = 0; /* checked when learnt: cannot happen */
+	if (rc < 0)
+		return rc;
+	if (leader && (i = find_voter(mc, leader)) >= 0)
+		mc->cur = (size_t)i;
+	return 0;
+}
+
 static int new_client_id(uint64_t *out)
 {
 	uint64_t id = 0;
@@ -136,6 +297,12 @@ int pifs_metacall_new(void *zctx, const struct pifs_conf *conf, const struct pif
 			rc = add_voter(mc, conf->nodes[i].id, conf->nodes[i].addr);
 	if (rc >= 0 && mc->n == 0)
 		rc = -EINVAL;
+	if (rc >= 0 && o && o->book) {
+		mc->book = o->book;
+	} else if (rc >= 0) {
+		rc = pifs_metacall_book_new(conf, &mc->book);
+		mc->own_book = rc == 0;
+	}
 	if (rc >= 0)
 		rc = new_client_id(&mc->client);
 	if (rc < 0) {
@@ -153,6 +320,8 @@ void pifs_metacall_free(struct pifs_metacall *mc)
 		return;
 	for (size_t i = 0; i < mc->n; i++)
 		pifs_rpc_free(mc->v[i].rpc);
+	if (mc->own_book)
+		pifs_metacall_book_free(mc->book);
 	free(mc->v);
 	free(mc);
 }
@@ -202,16 +371,14 @@ static int follow(struct pifs_metacall *mc, const struct pifs_msg_R_LEADER *l)
 		if (v->id != l->leader)
 			continue;
 		if (have_addr && strcmp(v->ep, ep) != 0) {
-			strcpy(v->addr, addr);
-			strcpy(v->ep, ep);
-			pifs_rpc_free(v->rpc);
-			v->rpc = NULL;
-			set_voters(mc);
+			move_voter(mc, i, addr, ep);
+			pifs_metacall_book_learn(mc->book, l->leader, addr);
 		}
 		return (int)i;
 	}
 	if (!have_addr)
 		return -ENOENT;
+	pifs_metacall_book_learn(mc->book, l->leader, addr);
 	return add_voter(mc, l->leader, addr);
 }
 
@@ -238,6 +405,9 @@ int pifs_metacall(struct pifs_metacall *mc, struct pifs_msg *req, struct pifs_ms
 		req->flags &= (uint8_t)~PIFS_MSG_ONCE;
 		memset(&req->once, 0, sizeof(req->once));
 	}
+	rc = read_book(mc);
+	if (rc < 0)
+		return rc;
 	for (;;) {
 		int64_t left = deadline - pifs_now_ms();
 		struct voter *v = &mc->v[mc->cur];
@@ -253,16 +423,22 @@ int pifs_metacall(struct pifs_metacall *mc, struct pifs_msg *req, struct pifs_ms
 		}
 		pifs_rpc_set_epoch(v->rpc, mc->epoch);
 		pifs_msg_init(rep, PIFS_MSG_NONE);
-		rc = pifs_rpc_call(v->rpc, req, NULL, 0, rep, NULL, NULL,
-				   (int)(left < mc->try_ms ? left : mc->try_ms));
-		if (rc != -EHOSTUNREACH)
+		/* Not connected within SEND_MS: gone, ask the next one. */
+		rc = pifs_rpc_send(v->rpc, req, NULL, 0, (int)(left < SEND_MS ? left : SEND_MS));
+		if (rc == 0) {
 			reached = true;
+			left = deadline - pifs_now_ms();
+			rc = pifs_rpc_recv(v->rpc, req->reqid, rep, NULL, NULL,
+					   (int)(left < mc->try_ms ? (left > 0 ? left : 0)
+								  : mc->try_ms));
+		}
 		if (unreachable(rc)) {
 			mc->cur = (mc->cur + 1) % mc->n;
 			continue;
 		}
 		if (rc < 0 || rep->type != PIFS_MSG_R_LEADER) {
 			if (rc == 0 || rep->type == PIFS_MSG_R_STATUS) {
+				book_note_leader(mc->book, v->id);
 				mc->leader = v->id;
 				set_name(mc, v);
 			}

@@ -16,8 +16,13 @@
  * however many leaders saw it (fs/once.c); queries and administration
  * requests change nothing or are idempotent.
  *
+ * A voter that cannot even take the request within SEND_MS (no connection:
+ * its process or its Pi is gone) is passed over at once rather than after
+ * the try time, so that a dead leader costs a caller a fraction of a second
+ * once the others have elected a new one.
+ *
  * One metacall serves one thread at a time (its sockets are ZeroMQ
- * sockets). Pure but for its sockets: no globals. */
+ * sockets); a book may be shared by many. No globals. */
 #ifndef PIFS_METACALL_H
 #define PIFS_METACALL_H
 
@@ -28,9 +33,34 @@
 
 struct pifs_metacall;
 
+/* What the metacalls of one process share, so that what one thread learns
+ * every thread uses at its next call: the voters known (the config's, those
+ * named by redirects, and those the cluster map flags PIFS_NODE_META, such
+ * as a voter added with pifs-admin meta add after the config was written)
+ * and the voter that answered last. Thread-safe. */
+struct pifs_metacall_book;
+
+/* A book of the voters of @conf (borrowed for the call). Returns 0 or
+ * -ENOMEM; *@out is freed with pifs_metacall_book_free once no metacall
+ * uses it. */
+int pifs_metacall_book_new(const struct pifs_conf *conf,
+			   struct pifs_metacall_book **out /* OUT */);
+void pifs_metacall_book_free(struct pifs_metacall_book *b);
+
+/* Node @id at @addr ("host:port", borrowed) is a voter (its address
+ * replacing an older one). Returns 0, -EINVAL or -ENOMEM. */
+int pifs_metacall_book_learn(struct pifs_metacall_book *b, uint32_t id, const char *addr);
+
+/* Learn every node that the cluster map @m (borrowed) flags PIFS_NODE_META.
+ * Nodes with an unusable address are skipped. Returns 0 or -ENOMEM. */
+int pifs_metacall_book_learn_map(struct pifs_metacall_book *b, const struct pifs_msg_R_MAP *m);
+
 struct pifs_metacall_opts {
 	int timeout_ms; /* the whole call, across voters and elections: 10000 */
 	int try_ms;	/* one try at one voter before the next is asked: 2000 */
+	/* Shared with other metacalls (borrowed; it must outlive them), or
+	 * NULL for a book of this metacall's own. */
+	struct pifs_metacall_book *book;
 };
 
 /* A metacall for the voters of @conf (borrowed; it must outlive the

@@ -100,12 +100,13 @@ static void sample_clock(struct pifs_gc *g)
  * references, into g->have. Returns 0 or -errno after TRIES tries. */
 static int ask_refs(struct pifs_gc *g)
 {
+	struct pifs_metacall_opts o = {.book = g->d->book};
 	struct pifs_chunkid rec;
 	struct pifs_msg req, rep;
 	int rc = 0, tries;
 	size_t i;
 
-	if (!g->mc && (rc = pifs_metacall_new(g->d->zctx, g->d->conf, NULL, &g->mc)) < 0)
+	if (!g->mc && (rc = pifs_metacall_new(g->d->zctx, g->d->conf, &o, &g->mc)) < 0)
 		return rc;
 	pifs_buf_reset(&g->req);
 	for (i = 0; i < g->n; i++) {

@@ -135,6 +135,9 @@ static void fetch_map(struct pifs_heartbeat *hb)
 	rc = pifs_metacall(hb->mc, &req, &rep);
 	if (rc == 0 && rep.type != PIFS_MSG_R_MAP)
 		rc = -EPROTO;
+	/* Voters added since the config was written are in the map. */
+	if (rc == 0)
+		rc = pifs_metacall_book_learn_map(hb->d->book, &rep.u.R_MAP);
 	if (rc == 0)
 		rc = pifs_nodemap_install(&hb->d->map, &rep.u.R_MAP);
 	if (rc < 0)
@@ -207,7 +210,7 @@ static void *run(void *arg)
 	struct pifsd *d = hb->d;
 	/* A voter that is down costs half a heartbeat's wait, not all of
 	 * it: the rest is left for the next voter. */
-	struct pifs_metacall_opts o = {hb->timeout_ms, hb->timeout_ms / 2};
+	struct pifs_metacall_opts o = {hb->timeout_ms, hb->timeout_ms / 2, d->book};
 	int rc;
 
 	rc = pifs_metacall_new(d->zctx, d->conf, &o, &hb->mc);

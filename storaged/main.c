@@ -450,12 +450,19 @@ int main(int argc, char **argv)
 		pifs_conf_fini(&conf);
 		return EXIT_FAILURE;
 	}
+	if (pifs_metacall_book_new(&conf, &d.book) < 0) {
+		pifs_err("node %u: out of memory", a.node);
+		close(sigfd);
+		pifs_conf_fini(&conf);
+		return EXIT_FAILURE;
+	}
 	pifs_nodemap_init(&d.map, &conf);
 	atomic_init(&d.heartbeat_stop, false);
 	atomic_init(&d.workers_stop, false);
 	atomic_init(&d.heartbeat_running, false);
 	status = run(&d, endpoint, listen_addr, sigfd);
 	pifs_nodemap_fini(&d.map);
+	pifs_metacall_book_free(d.book);
 	close(sigfd);
 	pifs_conf_fini(&conf);
 	return status;

@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "metacall.h"
 #include "nodemap.h"
 #include "store.h"
 
@@ -46,6 +47,8 @@ struct pifsd {
 					     * node the config does not name */
 	const char *data;		    /* the data directory, borrowed */
 	void *zctx;
+	/* The metadata voters known to the heartbeat and gc, and the leader. */
+	struct pifs_metacall_book *book;
 	struct pifs_store *store;
 	struct pifs_nodemap map;
 	/* Made before the chunk workers start and freed after they stop, so
