@@ -114,6 +114,7 @@ for pid in "$STORM_A" "$STORM_B"; do
 done
 total=$(ok_count)
 step "the storms are over: $total operations succeeded, $(cat "$WORK/a.err" "$WORK/b.err" 2>/dev/null | wc -l) error lines from failed ones"
+cat "$WORK/a.err" "$WORK/b.err" 2>/dev/null | sort | uniq -c | head -n 20
 ((total >= ROUNDS * 3)) || fail "only $total operations succeeded in $ROUNDS rounds: metadata was not served between the kills"
 echo "after the storms" >"$MNT/s/last" || fail "a create after the last round failed"
 
