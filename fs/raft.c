@@ -403,13 +403,31 @@ static size_t count_granted(const struct pifs_raft *r)
 
 static int become_leader(struct pifs_raft *r);
 
+/* A voter whose removal is in its log but not committed is still a voter
+ * of the configuration in force, and may be the only one holding the
+ * removal: if it stayed silent, the others (whose logs are behind its own)
+ * could never elect anyone. So it campaigns, counting the votes of the new
+ * configuration, a majority of which overlaps any majority of the old. */
+static bool may_campaign(const struct pifs_raft *r)
+{
+	struct pifs_raft_conf c;
+
+	if (pifs_raft_is_voter(r, r->o.id))
+		return true;
+	pifs_raft_conf_at(r, r->commit, &c);
+	for (uint32_t i = 0; i < c.n; i++)
+		if (c.id[i] == r->o.id)
+			return true;
+	return false;
+}
+
 /* Ask for votes: a pre-vote first (@pre), which changes no term. */
 static int campaign(struct pifs_raft *r, bool pre)
 {
 	struct peer *self;
 	int rc;
 
-	if (!pifs_raft_is_voter(r, r->o.id))
+	if (!may_campaign(r))
 		return 0;
 	r->leader = 0;
 	if (pre) {
@@ -423,8 +441,10 @@ static int campaign(struct pifs_raft *r, bool pre)
 	reset_election(r);
 	for (size_t i = 0; i < r->npeer; i++)
 		r->peer[i].granted = false;
+	/* A voter that is leaving counts only the votes of the others. */
 	self = find_peer(r, r->o.id);
-	self->granted = true;
+	if (self)
+		self->granted = true;
 	if (count_granted(r) >= quorum(r))
 		return pre ? campaign(r, false) : become_leader(r);
 	for (size_t i = 0; i < r->npeer; i++)
