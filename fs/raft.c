@@ -745,8 +745,10 @@ static int on_vote(struct pifs_raft *r, const struct pifs_msg_RAFT_VOTE *v)
 	bool granted = false;
 	int rc;
 
-	if (!pifs_raft_is_voter(r, v->from))
-		return 0;
+	/* A candidate outside our configuration is still answered: a voter
+	 * just added campaigns before we have the entry that adds it, and may
+	 * be the one that can win. Pre-vote and stickiness keep a removed one
+	 * from disturbing a healthy cluster. */
 	if (v->term > r->term && sticky(r))
 		return 0;
 	pifs_msg_init(&rep, PIFS_MSG_RAFT_VOTE_R);
