@@ -912,19 +912,27 @@ static int on_append_r(struct pifs_raft *r, const struct pifs_msg_RAFT_APPEND_R 
 	p->contact_ms = r->now;
 	if (a->stamp > p->stamp)
 		p->stamp = a->stamp;
+	/* The network repeats and reorders answers. One that moves nothing
+	 * forward is a late copy: answering each with entries again made every
+	 * copy breed another, a storm that never ended. So a refusal counts
+	 * only if it sends us back (never to or below what the voter already
+	 * acknowledged), and an acknowledgement only if it moves match. */
 	if (!a->ok) {
-		uint64_t next = a->hint < p->next - 1 ? a->hint : p->next - 1;
-
-		p->next = next > p->match + 1 ? next : p->match + 1;
+		if (a->hint <= p->match || (p->probe && a->hint >= p->next))
+			return 0;
+		p->next = a->hint < p->next ? a->hint : p->next - 1;
+		if (p->next <= p->match)
+			p->next = p->match + 1;
 		p->probe = true;
 		return send_append(r, p, false);
 	}
 	if (a->match > last_index(r))
 		return 0; /* an answer to a log we no longer have */
-	if (a->match > p->match)
-		p->match = a->match;
 	if (a->synced > p->synced)
 		p->synced = a->synced;
+	if (a->match <= p->match)
+		return 0;
+	p->match = a->match;
 	if (p->next < p->match + 1)
 		p->next = p->match + 1;
 	p->probe = false;
