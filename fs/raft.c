@@ -974,6 +974,19 @@ static int on_snap(struct pifs_raft *r, const struct pifs_msg_RAFT_SNAP *s)
 		r->rcv_active = false;
 		return send(r, s->from, &rep);
 	}
+	if (pifs_raft_term_at(r, s->index) == s->snap_term) {
+		/* A late snapshot of a log we hold past it: installing it would
+		 * drop entries after it that we acknowledged and the leader may
+		 * have counted committed. Its index is committed: apply up to it
+		 * from our own log and keep the rest. */
+		r->commit = s->index;
+		r->rcv_active = false;
+		rc = apply_committed(r);
+		if (rc < 0)
+			return rc;
+		rep.u.RAFT_SNAP_R.next = UINT64_MAX;
+		return send(r, s->from, &rep);
+	}
 	if (s->offset == 0) {
 		r->rcv_active = true;
 		r->rcv_index = s->index;
