@@ -21,7 +21,14 @@
  * with PIFS_RAFT_SEED=N. PIFS_RAFT_SEEDS=N runs N seeds from
  * PIFS_RAFT_SEED_BASE; PIFS_RAFT_VOTERS=N fixes the voters (no changes);
  * PIFS_RAFT_STATS=1 prints how long the voters took to replace a crashed
- * leader (bench/raft_sim.sh). */
+ * leader (bench/raft_sim.sh).
+ *
+ * Power cuts (PIFS_RAFT_POWER=1) are off by default because they break
+ * what Raft promises here: a voter acknowledges entries once written, not
+ * synced (docs/design.md: a power cut may undo the last unsynced changes),
+ * so a power cut undoes entries that were committed and applied, and
+ * another entry is later applied at the same index (seed 83: a lone voter
+ * loses its whole unsynced log). */
 #include <criterion/criterion.h>
 
 #include <errno.h>
@@ -921,7 +928,7 @@ static void run_seed(uint64_t seed)
 			    .dup = ONE_OF(dup),
 			    .delay = ONE_OF(delay),
 			    .crashes = rnd(&r) % 4 != 0,
-			    .power_cuts = rnd(&r) % 3 == 0 && 0,
+			    .power_cuts = env("PIFS_RAFT_POWER", 0) && rnd(&r) % 3 == 0,
 			    .partitions = rnd(&r) % 4 != 0,
 			    .conf_changes = !fixed && rnd(&r) % 2,
 			    .sync = rnd(&r) % 2,
