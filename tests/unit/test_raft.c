@@ -832,7 +832,8 @@ static uint32_t sim_leader(struct sim *s)
 }
 
 /* Is the cluster at rest: a ready leader, every voter of its configuration
- * at its last index, nothing in flight, an entry acknowledged since @acks? */
+ * applied to its last index, which is committed, and an entry acknowledged
+ * since @acks? Returns that leader, or NULL. */
 static struct voter *quiet(struct sim *s, uint64_t acks)
 {
 	struct voter *l = any_leader(s);
