@@ -915,14 +915,16 @@ static int on_append_r(struct pifs_raft *r, const struct pifs_msg_RAFT_APPEND_R 
 	/* The network repeats and reorders answers. One that moves nothing
 	 * forward is a late copy: answering each with entries again made every
 	 * copy breed another, a storm that never ended. So a refusal counts
-	 * only if it sends us back (never to or below what the voter already
-	 * acknowledged), and an acknowledgement only if it moves match. */
+	 * only if it sends next back (a hint is at most the refused append's
+	 * prev_index, so one at or past next answers an older append), never
+	 * to or below what the voter acknowledged (the hint, the start of a
+	 * term, may be lower), and an acknowledgement only if it moves match. */
 	if (!a->ok) {
-		if (a->hint <= p->match || (p->probe && a->hint >= p->next))
+		uint64_t next = a->hint > p->match ? a->hint : p->match + 1;
+
+		if (next >= p->next)
 			return 0;
-		p->next = a->hint < p->next ? a->hint : p->next - 1;
-		if (p->next <= p->match)
-			p->next = p->match + 1;
+		p->next = next;
 		p->probe = true;
 		return send_append(r, p, false);
 	}
