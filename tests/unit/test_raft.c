@@ -40,11 +40,11 @@
 
 #include "raft.h"
 
-#define MAXV 5		/* voter ids are 1..MAXV */
-#define STEP 5		/* ms of virtual time per step */
-#define SNAP_BYTES 40	/* the model as a snapshot */
-#define TRACE 48	/* lines of trace kept for a violation */
-#define MAXQ 1000	/* messages in flight at most */
+#define MAXV 5	      /* voter ids are 1..MAXV */
+#define STEP 5	      /* ms of virtual time per step */
+#define SNAP_BYTES 40 /* the model as a snapshot */
+#define TRACE 48      /* lines of trace kept for a violation */
+#define MAXQ 1000     /* messages in flight at most */
 #define HEARTBEAT_MS 100
 #define ELECTION_MS 1000
 
@@ -114,11 +114,11 @@ struct model {
 struct voter {
 	struct sim *s;
 	uint32_t id;
-	bool exists;	   /* has a disk: it was started once */
+	bool exists;	     /* has a disk: it was started once */
 	struct pifs_raft *r; /* NULL while down */
-	uint32_t life;	   /* incarnation, counted from 1 */
-	int64_t up_at;	   /* down: when it comes back */
-	int group;	   /* a partition delivers only within a group */
+	uint32_t life;	     /* incarnation, counted from 1 */
+	int64_t up_at;	     /* down: when it comes back */
+	int group;	     /* a partition delivers only within a group */
 	struct disk d;
 	struct model m;
 	uint8_t rcv[SNAP_BYTES]; /* a snapshot coming in */
@@ -140,8 +140,8 @@ struct proposal {
 };
 
 struct faults {
-	unsigned loss, dup;	/* per mille of messages */
-	int64_t delay;		/* a message takes 1..delay ms */
+	unsigned loss, dup; /* per mille of messages */
+	int64_t delay;	    /* a message takes 1..delay ms */
 	bool crashes, power_cuts, partitions, conf_changes, sync;
 	uint64_t compact_every; /* applied entries between snapshots; 0 never */
 	uint64_t keep;		/* entries kept in memory behind a snapshot */
@@ -225,7 +225,8 @@ static void violation(struct sim *s, const char *fmt, ...)
 		if (!v->r)
 			continue;
 		c = pifs_raft_conf(v->r);
-		fprintf(stderr, "  voter %u: %s term %" PRIu64 " leader %u commit %" PRIu64
+		fprintf(stderr,
+			"  voter %u: %s term %" PRIu64 " leader %u commit %" PRIu64
 			" applied %" PRIu64 " last %" PRIu64 ", %u voters from %u\n",
 			id, pifs_raft_role_name(pifs_raft_role(v->r)), pifs_raft_term(v->r),
 			pifs_raft_leader(v->r), pifs_raft_commit(v->r), pifs_raft_applied(v->r),
@@ -282,8 +283,8 @@ static int io_append(void *ctx, uint64_t index, const struct pifs_raft_entry *e)
 	struct dent *de;
 
 	if (index != v->d.hi + 1)
-		violation(v->s, "voter %u: log_append of %" PRIu64 " after %" PRIu64, v->id,
-			  index, v->d.hi);
+		violation(v->s, "voter %u: log_append of %" PRIu64 " after %" PRIu64, v->id, index,
+			  v->d.hi);
 	cr_assert_leq(e->len, sizeof(de->data));
 	grow(&v->d.ent, &v->d.cap, index + 1, sizeof(*v->d.ent));
 	de = &v->d.ent[index];
@@ -405,7 +406,8 @@ static int io_apply(void *ctx, uint64_t index, const struct pifs_raft_entry *e)
 		cr_assert_lt(k, s->nprop);
 		p = &s->prop[k];
 		if (p->index != index)
-			violation(s, "entry %" PRIu64 " proposed at %" PRIu64 " applied at %" PRIu64,
+			violation(s,
+				  "entry %" PRIu64 " proposed at %" PRIu64 " applied at %" PRIu64,
 				  k, p->index, index);
 		if (p->leader == v->id && p->life == v->life && !p->acked) {
 			p->acked = true;
@@ -514,8 +516,8 @@ static void voter_up(struct sim *s, struct voter *v)
 		cr_assert_eq(pifs_raft_load(v->r, i, &e), 0);
 	}
 	cr_assert_eq(pifs_raft_tick(v->r, s->now), 0);
-	trace(s, "%u up (life %u, term %" PRIu64 ", log %" PRIu64 "..%" PRIu64 ")", v->id,
-	      v->life, v->d.term, v->d.snap_index, v->d.hi);
+	trace(s, "%u up (life %u, term %" PRIu64 ", log %" PRIu64 "..%" PRIu64 ")", v->id, v->life,
+	      v->d.term, v->d.snap_index, v->d.hi);
 	observe(s, v);
 }
 
@@ -883,8 +885,8 @@ static void settle_and_check(struct sim *s)
 
 		model_put(&v->m, got);
 		if (memcmp(want, got, SNAP_BYTES) != 0)
-			violation(s, "voters %u and %u differ at %" PRIu64 "/%" PRIu64, l->id, v->id,
-				  l->m.index, v->m.index);
+			violation(s, "voters %u and %u differ at %" PRIu64 "/%" PRIu64, l->id,
+				  v->id, l->m.index, v->m.index);
 	}
 	/* The final state is exactly the history of applied entries... */
 	for (uint64_t i = 1; i <= l->m.index; i++) {
