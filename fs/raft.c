@@ -403,13 +403,31 @@ static size_t count_granted(const struct pifs_raft *r)
 
 static int become_leader(struct pifs_raft *r);
 
+/* A voter whose removal is in its log but not committed is still a voter
+ * of the configuration in force, and may be the only one holding the
+ * removal: if it stayed silent, the others (whose logs are behind its own)
+ * could never elect anyone. So it campaigns, counting the votes of the new
+ * configuration, a majority of which overlaps any majority of the old. */
+static bool may_campaign(const struct pifs_raft *r)
+{
+	struct pifs_raft_conf c;
+
+	if (pifs_raft_is_voter(r, r->o.id))
+		return true;
+	pifs_raft_conf_at(r, r->commit, &c);
+	for (uint32_t i = 0; i < c.n; i++)
+		if (c.id[i] == r->o.id)
+			return true;
+	return false;
+}
+
 /* Ask for votes: a pre-vote first (@pre), which changes no term. */
 static int campaign(struct pifs_raft *r, bool pre)
 {
 	struct peer *self;
 	int rc;
 
-	if (!pifs_raft_is_voter(r, r->o.id))
+	if (!may_campaign(r))
 		return 0;
 	r->leader = 0;
 	if (pre) {
@@ -423,8 +441,10 @@ static int campaign(struct pifs_raft *r, bool pre)
 	reset_election(r);
 	for (size_t i = 0; i < r->npeer; i++)
 		r->peer[i].granted = false;
+	/* A voter that is leaving counts only the votes of the others. */
 	self = find_peer(r, r->o.id);
-	self->granted = true;
+	if (self)
+		self->granted = true;
 	if (count_granted(r) >= quorum(r))
 		return pre ? campaign(r, false) : become_leader(r);
 	for (size_t i = 0; i < r->npeer; i++)
@@ -725,8 +745,10 @@ static int on_vote(struct pifs_raft *r, const struct pifs_msg_RAFT_VOTE *v)
 	bool granted = false;
 	int rc;
 
-	if (!pifs_raft_is_voter(r, v->from))
-		return 0;
+	/* A candidate outside our configuration is still answered: a voter
+	 * just added campaigns before we have the entry that adds it, and may
+	 * be the one that can win. Pre-vote and stickiness keep a removed one
+	 * from disturbing a healthy cluster. */
 	if (v->term > r->term && sticky(r))
 		return 0;
 	pifs_msg_init(&rep, PIFS_MSG_RAFT_VOTE_R);
@@ -890,19 +912,29 @@ static int on_append_r(struct pifs_raft *r, const struct pifs_msg_RAFT_APPEND_R 
 	p->contact_ms = r->now;
 	if (a->stamp > p->stamp)
 		p->stamp = a->stamp;
+	/* The network repeats and reorders answers. One that moves nothing
+	 * forward is a late copy: answering each with entries again made every
+	 * copy breed another, a storm that never ended. So a refusal counts
+	 * only if it sends next back (a hint is at most the refused append's
+	 * prev_index, so one at or past next answers an older append), never
+	 * to or below what the voter acknowledged (the hint, the start of a
+	 * term, may be lower), and an acknowledgement only if it moves match. */
 	if (!a->ok) {
-		uint64_t next = a->hint < p->next - 1 ? a->hint : p->next - 1;
+		uint64_t next = a->hint > p->match ? a->hint : p->match + 1;
 
-		p->next = next > p->match + 1 ? next : p->match + 1;
+		if (next >= p->next)
+			return 0;
+		p->next = next;
 		p->probe = true;
 		return send_append(r, p, false);
 	}
 	if (a->match > last_index(r))
 		return 0; /* an answer to a log we no longer have */
-	if (a->match > p->match)
-		p->match = a->match;
 	if (a->synced > p->synced)
 		p->synced = a->synced;
+	if (a->match <= p->match)
+		return 0;
+	p->match = a->match;
 	if (p->next < p->match + 1)
 		p->next = p->match + 1;
 	p->probe = false;
@@ -942,6 +974,19 @@ static int on_snap(struct pifs_raft *r, const struct pifs_msg_RAFT_SNAP *s)
 		/* We have all it holds: the leader goes on with entries. */
 		rep.u.RAFT_SNAP_R.next = UINT64_MAX;
 		r->rcv_active = false;
+		return send(r, s->from, &rep);
+	}
+	if (pifs_raft_term_at(r, s->index) == s->snap_term) {
+		/* A late snapshot of a log we hold past it: installing it would
+		 * drop entries after it that we acknowledged and the leader may
+		 * have counted committed. Its index is committed: apply up to it
+		 * from our own log and keep the rest. */
+		r->commit = s->index;
+		r->rcv_active = false;
+		rc = apply_committed(r);
+		if (rc < 0)
+			return rc;
+		rep.u.RAFT_SNAP_R.next = UINT64_MAX;
 		return send(r, s->from, &rep);
 	}
 	if (s->offset == 0) {
