@@ -61,6 +61,7 @@ struct pifs_raft {
 	uint64_t synced;  /* the last index known durable here */
 	bool unwritten;	  /* appended since the last io.log_write */
 	uint64_t noop;	  /* leader: the index of its term's first entry */
+	uint64_t durable; /* committed and synced on a majority, as last heard */
 
 	int64_t now;
 	bool started;
@@ -497,6 +498,7 @@ static int send_append(struct pifs_raft *r, struct peer *p, bool sync)
 	m.u.RAFT_APPEND.flags = sync ? PIFS_RAFT_SYNC : 0;
 	m.u.RAFT_APPEND.stamp = r->now;
 	m.u.RAFT_APPEND.entries = pifs_list_of(&r->out, (uint32_t)n);
+	m.u.RAFT_APPEND.durable = pifs_raft_durable(r);
 	send(r, p->id, &m);
 	/* Optimistically past what was sent: a loss shows as a refusal. */
 	if (!p->probe)
@@ -677,6 +679,7 @@ int pifs_raft_new(const struct pifs_raft_opts *o, const struct pifs_raft_state *
 	r->base_term = r->snap_term = st->snap_term;
 	r->base_conf = r->snap_conf = r->conf = st->conf;
 	r->commit = r->applied = st->applied;
+	r->durable = st->snap_index;
 	r->written = r->synced = st->applied;
 	pifs_buf_init(&r->out);
 	sync_peers(r);
@@ -857,6 +860,8 @@ static int on_append(struct pifs_raft *r, const struct pifs_msg_RAFT_APPEND *a)
 			return rc;
 	}
 	heard_leader(r, a->from);
+	if (a->durable > r->durable)
+		r->durable = a->durable;
 	if (a->prev_index < r->commit) {
 		/* What it sends up to our commit index we have: say so. */
 		return answer_append(r, a->from, true, r->commit, 0, a->stamp);
@@ -1024,6 +1029,9 @@ static int on_snap(struct pifs_raft *r, const struct pifs_msg_RAFT_SNAP *s)
 				r->base_term = r->snap_term = s->snap_term;
 				r->base_conf = r->snap_conf = conf;
 				r->commit = r->applied = s->index;
+				/* A leader snapshots only what is durable. */
+				if (s->index > r->durable)
+					r->durable = s->index;
 				r->written = r->synced = s->index;
 				refresh_conf(r);
 				next = UINT64_MAX;
@@ -1328,6 +1336,21 @@ bool pifs_raft_lease(const struct pifs_raft *r, int64_t now_ms)
 		}
 	t = v[quorum(r) - 1];
 	return t > 0 && now_ms < t + (int64_t)r->o.election_ms * LEASE_TENTHS / 10;
+}
+
+uint64_t pifs_raft_durable(const struct pifs_raft *r)
+{
+	uint64_t q;
+
+	if (r->role != PIFS_RAFT_LEADER)
+		return r->durable;
+	/* An entry on a majority's disks but not committed may still be
+	 * overwritten by a later leader (the thesis's figure 3.7): only
+	 * committed ones count. */
+	q = quorum_value(r, r->synced, true);
+	if (q > r->commit)
+		q = r->commit;
+	return q > r->durable ? q : r->durable;
 }
 
 uint64_t pifs_raft_synced_quorum(const struct pifs_raft *r)

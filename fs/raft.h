@@ -223,6 +223,13 @@ bool pifs_raft_leader_ready(const struct pifs_raft *r);
  * ignored for an election timeout after a leader was heard). */
 bool pifs_raft_lease(const struct pifs_raft *r, int64_t now_ms);
 
+/* The last committed index that a majority has synced: on the leader from
+ * the followers' answers, elsewhere as the leader last said. A host writes
+ * no snapshot of a state past it: if every voter lost power at once, a
+ * voter's snapshot of entries that only its own disk kept would disagree
+ * with the log of the next leader, which need not have them. */
+uint64_t pifs_raft_durable(const struct pifs_raft *r);
+
 /* The highest index that a majority of the configuration made durable
  * (pifs_raft_synced and the followers' answers); leader only, else 0. */
 uint64_t pifs_raft_synced_quorum(const struct pifs_raft *r);

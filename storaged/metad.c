@@ -1356,6 +1356,11 @@ static void bootstrap(struct pifs_metad *md)
 		  self_id(md), cluster_id, conf->replicas, conf->chunk_size >> 10, conf->n_nodes);
 }
 
+/* Write a snapshot when the log has grown past snapshot_at (@force: at any
+ * size), of a state that is durable on a majority (pifs_raft_durable): one
+ * taken past that could hold entries that a power cut of every voter takes
+ * from the others' logs. A leader that wants one makes its next flushes
+ * sync, so that the durable index catches up with what it applied. */
 static void maybe_snapshot(struct pifs_metad *md, bool force)
 {
 	struct pifs_raft_conf conf;
@@ -1365,6 +1370,10 @@ static void maybe_snapshot(struct pifs_metad *md, bool force)
 	if (index == pifs_raft_snap_index(md->raft) ||
 	    (!force && pifs_raftlog_size(md->log) <= md->snapshot_at))
 		return;
+	if (index > pifs_raft_durable(md->raft)) {
+		md->sync_now = pifs_raft_role(md->raft) == PIFS_RAFT_LEADER;
+		return;
+	}
 	pifs_raft_conf_at(md->raft, index, &conf);
 	rc = pifs_raftlog_snapshot(md->log, md->meta, index, pifs_raft_term_at(md->raft, index),
 				   &conf);
@@ -1650,8 +1659,10 @@ void pifs_metad_free(struct pifs_metad *md)
 		pthread_mutex_unlock(&md->sync_mu);
 		pthread_join(md->syncer, NULL);
 	}
-	if (md->raft && md->log)
+	if (md->raft && md->log) {
+		note_synced(md);
 		maybe_snapshot(md, true);
+	}
 	pifs_raft_free(md->raft);
 	pifs_raftlog_close(md->log);
 	pifs_meta_free(md->meta);
