@@ -725,8 +725,12 @@ static int on_vote(struct pifs_raft *r, const struct pifs_msg_RAFT_VOTE *v)
 	bool granted = false;
 	int rc;
 
-	if (!pifs_raft_is_voter(r, v->from))
-		return 0;
+	/* Whoever asks is answered, voter or not in this one's configuration
+	 * (the thesis, 4.1): a voter just added has not received the entry
+	 * that added it, nor the one that added the candidate, and a
+	 * majority of the new configuration may need its vote. A removed
+	 * server never asks (start_election), and stickiness keeps one that
+	 * has not heard of its removal from disrupting a live leader. */
 	if (v->term > r->term && sticky(r))
 		return 0;
 	pifs_msg_init(&rep, PIFS_MSG_RAFT_VOTE_R);
