@@ -7,6 +7,7 @@
 #include <inttypes.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -87,6 +88,8 @@ struct pifs_cluster {
 	struct pifs_metacall *map_mc;
 	/* The voters and the leader, as every thread's metacall learns them. */
 	struct pifs_metacall_book *book;
+	/* When a metadata call last found no leader, 0 once one answered. */
+	_Atomic int64_t meta_lost_ms;
 	pthread_mutex_t poke_mu;
 	pthread_cond_t poke_cond;
 	bool poked, stop;
@@ -647,6 +650,13 @@ int pifs_cluster_connect(struct pifs_cluster *cl, int timeout_ms)
 	}
 }
 
+bool pifs_cluster_meta_lost(struct pifs_cluster *cl)
+{
+	int64_t lost = atomic_load(&cl->meta_lost_ms);
+
+	return lost != 0 && pifs_now_ms() - lost < META_LOST_MS;
+}
+
 int pifs_cluster_meta_call(struct pifs_cluster *cl, struct pifs_msg *req, struct pifs_msg *rep)
 {
 	struct pifs_metacall *mc;
@@ -657,8 +667,12 @@ int pifs_cluster_meta_call(struct pifs_cluster *cl, struct pifs_msg *req, struct
 	if (rc < 0)
 		return rc;
 	rc = pifs_metacall(mc, req, rep);
-	if (rc == 0 || rep->type == PIFS_MSG_R_STATUS)
+	if (rc == 0 || rep->type == PIFS_MSG_R_STATUS) {
 		map_follow(cl, rep->epoch);
+		atomic_store(&cl->meta_lost_ms, 0);
+	}
+	if (rc == -ETIMEDOUT || rc == -EHOSTUNREACH)
+		atomic_store(&cl->meta_lost_ms, pifs_now_ms());
 	if (rc == -ETIMEDOUT || rc == -EHOSTUNREACH)
 		pifs_warn("%s to the metadata service (voters: %s): %s within %d ms; check that "
 			  "pifs-storaged runs on the voters, that most of them are up and that "

@@ -17,6 +17,7 @@
 #ifndef PIFS_CLIENT_CLUSTER_H
 #define PIFS_CLIENT_CLUSTER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -83,6 +84,13 @@ uint32_t pifs_cluster_replicas(struct pifs_cluster *cl);
  * call. Returns 0, the -errno of an R_STATUS
  * reply, -ETIMEDOUT, -EHOSTUNREACH, -EPROTO or -EBADMSG. */
 int pifs_cluster_meta_call(struct pifs_cluster *cl, struct pifs_msg *req, struct pifs_msg *rep);
+
+/* Did a metadata call find no leader (a majority of the voters down or out
+ * of reach) in the last META_LOST_MS, with no answer since? The mount then
+ * answers what it can from what it holds (the attributes of files open
+ * here) rather than wait for the service at every read. */
+#define META_LOST_MS 5000
+bool pifs_cluster_meta_lost(struct pifs_cluster *cl);
 
 /* Hash, compress and frame @raw_len bytes at @raw (borrowed), and store the
  * frame on R nodes by chain replication (@flags: PIFS_PUT_*): sent once, to

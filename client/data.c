@@ -1437,16 +1437,18 @@ bool pifs_data_dirty(struct pifs_data *d, struct pifs_file *f)
 	return local;
 }
 
-int pifs_data_attr(struct pifs_data *d, uint64_t ino, bool from_server, struct pifs_attr *attr)
+int pifs_data_attr(struct pifs_data *d, uint64_t ino, enum pifs_attr_from from,
+		   struct pifs_attr *attr)
 {
 	struct pifs_file *f = pifs_data_find(d, ino);
 
 	if (!f)
-		return from_server ? 0 : -ENOENT;
+		return from == PIFS_ATTR_SERVER ? 0 : -ENOENT;
 	pthread_mutex_lock(&f->mu);
-	if (!from_server) {
+	if (from != PIFS_ATTR_SERVER) {
 		*attr = f->attr;
-		attr->nlink = 0;
+		if (from == PIFS_ATTR_GONE)
+			attr->nlink = 0;
 		attr->size = f->size;
 		attr->mtime = f->mtime;
 	} else {

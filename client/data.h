@@ -97,11 +97,19 @@ void pifs_data_truncated(struct pifs_data *d, struct pifs_file *f, const struct 
 /* Whether @f has data the server does not have yet. */
 bool pifs_data_dirty(struct pifs_data *d, struct pifs_file *f);
 
-/* Attributes for the kernel. With @from_server, @attr (IN/OUT) is what the
- * server said: an inode with local changes gets its local size and mtime.
- * Without, the server no longer knows the inode: an inode still open here
- * gets its last attributes with nlink 0. Returns 0, or -ENOENT when it is
- * not open here and the server does not know it. */
-int pifs_data_attr(struct pifs_data *d, uint64_t ino, bool from_server, struct pifs_attr *attr);
+/* Where the attributes of pifs_data_attr come from. */
+enum pifs_attr_from {
+	PIFS_ATTR_SERVER, /* @attr is what the server said */
+	PIFS_ATTR_GONE,	  /* the server no longer knows the inode (unlinked) */
+	PIFS_ATTR_HELD,	  /* the server cannot be asked (no metadata leader) */
+};
+
+/* Attributes for the kernel. PIFS_ATTR_SERVER: @attr (IN/OUT) is what the
+ * server said, and an inode with local changes gets its local size and
+ * mtime. Otherwise (OUT) an inode open here gets its last attributes with
+ * its local size and mtime, and nlink 0 when it is GONE. Returns 0, or
+ * -ENOENT when it is not open here and the server did not answer for it. */
+int pifs_data_attr(struct pifs_data *d, uint64_t ino, enum pifs_attr_from from,
+		   struct pifs_attr *attr);
 
 #endif

@@ -214,7 +214,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		reply_err(req, rc);
 		return;
 	}
-	pifs_data_attr(m->data, rep.u.R_ATTR.attr.ino, true, &rep.u.R_ATTR.attr);
+	pifs_data_attr(m->data, rep.u.R_ATTR.attr.ino, PIFS_ATTR_SERVER, &rep.u.R_ATTR.attr);
 	entry_of(m, &rep.u.R_ATTR.attr, &e);
 	fuse_reply_entry(req, &e);
 }
@@ -251,6 +251,15 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		fuse_reply_attr(req, &st, (double)left_ns / 1e9);
 		return;
 	}
+	/* The kernel asks before reads too (to see a size changed elsewhere):
+	 * while no metadata leader answers, a file open here goes on with the
+	 * attributes this mount holds, so that reading it never waits. */
+	if (pifs_cluster_meta_lost(m->cl) &&
+	    pifs_data_attr(m->data, ino, PIFS_ATTR_HELD, &attr) == 0) {
+		stat_of(&attr, &st);
+		fuse_reply_attr(req, &st, m->attr_timeout);
+		return;
+	}
 	pifs_msg_init(&msg, PIFS_MSG_GETATTR);
 	msg.u.GETATTR.ino = ino;
 	rc = call(m, &msg, &rep);
@@ -258,10 +267,14 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		rc = -EPROTO;
 	if (rc == 0) {
 		attr = rep.u.R_ATTR.attr;
-		pifs_data_attr(m->data, ino, true, &attr);
-	} else if (rc == -ENOENT) {
-		/* Unlinked but still open here: it lives until the last close. */
-		rc = pifs_data_attr(m->data, ino, false, &attr);
+		pifs_data_attr(m->data, ino, PIFS_ATTR_SERVER, &attr);
+	} else if (rc == -ENOENT || rc == -ETIMEDOUT || rc == -EHOSTUNREACH) {
+		/* Unlinked but still open here: it lives until the last close.
+		 * No leader: an open file keeps the attributes held here. */
+		int lrc = pifs_data_attr(m->data, ino,
+					 rc == -ENOENT ? PIFS_ATTR_GONE : PIFS_ATTR_HELD, &attr);
+
+		rc = lrc == 0 || rc == -ENOENT ? lrc : rc;
 	}
 	if (rc < 0) {
 		reply_err(req, rc);
@@ -293,14 +306,15 @@ static int setattr_call(struct pifs_mount *m, uint64_t ino, struct pifs_msg *msg
 		*attr = rep.u.R_ATTR.attr;
 	} else if (rc == -ENOENT && f) {
 		/* An unlinked file open here: its size is ours alone. */
-		rc = pifs_data_attr(m->data, ino, false, attr);
+		rc = pifs_data_attr(m->data, ino, PIFS_ATTR_GONE, attr);
 		if (msg->u.SETATTR.valid & PIFS_SET_SIZE)
 			attr->size = msg->u.SETATTR.size;
 	}
 	if (rc == 0 && f && (msg->u.SETATTR.valid & PIFS_SET_SIZE))
 		pifs_data_truncated(m->data, f, attr);
 	if (rc == 0 && f)
-		rc = pifs_data_attr(m->data, ino, attr->nlink != 0, attr);
+		rc = pifs_data_attr(m->data, ino, attr->nlink ? PIFS_ATTR_SERVER : PIFS_ATTR_GONE,
+				    attr);
 out_put:
 	pifs_data_put(m->data, f);
 	return rc;
@@ -781,7 +795,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, b
 			if (pifs_str_copy(de.name, name, sizeof(name)) < 0)
 				continue;
 			if (plus)
-				pifs_data_attr(m->data, de.attr.ino, true, &de.attr);
+				pifs_data_attr(m->data, de.attr.ino, PIFS_ATTR_SERVER, &de.attr);
 			len = add_entry(req, buf + used, size - used, name, &de.attr,
 					(off_t)de.cookie, plus);
 			full = len == 0;

@@ -136,7 +136,7 @@ struct pifs_metad {
 	/* Leadership as last seen, for logging and for the liveness grace. */
 	bool leading;
 	uint32_t leader_seen;
-	int64_t lead_ms;
+	int64_t lead_ms, lead_ns; /* when this node last became leader */
 	int64_t next_check;
 	bool bootstrapped; /* this leader proposed the new cluster's first entries */
 	bool sync_now;	   /* the next flush must reach a majority's disks */
@@ -741,6 +741,9 @@ static int cluster_stat(struct pifs_metad *md, struct pifs_msg *rep)
 		ns.weight = n.weight;
 		ns.flags = n.flags;
 		ns.addr = n.addr;
+		/* A node this leader has not heard yet counts from its election,
+		 * as the liveness check counts it. */
+		ns.last_seen = md->lead_ns;
 		if (l) {
 			ns.last_seen = l->seen_ns;
 			ns.capacity = l->capacity;
@@ -1207,6 +1210,7 @@ static void follow_role(struct pifs_metad *md)
 		 * gets down_after from now. */
 		md->nlive = 0;
 		md->lead_ms = pifs_now_ms();
+		md->lead_ns = pifs_now_ns();
 		md->next_check = md->lead_ms;
 		md->bootstrapped = false;
 	} else if (!leading && md->leading) {

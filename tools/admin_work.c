@@ -157,7 +157,7 @@ static void status_json(const struct admin *a, const struct cluster_view *v,
 	fputc('\n', stdout);
 }
 
-/* "1 2 3 (all up)", "1 2 3 (3 down: losing one more stops metadata)". */
+/* "1 2 3 (all up)", "1 2 3 (node 3 down: losing one more stops metadata)". */
 static void voters_text(const struct cluster_view *v, const struct meta_sums *m)
 {
 	size_t maj = meta_majority(m->voters);
@@ -170,7 +170,7 @@ static void voters_text(const struct cluster_view *v, const struct meta_sums *m)
 		printf(" (all up)");
 		return;
 	}
-	printf(" (");
+	printf(" (%s", m->voters - m->up > 1 ? "nodes " : "node ");
 	for (size_t i = 0; i < v->n_nodes; i++) {
 		const struct node_view *n = &v->nodes[i];
 
@@ -211,8 +211,9 @@ static void status_node(const struct admin *a, const struct cluster_view *v,
 		putchar('\n');
 		return;
 	}
-	printf("  node %" PRIu32 " at %s is down (%s, last seen %s): ", n->id, n->addr,
-	       node_placement(n), ago(n->last_seen, b1, sizeof(b1)));
+	printf("  node %" PRIu32 " at %s is down (%s%s, last seen %s): ", n->id, n->addr,
+	       node_placement(n), (n->flags & PIFS_NODE_META) ? ", metadata voter" : "",
+	       ago(n->last_seen, b1, sizeof(b1)));
 	if (!(n->flags & PIFS_NODE_IN)) {
 		printf("its chunks are copied to the other nodes; it comes back in once it "
 		       "answers\n");
