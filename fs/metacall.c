@@ -189,14 +189,27 @@ int pifs_metacall_book_learn_map(struct pifs_metacall_book *b, const struct pifs
 	struct pifs_node n;
 	char addr[256];
 
-	pifs_cursor_init(&c, &m->nodes);
-	while (pifs_node_next(&c, &n) == 1) {
-		if (!(n.flags & PIFS_NODE_META) || pifs_str_copy(n.addr, addr, sizeof(addr)) < 0)
-			continue;
-		if (pifs_metacall_book_learn(b, n.id, addr) == -ENOMEM)
-			return -ENOMEM;
+	for (int voters = 1; voters >= 0; voters--) {
+		pifs_cursor_init(&c, &m->nodes);
+		while (pifs_node_next(&c, &n) == 1) {
+			if (!(n.flags & PIFS_NODE_META) != !voters ||
+			    pifs_str_copy(n.addr, addr, sizeof(addr)) < 0)
+				continue;
+			if (pifs_metacall_book_learn(b, n.id, addr) == -ENOMEM)
+				return -ENOMEM;
+		}
 	}
 	return 0;
+}
+
+uint32_t pifs_metacall_book_leader(struct pifs_metacall_book *b)
+{
+	uint32_t id;
+
+	pthread_mutex_lock(&b->mu);
+	id = b->leader;
+	pthread_mutex_unlock(&b->mu);
+	return id;
 }
 
 static void book_note_leader(struct pifs_metacall_book *b, uint32_t id)

@@ -51,8 +51,11 @@ void pifs_metacall_book_free(struct pifs_metacall_book *b);
  * replacing an older one). Returns 0, -EINVAL or -ENOMEM. */
 int pifs_metacall_book_learn(struct pifs_metacall_book *b, uint32_t id, const char *addr);
 
-/* Learn every node that the cluster map @m (borrowed) flags PIFS_NODE_META.
- * Nodes with an unusable address are skipped. Returns 0 or -ENOMEM. */
+/* Learn the nodes of the cluster map @m (borrowed): those it flags
+ * PIFS_NODE_META, and after them the others, which are asked only when no
+ * voter known answers: every node redirects to the leader it knows, so a
+ * caller whose map is older than the last change of the voters still finds
+ * them. Nodes with an unusable address are skipped. Returns 0 or -ENOMEM. */
 int pifs_metacall_book_learn_map(struct pifs_metacall_book *b, const struct pifs_msg_R_MAP *m);
 
 struct pifs_metacall_opts {
@@ -84,6 +87,9 @@ int pifs_metacall(struct pifs_metacall *mc, struct pifs_msg *req, struct pifs_ms
 
 /* Set the map epoch written into every request from now on. */
 void pifs_metacall_set_epoch(struct pifs_metacall *mc, uint64_t epoch);
+
+/* The leader last seen by any metacall of @b, 0 for none yet. */
+uint32_t pifs_metacall_book_leader(struct pifs_metacall_book *b);
 
 /* The voter that answered last, 0 before any answer; and "host:port (node
  * N)" of it (or of the first voter tried), for messages. Borrowed. */

@@ -294,10 +294,18 @@ static void answer(struct pifs_metad *md, const uint8_t *ident, size_t ilen, str
 	w->answered = true;
 }
 
-/* R_LEADER: ask the leader, or (0) wait for one. */
+/* R_LEADER: ask the leader, or (0) wait for one. A node that is no voter
+ * hears nothing from the leader, but its heartbeat found it: it sends
+ * callers there. */
 static void leader_reply(struct pifs_metad *md, struct pifs_msg *rep)
 {
 	uint32_t leader = pifs_raft_leader(md->raft);
+
+	if (leader == 0 && !pifs_raft_is_voter(md->raft, self_id(md))) {
+		leader = pifs_metacall_book_leader(md->d->book);
+		if (leader == self_id(md))
+			leader = 0;
+	}
 
 	pifs_msg_init(rep, PIFS_MSG_R_LEADER);
 	rep->u.R_LEADER.leader = leader;
