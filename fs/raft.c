@@ -836,6 +836,17 @@ static int answer_append(struct pifs_raft *r, uint32_t to, bool ok, uint64_t mat
 	return send(r, to, &rep);
 }
 
+/* The leader says entries up to @durable are durable; ours are the leader's
+ * only up to @match (past it they may be stale ones of an older term, which
+ * the leader's log is about to override). */
+static void note_durable(struct pifs_raft *r, uint64_t durable, uint64_t match)
+{
+	if (durable > match)
+		durable = match;
+	if (durable > r->durable)
+		r->durable = durable;
+}
+
 /* A leader's message of our term: follow it. */
 static void heard_leader(struct pifs_raft *r, uint32_t leader)
 {
@@ -860,10 +871,9 @@ static int on_append(struct pifs_raft *r, const struct pifs_msg_RAFT_APPEND *a)
 			return rc;
 	}
 	heard_leader(r, a->from);
-	if (a->durable > r->durable)
-		r->durable = a->durable;
 	if (a->prev_index < r->commit) {
 		/* What it sends up to our commit index we have: say so. */
+		note_durable(r, a->durable, r->commit);
 		return answer_append(r, a->from, true, r->commit, 0, a->stamp);
 	}
 	if (a->prev_index > last_index(r))
@@ -893,6 +903,7 @@ static int on_append(struct pifs_raft *r, const struct pifs_msg_RAFT_APPEND *a)
 		rc = sync_log(r);
 	if (rc < 0)
 		return rc;
+	note_durable(r, a->durable, match);
 	commit = a->commit < match ? a->commit : match;
 	if (commit > r->commit) {
 		r->commit = commit;
