@@ -26,10 +26,11 @@ struct ent {
 struct peer {
 	uint32_t id;
 	uint64_t next, match, synced;
-	int64_t contact_ms; /* when it last answered, 0 never */
-	int64_t stamp;	    /* the newest of our stamps it echoed */
-	bool granted;	    /* its vote in the current election */
-	bool probe;	    /* one append at a time until it matches */
+	int64_t contact_ms;  /* when it last answered, 0 never */
+	int64_t stamp;	     /* the newest of our stamps it echoed */
+	int64_t match_stamp; /* the stamp of the append that moved match last */
+	bool granted;	     /* its vote in the current election */
+	bool probe;	     /* one append at a time until it matches */
 	/* A snapshot on its way: the index sent, the next offset it wants,
 	 * and its size once the last piece was read (0 before). */
 	bool snap;
@@ -639,6 +640,7 @@ static int become_leader(struct pifs_raft *r)
 		p->synced = 0;
 		p->contact_ms = r->now;
 		p->stamp = 0;
+		p->match_stamp = 0;
 		p->probe = true;
 		p->snap = false;
 	}
@@ -936,7 +938,18 @@ static int on_append_r(struct pifs_raft *r, const struct pifs_msg_RAFT_APPEND_R 
 	 * to or below what the voter acknowledged (the hint, the start of a
 	 * term, may be lower), and an acknowledgement only if it moves match. */
 	if (!a->ok) {
-		uint64_t next = a->hint > p->match ? a->hint : p->match + 1;
+		uint64_t next;
+
+		if (a->hint && a->hint <= p->match && a->stamp > p->match_stamp) {
+			/* A refusal of an append sent after the one that moved
+			 * match: the voter lost entries it acknowledged (a power
+			 * cut took what it had not synced). It has those before
+			 * the hint. */
+			p->match = a->hint - 1;
+			if (p->synced > p->match)
+				p->synced = p->match;
+		}
+		next = a->hint > p->match ? a->hint : p->match + 1;
 
 		if (next >= p->next)
 			return 0;
@@ -951,6 +964,8 @@ static int on_append_r(struct pifs_raft *r, const struct pifs_msg_RAFT_APPEND_R 
 	if (a->match <= p->match)
 		return 0;
 	p->match = a->match;
+	if (a->stamp > p->match_stamp)
+		p->match_stamp = a->stamp;
 	if (p->next < p->match + 1)
 		p->next = p->match + 1;
 	p->probe = false;
@@ -1068,8 +1083,10 @@ static int on_snap_r(struct pifs_raft *r, const struct pifs_msg_RAFT_SNAP_R *s)
 	if (s->next == UINT64_MAX) {
 		/* Installed (or not needed): entries from the snapshot on. */
 		p->snap = false;
-		if (s->index > p->match)
+		if (s->index > p->match) {
 			p->match = s->index;
+			p->match_stamp = r->now;
+		}
 		p->next = p->match + 1;
 		p->probe = true;
 		return send_append(r, p, false);
