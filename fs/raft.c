@@ -858,6 +858,28 @@ static void heard_leader(struct pifs_raft *r, uint32_t leader)
 	reset_election(r);
 }
 
+/* Does the leader's log, as @a shows it, disagree with an entry we hold at
+ * or below our commit index? Raft alone never lets it; a power cut can: a
+ * committed entry that was written but not synced is gone from a voter's
+ * disk, and a majority without it elects a leader. Our state machine then
+ * holds an entry that the cluster's history does not. */
+static bool commit_overridden(const struct pifs_raft *r, const struct pifs_msg_RAFT_APPEND *a)
+{
+	struct pifs_cursor c;
+	struct pifs_raftent re;
+	uint64_t index = a->prev_index;
+
+	if (index > r->base && index <= r->commit && index <= last_index(r) &&
+	    pifs_raft_term_at(r, index) != a->prev_term)
+		return true;
+	pifs_cursor_init(&c, &a->entries);
+	while (++index <= r->commit && pifs_raftent_next(&c, &re) == 1)
+		if (index > r->base && index <= last_index(r) &&
+		    pifs_raft_term_at(r, index) != re.term)
+			return true;
+	return false;
+}
+
 static int on_append(struct pifs_raft *r, const struct pifs_msg_RAFT_APPEND *a)
 {
 	struct pifs_cursor c;
@@ -873,6 +895,12 @@ static int on_append(struct pifs_raft *r, const struct pifs_msg_RAFT_APPEND *a)
 			return rc;
 	}
 	heard_leader(r, a->from);
+	if (commit_overridden(r, a)) {
+		/* We cannot take back what we applied: the host restarts
+		 * from its disk (its snapshot is durable, so the leader has
+		 * it) and then follows the leader's log. */
+		return -ESTALE;
+	}
 	if (a->prev_index < r->commit) {
 		/* What it sends up to our commit index we have: say so. */
 		note_durable(r, a->durable, r->commit);
