@@ -17,5 +17,5 @@ for n in 3 5; do
 	printf '%s voters, %s seeds: ' "$n" "$seeds"
 	PIFS_RAFT_VOTERS=$n PIFS_RAFT_SEEDS=$seeds PIFS_RAFT_STATS=1 \
 		"$build/tests/test_raft" --filter 'raft_sim/*' 2>&1 |
-		grep -E '^election|seed [0-9]+:' || echo 'no figures (see the test output)'
+		grep -E '^election|^power cuts|seed [0-9]+:' || echo 'no figures (see the test output)'
 done

@@ -26,10 +26,11 @@ struct ent {
 struct peer {
 	uint32_t id;
 	uint64_t next, match, synced;
-	int64_t contact_ms; /* when it last answered, 0 never */
-	int64_t stamp;	    /* the newest of our stamps it echoed */
-	bool granted;	    /* its vote in the current election */
-	bool probe;	    /* one append at a time until it matches */
+	int64_t contact_ms;  /* when it last answered, 0 never */
+	int64_t stamp;	     /* the newest of our stamps it echoed */
+	int64_t match_stamp; /* the stamp of the append that moved match last */
+	bool granted;	     /* its vote in the current election */
+	bool probe;	     /* one append at a time until it matches */
 	/* A snapshot on its way: the index sent, the next offset it wants,
 	 * and its size once the last piece was read (0 before). */
 	bool snap;
@@ -639,6 +640,7 @@ static int become_leader(struct pifs_raft *r)
 		p->synced = 0;
 		p->contact_ms = r->now;
 		p->stamp = 0;
+		p->match_stamp = 0;
 		p->probe = true;
 		p->snap = false;
 	}
@@ -836,6 +838,17 @@ static int answer_append(struct pifs_raft *r, uint32_t to, bool ok, uint64_t mat
 	return send(r, to, &rep);
 }
 
+/* The leader says entries up to @durable are durable; ours are the leader's
+ * only up to @match (past it they may be stale ones of an older term, which
+ * the leader's log is about to override). */
+static void note_durable(struct pifs_raft *r, uint64_t durable, uint64_t match)
+{
+	if (durable > match)
+		durable = match;
+	if (durable > r->durable)
+		r->durable = durable;
+}
+
 /* A leader's message of our term: follow it. */
 static void heard_leader(struct pifs_raft *r, uint32_t leader)
 {
@@ -843,6 +856,28 @@ static void heard_leader(struct pifs_raft *r, uint32_t leader)
 	r->leader = leader;
 	r->heard_ms = r->now;
 	reset_election(r);
+}
+
+/* Does the leader's log, as @a shows it, disagree with an entry we hold at
+ * or below our commit index? Raft alone never lets it; a power cut can: a
+ * committed entry that was written but not synced is gone from a voter's
+ * disk, and a majority without it elects a leader. Our state machine then
+ * holds an entry that the cluster's history does not. */
+static bool commit_overridden(const struct pifs_raft *r, const struct pifs_msg_RAFT_APPEND *a)
+{
+	struct pifs_cursor c;
+	struct pifs_raftent re;
+	uint64_t index = a->prev_index;
+
+	if (index > r->base && index <= r->commit && index <= last_index(r) &&
+	    pifs_raft_term_at(r, index) != a->prev_term)
+		return true;
+	pifs_cursor_init(&c, &a->entries);
+	while (++index <= r->commit && pifs_raftent_next(&c, &re) == 1)
+		if (index > r->base && index <= last_index(r) &&
+		    pifs_raft_term_at(r, index) != re.term)
+			return true;
+	return false;
 }
 
 static int on_append(struct pifs_raft *r, const struct pifs_msg_RAFT_APPEND *a)
@@ -860,10 +895,15 @@ static int on_append(struct pifs_raft *r, const struct pifs_msg_RAFT_APPEND *a)
 			return rc;
 	}
 	heard_leader(r, a->from);
-	if (a->durable > r->durable)
-		r->durable = a->durable;
+	if (commit_overridden(r, a)) {
+		/* We cannot take back what we applied: the host restarts
+		 * from its disk (its snapshot is durable, so the leader has
+		 * it) and then follows the leader's log. */
+		return -ESTALE;
+	}
 	if (a->prev_index < r->commit) {
 		/* What it sends up to our commit index we have: say so. */
+		note_durable(r, a->durable, r->commit);
 		return answer_append(r, a->from, true, r->commit, 0, a->stamp);
 	}
 	if (a->prev_index > last_index(r))
@@ -893,6 +933,7 @@ static int on_append(struct pifs_raft *r, const struct pifs_msg_RAFT_APPEND *a)
 		rc = sync_log(r);
 	if (rc < 0)
 		return rc;
+	note_durable(r, a->durable, match);
 	commit = a->commit < match ? a->commit : match;
 	if (commit > r->commit) {
 		r->commit = commit;
@@ -925,7 +966,18 @@ static int on_append_r(struct pifs_raft *r, const struct pifs_msg_RAFT_APPEND_R 
 	 * to or below what the voter acknowledged (the hint, the start of a
 	 * term, may be lower), and an acknowledgement only if it moves match. */
 	if (!a->ok) {
-		uint64_t next = a->hint > p->match ? a->hint : p->match + 1;
+		uint64_t next;
+
+		if (a->hint && a->hint <= p->match && a->stamp > p->match_stamp) {
+			/* A refusal of an append sent after the one that moved
+			 * match: the voter lost entries it acknowledged (a power
+			 * cut took what it had not synced). It has those before
+			 * the hint. */
+			p->match = a->hint - 1;
+			if (p->synced > p->match)
+				p->synced = p->match;
+		}
+		next = a->hint > p->match ? a->hint : p->match + 1;
 
 		if (next >= p->next)
 			return 0;
@@ -940,6 +992,8 @@ static int on_append_r(struct pifs_raft *r, const struct pifs_msg_RAFT_APPEND_R 
 	if (a->match <= p->match)
 		return 0;
 	p->match = a->match;
+	if (a->stamp > p->match_stamp)
+		p->match_stamp = a->stamp;
 	if (p->next < p->match + 1)
 		p->next = p->match + 1;
 	p->probe = false;
@@ -1057,8 +1111,10 @@ static int on_snap_r(struct pifs_raft *r, const struct pifs_msg_RAFT_SNAP_R *s)
 	if (s->next == UINT64_MAX) {
 		/* Installed (or not needed): entries from the snapshot on. */
 		p->snap = false;
-		if (s->index > p->match)
+		if (s->index > p->match) {
 			p->match = s->index;
+			p->match_stamp = r->now;
+		}
 		p->next = p->match + 1;
 		p->probe = true;
 		return send_append(r, p, false);

@@ -42,7 +42,14 @@
  * clock. One thread at a time. Every io callback returns 0 or -errno; an
  * error from log_append, log_write, log_truncate, log_sync or set_hard is
  * returned by the call that caused it and leaves the instance unusable
- * (the host must stop: its log may be behind what it promised). */
+ * (the host must stop: its log may be behind what it promised).
+ *
+ * So does -ESTALE from pifs_raft_step: the leader's log disagrees with an
+ * entry this voter committed and applied. Raft alone never lets that
+ * happen; a power cut can (an entry acknowledged once written, lost from
+ * the disks of voters that had not synced it). The host must restart from
+ * its disk: its snapshot is durable (pifs_raft_durable), so the leader
+ * holds it, and the entries past it follow the leader's log. */
 #ifndef PIFS_RAFT_H
 #define PIFS_RAFT_H
 
