@@ -1066,6 +1066,15 @@ static bool serve(struct pifs_metad *md, const uint8_t *ident, size_t ilen, cons
 	kind = pifs_proto_kind(m.type);
 	if (kind == PIFS_KIND_RFT) {
 		rc = pifs_raft_step(md->raft, &m);
+		if (rc == -ESTALE) {
+			pifs_err("node %u: the metadata leader's log lacks entries that this voter "
+				 "applied (a power cut took them from the other voters' disks "
+				 "before they were synced); stopping: restart the daemon "
+				 "(systemd's Restart=on-failure does) and it rejoins from its last "
+				 "snapshot, which the leader has",
+				 self_id(md));
+			_exit(EXIT_FAILURE);
+		}
 		if (rc < 0)
 			fatal(md, "written", rc);
 		return true;
