@@ -4,7 +4,7 @@
 #
 # Usage:
 #   bench/run.sh [--systems pifs,glusterfs,moosefs] [--replicas 2,3] [--runs 3] [--quick]
-#                [--size MIB] [--files N] [--max-minutes M]
+#                [--size MIB] [--files N] [--max-minutes M] [--voters 1|3]
 #   bench/run.sh --mount /mnt/expo [--runs 3] [--quick] [--size MIB] [--files N]
 #
 # Workloads (issue 5), each bounded in time, the whole run bounded by --max-minutes:
@@ -14,7 +14,8 @@
 #   files_create / files_read_cold / files_rm    FILES files of 64 KiB
 #   ls_cold / ls_warm / stat_cold                ls -l and lstat of that directory
 #   two_readers               two clients each read their own SIZE/2 MiB file at once
-# Sizes: SIZE 1024, FILES 2000; --quick: SIZE 256, FILES 500.
+# Sizes: SIZE 1024, FILES 2000; --quick: SIZE 256, FILES 500. --voters: the
+# metadata voters of the pifs cluster (3 by default, as pifs-local makes it).
 #
 # Collected: MB/s (10^6 bytes) or operations/s; CPU seconds of every process
 # of the system (all processes in the bench namespaces, from /proc/PID/stat);
@@ -50,6 +51,7 @@ WORK=/var/tmp/pifs-bench
 SHM=/dev/shm/pifs-bench
 NSTORAGE=3
 NCLIENTS=2
+VOTERS=3
 
 usage() { sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'; }
 
@@ -63,6 +65,7 @@ while (($#)); do
 	--files) NFILES=$2; shift 2 ;;
 	--mount) MOUNT=$2; shift 2 ;;
 	--max-minutes) MAX_MIN=$2; shift 2 ;;
+	--voters) VOTERS=$2; shift 2 ;;
 	-h | --help) usage; exit 0 ;;
 	*) printf 'bench: unknown option %s\n' "$1" >&2; usage >&2; exit 2 ;;
 	esac
@@ -76,6 +79,7 @@ else
 fi
 [[ $RUNS =~ ^[1-9][0-9]?$ ]] || pb_die "--runs '$RUNS' is not a number from 1 to 99"
 [[ $SIZE =~ ^[1-9][0-9]*$ ]] || pb_die "--size '$SIZE' is not a number of MiB"
+[[ $VOTERS == 1 || $VOTERS == 3 ]] || pb_die "--voters '$VOTERS' is not 1 or 3"
 [[ $NFILES =~ ^[1-9][0-9]*$ ]] || pb_die "--files '$NFILES' is not a positive number"
 TWO=$((SIZE / 2))
 MAX_MIN=${MAX_MIN:-$((QUICK ? 45 : 120))}
@@ -409,8 +413,8 @@ moosefs_prepare() {
 
 moosefs_stop() { stop_storage; }
 
-# -- pifs: a storage daemon per node (node 1 holds the metadata), one
-# pifs-mount per client.
+# -- pifs: a storage daemon per node (the first VOTERS are metadata voters),
+# one pifs-mount per client.
 pifs_start() {
 	local r=$1 d=$WORK/pifs i
 	STORAGED=$(find_bin pifs-storaged) && PMOUNT=$(find_bin pifs-mount) ||
@@ -427,7 +431,7 @@ pifs_start() {
 			echo "[node $i]"
 			echo "address = $(node_addr "$i"):7070"
 			echo "data = $d/node$i"
-			echo "meta = $([[ $i == 1 ]] && echo yes || echo no)"
+			echo "meta = $( ((i <= VOTERS)) && echo yes || echo no)"
 			echo "weight = 100"
 		done
 		echo

@@ -659,6 +659,12 @@ bool pifs_cluster_meta_lost(struct pifs_cluster *cl)
 
 int pifs_cluster_meta_call(struct pifs_cluster *cl, struct pifs_msg *req, struct pifs_msg *rep)
 {
+	return pifs_cluster_meta_call_within(cl, req, rep, cl->timeout_ms);
+}
+
+int pifs_cluster_meta_call_within(struct pifs_cluster *cl, struct pifs_msg *req,
+				  struct pifs_msg *rep, int timeout_ms)
+{
 	struct pifs_metacall *mc;
 	int rc;
 
@@ -666,7 +672,7 @@ int pifs_cluster_meta_call(struct pifs_cluster *cl, struct pifs_msg *req, struct
 	rc = thread_metacall(cl, &mc);
 	if (rc < 0)
 		return rc;
-	rc = pifs_metacall(mc, req, rep);
+	rc = pifs_metacall_within(mc, req, rep, timeout_ms);
 	if (rc == 0 || rep->type == PIFS_MSG_R_STATUS) {
 		map_follow(cl, rep->epoch);
 		atomic_store(&cl->meta_lost_ms, 0);
@@ -678,7 +684,7 @@ int pifs_cluster_meta_call(struct pifs_cluster *cl, struct pifs_msg *req, struct
 			  "pifs-storaged runs on the voters, that most of them are up and that "
 			  "this machine reaches their addresses",
 			  pifs_proto_name(req->type), pifs_metacall_voters(mc), strerror(-rc),
-			  cl->timeout_ms);
+			  timeout_ms);
 	return rc;
 }
 

@@ -85,6 +85,11 @@ uint32_t pifs_cluster_replicas(struct pifs_cluster *cl);
  * reply, -ETIMEDOUT, -EHOSTUNREACH, -EPROTO or -EBADMSG. */
 int pifs_cluster_meta_call(struct pifs_cluster *cl, struct pifs_msg *req, struct pifs_msg *rep);
 
+/* As pifs_cluster_meta_call, giving up after @timeout_ms (for a caller that
+ * has something to answer without the service). */
+int pifs_cluster_meta_call_within(struct pifs_cluster *cl, struct pifs_msg *req,
+				  struct pifs_msg *rep, int timeout_ms);
+
 /* Did a metadata call find no leader (a majority of the voters down or out
  * of reach) in the last META_LOST_MS, with no answer since? The mount then
  * answers what it can from what it holds (the attributes of files open

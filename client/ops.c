@@ -233,15 +233,20 @@ static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_dat
 	fuse_reply_none(req);
 }
 
+/* How long the GETATTR of a file open here waits for a metadata leader
+ * before the mount answers from what it holds: an election (1 to 2 s) and
+ * a little more. */
+#define OPEN_GETATTR_MS 3000
+
 static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct pifs_mount *m = mnt_of(req);
 	struct pifs_msg msg, rep;
 	struct pifs_attr attr;
 	struct stat st;
-	int rc;
-
+	bool open_here;
 	int64_t left_ns;
+	int rc;
 
 	(void)fi;
 	/* A directory this mount just changed: the kernel asks before the next
@@ -252,17 +257,24 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		return;
 	}
 	/* The kernel asks before reads too (to see a size changed elsewhere):
-	 * while no metadata leader answers, a file open here goes on with the
-	 * attributes this mount holds, so that reading it never waits. */
-	if (pifs_cluster_meta_lost(m->cl) &&
-	    pifs_data_attr(m->data, ino, PIFS_ATTR_HELD, &attr) == 0) {
+	 * a file open here goes on with the attributes this mount holds when
+	 * no metadata leader answers within an election's time, and at once
+	 * while none has answered lately, so that reading it never waits
+	 * long. */
+	open_here = pifs_data_attr(m->data, ino, PIFS_ATTR_HELD, &attr) == 0;
+	if (open_here && pifs_cluster_meta_lost(m->cl)) {
 		stat_of(&attr, &st);
 		fuse_reply_attr(req, &st, m->attr_timeout);
 		return;
 	}
 	pifs_msg_init(&msg, PIFS_MSG_GETATTR);
 	msg.u.GETATTR.ino = ino;
-	rc = call(m, &msg, &rep);
+	if (open_here) {
+		rc = pifs_cluster_meta_call_within(m->cl, &msg, &rep, OPEN_GETATTR_MS);
+		note_dirs(m, &msg, rc, &rep);
+	} else {
+		rc = call(m, &msg, &rep);
+	}
 	if (rc == 0 && rep.type != PIFS_MSG_R_ATTR)
 		rc = -EPROTO;
 	if (rc == 0) {

@@ -402,7 +402,13 @@ static bool unreachable(int rc)
 
 int pifs_metacall(struct pifs_metacall *mc, struct pifs_msg *req, struct pifs_msg *rep)
 {
-	int64_t deadline = pifs_now_ms() + mc->timeout_ms;
+	return pifs_metacall_within(mc, req, rep, mc->timeout_ms);
+}
+
+int pifs_metacall_within(struct pifs_metacall *mc, struct pifs_msg *req, struct pifs_msg *rep,
+			 int timeout_ms)
+{
+	int64_t deadline = pifs_now_ms() + timeout_ms;
 	uint64_t max_term = 0;
 	bool reached = false;
 	int rc;

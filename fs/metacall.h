@@ -85,6 +85,10 @@ void pifs_metacall_free(struct pifs_metacall *mc);
  * reached), -EPROTO or -EBADMSG. Never returns with @rep an R_LEADER. */
 int pifs_metacall(struct pifs_metacall *mc, struct pifs_msg *req, struct pifs_msg *rep /* OUT */);
 
+/* As pifs_metacall, giving up after @timeout_ms instead of timeout_ms. */
+int pifs_metacall_within(struct pifs_metacall *mc, struct pifs_msg *req, struct pifs_msg *rep,
+			 int timeout_ms);
+
 /* Set the map epoch written into every request from now on. */
 void pifs_metacall_set_epoch(struct pifs_metacall *mc, uint64_t epoch);
 

@@ -136,9 +136,13 @@ struct pifs_metad {
 	/* Leadership as last seen, for logging and for the liveness grace. */
 	bool leading;
 	uint32_t leader_seen;
-	int64_t lead_ms, lead_ns; /* when this node last became leader */
+	int64_t lead_ms; /* when this node last became leader */
 	int64_t next_check;
-	bool bootstrapped; /* this leader proposed the new cluster's first entries */
+	/* This leader proposed the new cluster's first entries, the last at
+	 * @boot_index: until it is applied nothing is answered from the state,
+	 * where a heartbeat would find its node missing and add it as new. */
+	bool bootstrapped;
+	uint64_t boot_index;
 	bool sync_now;	   /* the next flush must reach a majority's disks */
 	/* The syncer: woken by a write to the log, it syncs SYNC_MS later and
 	 * notes up to where, for the thread to tell Raft at its next turn. */
@@ -749,9 +753,6 @@ static int cluster_stat(struct pifs_metad *md, struct pifs_msg *rep)
 		ns.weight = n.weight;
 		ns.flags = n.flags;
 		ns.addr = n.addr;
-		/* A node this leader has not heard yet counts from its election,
-		 * as the liveness check counts it. */
-		ns.last_seen = md->lead_ns;
 		if (l) {
 			ns.last_seen = l->seen_ns;
 			ns.capacity = l->capacity;
@@ -1045,7 +1046,8 @@ static void hold(struct pifs_metad *md, const uint8_t *ident, size_t ilen, const
 /* Can this leader answer from its state? */
 static bool can_answer(struct pifs_metad *md)
 {
-	return pifs_raft_leader_ready(md->raft) && pifs_raft_lease(md->raft, pifs_now_ms());
+	return pifs_raft_leader_ready(md->raft) && pifs_raft_applied(md->raft) >= md->boot_index &&
+	       pifs_raft_lease(md->raft, pifs_now_ms());
 }
 
 /* Serve the message in @body (borrowed) from @ident. Returns false when it
@@ -1227,9 +1229,9 @@ static void follow_role(struct pifs_metad *md)
 		 * gets down_after from now. */
 		md->nlive = 0;
 		md->lead_ms = pifs_now_ms();
-		md->lead_ns = pifs_now_ns();
 		md->next_check = md->lead_ms;
 		md->bootstrapped = false;
+		md->boot_index = 0;
 	} else if (!leading && md->leading) {
 		pifs_info("node %u: no longer the metadata leader (term %" PRIu64 "); requests "
 			  "go to %s",
@@ -1372,6 +1374,7 @@ static void bootstrap(struct pifs_metad *md)
 		if (propose(md, &m, &index) < 0)
 			return;
 	}
+	md->boot_index = index;
 	md->sync_now = true;
 	pifs_info("node %u: new cluster %016" PRIx64 ": %u replicas, %u KiB chunks, %zu nodes",
 		  self_id(md), cluster_id, conf->replicas, conf->chunk_size >> 10, conf->n_nodes);

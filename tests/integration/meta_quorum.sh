@@ -2,12 +2,13 @@
 # meta_quorum.sh - two of three metadata voters down: metadata operations
 # wait, then fail with ETIMEDOUT and a message naming the voters, while a
 # file opened before goes on being read; pifs-admin says that metadata is
-# stopped and what to start. One voter back: a majority again, a leader
+# stopped and what to start (three replicas: every chunk keeps a copy on
+# the node left). One voter back: a majority again, a leader
 # within seconds, and everything written before is there.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 it_seed
-it_setup --nodes 3 --voters 3 --replicas 2 --set down_after=2s
+it_setup --nodes 3 --voters 3 --replicas 3 --set down_after=2s
 
 step "writing a file of 8 MiB, and opening it for reading"
 it_make_file "$WORK/big" $((8 << 20)) 0
