@@ -15,6 +15,8 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include "fileio.h"
+
 #include "wal.h"
 
 #define HARD_MAGIC 0x50524844u /* "PRHD" */
@@ -61,41 +63,6 @@ struct snap_head {
 	uint64_t meta_len; /* and how many there are */
 };
 
-static void be_put(uint8_t *p, uint64_t v, unsigned n)
-{
-	unsigned i;
-
-	for (i = 0; i < n; i++)
-		p[i] = (uint8_t)(v >> (8 * (n - 1 - i)));
-}
-
-static uint64_t be_get(const uint8_t *p, unsigned n)
-{
-	uint64_t x = 0;
-	unsigned i;
-
-	for (i = 0; i < n; i++)
-		x = (x << 8) | p[i];
-	return x;
-}
-
-static int write_all(int fd, const void *p, size_t len)
-{
-	const uint8_t *b = p;
-
-	while (len > 0) {
-		ssize_t n = write(fd, b, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		b += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 static int pwrite_all(int fd, const void *p, size_t len, uint64_t off)
 {
 	const uint8_t *b = p;
@@ -136,21 +103,6 @@ static ssize_t pread_full(int fd, void *p, size_t len, uint64_t off)
 }
 
 /* Make a new name in @path's parent directory durable. */
-static int sync_parent(const char *path)
-{
-	char *copy = strdup(path);
-	int fd, rc = 0;
-
-	if (!copy)
-		return -ENOMEM;
-	fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0 || fsync(fd) < 0)
-		rc = -errno;
-	if (fd >= 0)
-		close(fd);
-	free(copy);
-	return rc;
-}
 
 /* A file @fd written as @tmp (@rc: how its writing went) becomes @name:
  * synced first, so that the name never points at bytes the disk does not
@@ -190,18 +142,18 @@ static int snap_check(const uint8_t *p, size_t size, struct snap_head *h)
 {
 	uint32_t i;
 
-	if (size < SNAP_HEAD + SNAP_TAIL || be_get(p, 4) != SNAP_MAGIC ||
-	    be_get(p + 4, 4) != SNAP_VERSION || XXH3_64bits(p, size - 8) != be_get(p + size - 8, 8))
+	if (size < SNAP_HEAD + SNAP_TAIL || pifs_be_get(p, 4) != SNAP_MAGIC ||
+	    pifs_be_get(p + 4, 4) != SNAP_VERSION || XXH3_64bits(p, size - 8) != pifs_be_get(p + size - 8, 8))
 		return -EBADMSG;
-	h->index = be_get(p + 8, 8);
-	h->term = be_get(p + 16, 8);
-	h->conf.n = (uint32_t)be_get(p + 24, 4);
+	h->index = pifs_be_get(p + 8, 8);
+	h->term = pifs_be_get(p + 16, 8);
+	h->conf.n = (uint32_t)pifs_be_get(p + 24, 4);
 	if (h->conf.n > PIFS_RAFT_MAX_VOTERS || size - SNAP_HEAD - SNAP_TAIL < 4 * h->conf.n)
 		return -EBADMSG;
 	for (i = 0; i < h->conf.n; i++)
-		h->conf.id[i] = (uint32_t)be_get(p + SNAP_HEAD + 4 * i, 4);
+		h->conf.id[i] = (uint32_t)pifs_be_get(p + SNAP_HEAD + 4 * i, 4);
 	h->meta_off = SNAP_HEAD + 4 * h->conf.n;
-	h->meta_len = be_get(p + size - SNAP_TAIL, 8);
+	h->meta_len = pifs_be_get(p + size - SNAP_TAIL, 8);
 	if (!conf_valid(&h->conf) || h->meta_len != size - SNAP_TAIL - h->meta_off)
 		return -EBADMSG;
 	return 0;
@@ -249,7 +201,7 @@ struct snap_out {
 static int out_write(struct snap_out *o, const void *p, size_t len)
 {
 	XXH3_64bits_update(o->hash, p, len);
-	return write_all(o->fd, p, len);
+	return pifs_write_all(o->fd, p, len);
 }
 
 static int out_sink(void *ctx, const void *p, size_t len)
@@ -279,23 +231,23 @@ static int snap_save(struct pifs_raftlog *l, const struct pifs_meta *m, uint64_t
 		rc = -errno;
 		goto out_free;
 	}
-	be_put(head, SNAP_MAGIC, 4);
-	be_put(head + 4, SNAP_VERSION, 4);
-	be_put(head + 8, index, 8);
-	be_put(head + 16, term, 8);
-	be_put(head + 24, conf->n, 4);
+	pifs_be_put(head, SNAP_MAGIC, 4);
+	pifs_be_put(head + 4, SNAP_VERSION, 4);
+	pifs_be_put(head + 8, index, 8);
+	pifs_be_put(head + 16, term, 8);
+	pifs_be_put(head + 24, conf->n, 4);
 	for (i = 0; i < conf->n; i++)
-		be_put(head + SNAP_HEAD + 4 * i, conf->id[i], 4);
+		pifs_be_put(head + SNAP_HEAD + 4 * i, conf->id[i], 4);
 	rc = out_write(&o, head, SNAP_HEAD + 4 * conf->n);
 	if (rc == 0)
 		rc = pifs_meta_save_to(m, out_sink, &o);
 	if (rc == 0) {
-		be_put(tail, o.len, 8);
+		pifs_be_put(tail, o.len, 8);
 		rc = out_write(&o, tail, 8);
 	}
 	if (rc == 0) {
-		be_put(tail + 8, XXH3_64bits_digest(o.hash), 8);
-		rc = write_all(o.fd, tail + 8, 8);
+		pifs_be_put(tail + 8, XXH3_64bits_digest(o.hash), 8);
+		rc = pifs_write_all(o.fd, tail + 8, 8);
 	}
 	rc = publish(l, o.fd, rc, "raft.snap.tmp", "raft.snap");
 	close(o.fd);
@@ -325,7 +277,7 @@ static int copy_range(int from, uint64_t off, uint64_t len, int to)
 			rc = n < 0 ? (int)n : -EIO;
 			break;
 		}
-		rc = write_all(to, b, (size_t)n);
+		rc = pifs_write_all(to, b, (size_t)n);
 		if (rc < 0)
 			break;
 		off += (uint64_t)n;
@@ -397,8 +349,8 @@ static int push_off(struct pifs_raftlog *l, uint64_t off)
 /* Is the entry at @p, of @len bytes of data, entry @index and whole? */
 static bool entry_checks(const uint8_t *p, uint64_t index, uint64_t len)
 {
-	return be_get(p + 4, 8) == index &&
-	       XXH3_64bits(p, ENTRY_HEAD + len) == be_get(p + ENTRY_HEAD + len, 8);
+	return pifs_be_get(p + 4, 8) == index &&
+	       XXH3_64bits(p, ENTRY_HEAD + len) == pifs_be_get(p + ENTRY_HEAD + len, 8);
 }
 
 /* Reads raft.log through a window, so that scanning a long log needs
@@ -452,14 +404,14 @@ static int scan(struct pifs_raftlog *l)
 		goto out_free;
 	}
 	for (;;) {
-		const uint8_t *p;
+		const uint8_t *p = NULL;
 		uint64_t len, index;
 
 		rc = rd_get(&r, off, ENTRY_HEAD, &p);
 		if (rc != 0)
 			break;
-		len = be_get(p, 4);
-		index = be_get(p + 4, 8);
+		len = pifs_be_get(p, 4);
+		index = pifs_be_get(p + 4, 8);
 		if (len > PIFS_PROTO_MAX_MSG || index == 0 ||
 		    (prev == 0 && index > l->snap_index + 1) || (prev != 0 && index != prev + 1))
 			break;
@@ -509,11 +461,11 @@ static int hard_load(struct pifs_raftlog *l, struct pifs_raft_state *st)
 	close(fd);
 	if (n < 0)
 		return (int)n;
-	if (n != HARD_SIZE || be_get(b, 4) != HARD_MAGIC || be_get(b + 4, 4) != HARD_VERSION ||
-	    XXH3_64bits(b, HARD_BODY) != be_get(b + HARD_BODY, 8))
+	if (n != HARD_SIZE || pifs_be_get(b, 4) != HARD_MAGIC || pifs_be_get(b + 4, 4) != HARD_VERSION ||
+	    XXH3_64bits(b, HARD_BODY) != pifs_be_get(b + HARD_BODY, 8))
 		return -EBADMSG;
-	st->term = be_get(b + 8, 8);
-	st->vote = (uint32_t)be_get(b + 16, 4);
+	st->term = pifs_be_get(b + 8, 8);
+	st->vote = (uint32_t)pifs_be_get(b + 16, 4);
 	return 0;
 }
 
@@ -656,7 +608,7 @@ int pifs_raftlog_open(const char *dir, const struct pifs_raft_conf *initial, str
 	pthread_mutex_init(&l->sync_mu, NULL);
 	pifs_buf_init(&l->pending);
 	if (mkdir(dir, 0700) == 0) {
-		rc = sync_parent(dir);
+		rc = pifs_sync_parent(dir);
 		if (rc < 0)
 			goto out_close;
 	} else if (errno != EEXIST) {
@@ -703,7 +655,7 @@ int pifs_raftlog_entries(struct pifs_raftlog *l,
 		uint64_t next = i + 1 < l->n ? l->off[i + 1] : end;
 		size_t size = (size_t)(next - l->off[i]), len = size - ENTRY_HEAD - ENTRY_TAIL;
 		struct pifs_raft_entry e;
-		const uint8_t *p;
+		const uint8_t *p = NULL;
 
 		if (l->off[i] >= l->size) {
 			p = l->pending.p + (l->off[i] - l->size);
@@ -718,7 +670,7 @@ int pifs_raftlog_entries(struct pifs_raftlog *l,
 				break;
 			}
 		}
-		e.term = be_get(p + 12, 8);
+		e.term = pifs_be_get(p + 12, 8);
 		e.type = p[20];
 		e.data = p + ENTRY_HEAD;
 		e.len = (uint32_t)len;
@@ -741,14 +693,14 @@ int pifs_raftlog_append(struct pifs_raftlog *l, uint64_t index, const struct pif
 		rc = push_off(l, l->size + start);
 	if (rc < 0)
 		return rc;
-	be_put(head, e->len, 4);
-	be_put(head + 4, index, 8);
-	be_put(head + 12, e->term, 8);
+	pifs_be_put(head, e->len, 4);
+	pifs_be_put(head + 4, index, 8);
+	pifs_be_put(head + 12, e->term, 8);
 	head[20] = e->type;
 	pifs_buf_append(&l->pending, head, sizeof(head));
 	if (e->len > 0)
 		pifs_buf_append(&l->pending, e->data, e->len);
-	be_put(tail, XXH3_64bits(l->pending.p + start, ENTRY_HEAD + e->len), 8);
+	pifs_be_put(tail, XXH3_64bits(l->pending.p + start, ENTRY_HEAD + e->len), 8);
 	pifs_buf_append(&l->pending, tail, sizeof(tail));
 	return 0;
 }
@@ -819,15 +771,15 @@ int pifs_raftlog_set_hard(struct pifs_raftlog *l, uint64_t term, uint32_t vote)
 	uint8_t b[HARD_SIZE];
 	int fd, rc;
 
-	be_put(b, HARD_MAGIC, 4);
-	be_put(b + 4, HARD_VERSION, 4);
-	be_put(b + 8, term, 8);
-	be_put(b + 16, vote, 4);
-	be_put(b + HARD_BODY, XXH3_64bits(b, HARD_BODY), 8);
+	pifs_be_put(b, HARD_MAGIC, 4);
+	pifs_be_put(b + 4, HARD_VERSION, 4);
+	pifs_be_put(b + 8, term, 8);
+	pifs_be_put(b + 16, vote, 4);
+	pifs_be_put(b + HARD_BODY, XXH3_64bits(b, HARD_BODY), 8);
 	fd = openat(l->dirfd, "raft.hard.tmp", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return -errno;
-	rc = publish(l, fd, write_all(fd, b, sizeof(b)), "raft.hard.tmp", "raft.hard");
+	rc = publish(l, fd, pifs_write_all(fd, b, sizeof(b)), "raft.hard.tmp", "raft.hard");
 	close(fd);
 	if (rc == 0 && fsync(l->dirfd) < 0)
 		rc = -errno;

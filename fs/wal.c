@@ -15,6 +15,8 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include "fileio.h"
+
 #include "log.h"
 
 #define ENTRY_HEAD 12	       /* u32 length | u64 index */
@@ -36,41 +38,6 @@ struct pifs_wal {
 	pthread_mutex_t sync_mu;
 	struct pifs_buf pending;
 };
-
-static void be_put(uint8_t *p, uint64_t v, unsigned n)
-{
-	unsigned i;
-
-	for (i = 0; i < n; i++)
-		p[i] = (uint8_t)(v >> (8 * (n - 1 - i)));
-}
-
-static uint64_t be_get(const uint8_t *p, unsigned n)
-{
-	uint64_t x = 0;
-	unsigned i;
-
-	for (i = 0; i < n; i++)
-		x = (x << 8) | p[i];
-	return x;
-}
-
-static int write_all(int fd, const void *p, size_t len)
-{
-	const uint8_t *b = p;
-
-	while (len > 0) {
-		ssize_t n = write(fd, b, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		b += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
 
 /* Read the whole file @fd into @out (OUT; the caller frees it with
  * pifs_buf_fini). Returns 0 or -errno. */
@@ -103,21 +70,6 @@ static int read_all(int fd, struct pifs_buf *out)
 }
 
 /* Make a new name in @path's parent directory durable. */
-static int sync_parent(const char *path)
-{
-	char *copy = strdup(path);
-	int fd, rc = 0;
-
-	if (!copy)
-		return -ENOMEM;
-	fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0 || fsync(fd) < 0)
-		rc = -errno;
-	if (fd >= 0)
-		close(fd);
-	free(copy);
-	return rc;
-}
 
 /* Load "snap" if there is one. It is mapped, not read, so that its bytes
  * sit in the page cache (which the kernel may drop) rather than on the heap
@@ -146,12 +98,12 @@ static int load_snapshot(struct pifs_wal *w, struct pifs_meta *m)
 		rc = -errno;
 		goto out_close;
 	}
-	if (be_get(p, 4) != SNAP_MAGIC || be_get(p + 4, 4) != SNAP_VERSION)
+	if (pifs_be_get(p, 4) != SNAP_MAGIC || pifs_be_get(p + 4, 4) != SNAP_VERSION)
 		goto out_bad;
-	index = be_get(p + 8, 8);
-	len = be_get(p + size - SNAP_TAIL, 8);
+	index = pifs_be_get(p + 8, 8);
+	len = pifs_be_get(p + size - SNAP_TAIL, 8);
 	if (len != size - SNAP_HEAD - SNAP_TAIL ||
-	    XXH3_64bits(p, size - 8) != be_get(p + size - 8, 8))
+	    XXH3_64bits(p, size - 8) != pifs_be_get(p + size - 8, 8))
 		goto out_bad;
 	rc = pifs_meta_load(m, p + SNAP_HEAD, (size_t)len);
 	if (rc == -EBADMSG || (rc == 0 && pifs_meta_index(m) != index))
@@ -186,10 +138,10 @@ static int replay(struct pifs_wal *w, struct pifs_meta *m)
 		goto out_free;
 	while (b.len - off >= ENTRY_HEAD + ENTRY_TAIL) {
 		const uint8_t *e = b.p + off;
-		uint64_t len = be_get(e, 4), index = be_get(e + 4, 8);
+		uint64_t len = pifs_be_get(e, 4), index = pifs_be_get(e + 4, 8);
 
 		if (len > PIFS_PROTO_MAX_MSG || b.len - off - ENTRY_HEAD - ENTRY_TAIL < len ||
-		    XXH3_64bits(e, ENTRY_HEAD + len) != be_get(e + ENTRY_HEAD + len, 8))
+		    XXH3_64bits(e, ENTRY_HEAD + len) != pifs_be_get(e + ENTRY_HEAD + len, 8))
 			break;
 		if (index > pifs_meta_index(m)) {
 			rc = pifs_proto_decode(e + ENTRY_HEAD, len, &op);
@@ -260,7 +212,7 @@ int pifs_wal_open(const char *dir, struct pifs_meta *m, struct pifs_wal **out)
 		goto out_close;
 	}
 	if (mkdir(dir, 0700) == 0) {
-		rc = sync_parent(dir);
+		rc = pifs_sync_parent(dir);
 		if (rc < 0)
 			goto out_close;
 	} else if (errno != EEXIST) {
@@ -300,11 +252,11 @@ int pifs_wal_append(struct pifs_wal *w, uint64_t index, const void *entry, size_
 	rc = pifs_buf_reserve(&w->pending, ENTRY_HEAD + len + ENTRY_TAIL);
 	if (rc < 0)
 		return rc;
-	be_put(head, len, 4);
-	be_put(head + 4, index, 8);
+	pifs_be_put(head, len, 4);
+	pifs_be_put(head + 4, index, 8);
 	pifs_buf_append(&w->pending, head, sizeof(head));
 	pifs_buf_append(&w->pending, entry, len);
-	be_put(tail, XXH3_64bits(w->pending.p + start, ENTRY_HEAD + len), 8);
+	pifs_be_put(tail, XXH3_64bits(w->pending.p + start, ENTRY_HEAD + len), 8);
 	pifs_buf_append(&w->pending, tail, sizeof(tail));
 	return 0;
 }
@@ -315,7 +267,7 @@ int pifs_wal_write(struct pifs_wal *w)
 
 	if (w->pending.len == 0)
 		return 0;
-	rc = write_all(w->fd, w->pending.p, w->pending.len);
+	rc = pifs_write_all(w->fd, w->pending.p, w->pending.len);
 	if (rc < 0) {
 		/* Leave no half entry for the next commit to write after: that
 		 * would hide it from recovery behind a "torn tail". */
@@ -375,7 +327,7 @@ struct snap_out {
 static int snap_write(struct snap_out *o, const void *p, size_t len)
 {
 	XXH3_64bits_update(o->hash, p, len);
-	return write_all(o->fd, p, len);
+	return pifs_write_all(o->fd, p, len);
 }
 
 static int snap_sink(void *ctx, const void *p, size_t len)
@@ -401,19 +353,19 @@ static int write_snapshot(struct pifs_wal *w, const struct pifs_meta *m)
 		rc = -errno;
 		goto out_free;
 	}
-	be_put(head, SNAP_MAGIC, 4);
-	be_put(head + 4, SNAP_VERSION, 4);
-	be_put(head + 8, pifs_meta_index(m), 8);
+	pifs_be_put(head, SNAP_MAGIC, 4);
+	pifs_be_put(head + 4, SNAP_VERSION, 4);
+	pifs_be_put(head + 8, pifs_meta_index(m), 8);
 	rc = snap_write(&o, head, sizeof(head));
 	if (rc == 0)
 		rc = pifs_meta_save_to(m, snap_sink, &o);
 	if (rc == 0) {
-		be_put(tail, o.len, 8);
+		pifs_be_put(tail, o.len, 8);
 		rc = snap_write(&o, tail, 8);
 	}
 	if (rc == 0) {
-		be_put(tail + 8, XXH3_64bits_digest(o.hash), 8);
-		rc = write_all(o.fd, tail + 8, 8);
+		pifs_be_put(tail + 8, XXH3_64bits_digest(o.hash), 8);
+		rc = pifs_write_all(o.fd, tail + 8, 8);
 	}
 	if (rc == 0 && fsync(o.fd) < 0)
 		rc = -errno;
