@@ -16,9 +16,13 @@
 #define EP_MAX 300
 #define DEFAULT_TIMEOUT_MS 10000
 #define DEFAULT_TRY_MS 2000
-/* While no leader is known an election is under way; asking again at once
- * only adds load to voters busy electing. */
-#define NO_LEADER_PAUSE_MS 100
+/* While no leader is known an election is under way (it takes a few ms once
+ * a voter's timeout fires); asking again at once only adds load to voters
+ * busy electing. */
+#define NO_LEADER_PAUSE_MS 50
+/* A voter that could not take a request is not asked again for this long
+ * while others may answer: a dead leader costs a caller one SEND_MS. */
+#define GONE_MS 1000
 /* A redirect that sends us where we were already sent in this call, with no
  * newer term, means the voters' views have not settled yet. */
 #define LOOP_PAUSE_MS 50
@@ -46,6 +50,7 @@ struct voter {
 	char ep[EP_MAX];      /* "tcp://host:port" */
 	struct pifs_rpc *rpc; /* owned; made on first use */
 	uint64_t sent_in;     /* the call in which a redirect last sent us here */
+	int64_t gone_until;   /* pifs_now_ms() until which it is passed over */
 };
 
 struct pifs_metacall {
@@ -395,6 +400,22 @@ static int follow(struct pifs_metacall *mc, const struct pifs_msg_R_LEADER *l)
 	return add_voter(mc, l->leader, addr);
 }
 
+/* Move to the next voter, passing over those that were just found gone
+ * unless all are. */
+static void next_voter(struct pifs_metacall *mc)
+{
+	int64_t now = pifs_now_ms();
+
+	for (size_t k = 1; k <= mc->n; k++) {
+		size_t i = (mc->cur + k) % mc->n;
+
+		if (mc->v[i].gone_until <= now || k == mc->n) {
+			mc->cur = i;
+			return;
+		}
+	}
+}
+
 static bool unreachable(int rc)
 {
 	return rc == -ETIMEDOUT || rc == -EHOSTUNREACH || rc == -ESHUTDOWN;
@@ -451,8 +472,10 @@ int pifs_metacall_within(struct pifs_metacall *mc, struct pifs_msg *req, struct 
 					   (int)(left < mc->try_ms ? (left > 0 ? left : 0)
 								  : mc->try_ms));
 		}
+		if (rc == -EHOSTUNREACH)
+			v->gone_until = pifs_now_ms() + GONE_MS;
 		if (unreachable(rc)) {
-			mc->cur = (mc->cur + 1) % mc->n;
+			next_voter(mc);
 			continue;
 		}
 		if (rc < 0 || rep->type != PIFS_MSG_R_LEADER) {
@@ -468,10 +491,14 @@ int pifs_metacall_within(struct pifs_metacall *mc, struct pifs_msg *req, struct 
 		next = rep->u.R_LEADER.leader ? follow(mc, &rep->u.R_LEADER) : -ENOENT;
 		if (next == -ENOMEM)
 			return next;
+		/* A follower that has not yet noticed its leader died names it:
+		 * no better than no leader. */
+		if (next >= 0 && mc->v[next].gone_until > pifs_now_ms())
+			next = -ENOENT;
 		if (next < 0) {
 			/* No leader to go to: an election is under way. */
 			pause_ms(left < NO_LEADER_PAUSE_MS ? left : NO_LEADER_PAUSE_MS);
-			mc->cur = (mc->cur + 1) % mc->n;
+			next_voter(mc);
 			continue;
 		}
 		if (mc->v[next].sent_in == mc->calls && term <= max_term)

@@ -1186,7 +1186,7 @@ Test(raft_sim, seeded_runs_keep_every_promise, .timeout = 600)
 {
 	uint64_t one = env("PIFS_RAFT_SEED", 0);
 	uint64_t base = one ? one : env("PIFS_RAFT_SEED_BASE", 1);
-	uint64_t n = one ? 1 : env("PIFS_RAFT_SEEDS", 300);
+	uint64_t n = one ? 1 : env("PIFS_RAFT_SEEDS", 2000);
 
 	for (uint64_t seed = base; seed < base + n; seed++)
 		run_seed(seed);
