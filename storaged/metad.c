@@ -19,8 +19,9 @@
  * sync, PIFS_RAFT_SYNC on the wire). Queries are answered by the leader
  * alone, from its state, and only while it holds its read lease (no other
  * leader can have been elected meanwhile) and has applied its own term's
- * first entry. Any other node answers R_LEADER, naming the leader when it
- * knows one, and metacall (fs/metacall.h) follows it.
+ * first entry; a request that comes earlier waits in the service (held).
+ * Any other node answers R_LEADER, naming the leader when it knows one,
+ * and metacall (fs/metacall.h) follows it.
  *
  * The leader also keeps what each node's last heartbeat said and logs
  * liveness in the map (a node silent for down_after is down, for out_after
@@ -508,6 +509,9 @@ static int io_apply(void *ctx, uint64_t index, const struct pifs_raft_entry *e)
 	int rc;
 
 	rc = entry_msg(md, e, &m);
+	/* A later leader stamps after every entry it applied. */
+	if (rc == 0 && pifs_proto_now(&m) > md->last_now)
+		md->last_now = pifs_proto_now(&m);
 	if (rc == 0)
 		rc = pifs_meta_apply(md->meta, index, &m, &rep, &md->scratch);
 	if (rc < 0) {
@@ -582,9 +586,10 @@ static int propose(struct pifs_metad *md, struct pifs_msg *m, uint64_t *index)
 	uint64_t reqid = m->reqid, epoch = m->epoch;
 	int rc;
 
-	/* Stamps only go up, even when the clock steps back (or the new
-	 * leader's clock is behind the old one's), so that times in the log
-	 * keep their order. */
+	/* Stamps only go up, even when the clock steps back or this leader's
+	 * clock is behind its predecessor's (last_now also follows what was
+	 * applied, and a new leader proposes only once it applied the log it
+	 * inherited), so that times in the log keep their order. */
 	if (now <= md->last_now)
 		now = md->last_now + 1;
 	md->last_now = now;
@@ -1100,12 +1105,12 @@ static bool serve(struct pifs_metad *md, const uint8_t *ident, size_t ilen, cons
 		answer(md, ident, ilen, &rep, m.reqid);
 		return true;
 	}
+	if (!can_answer(md))
+		return false;
 	if (kind == PIFS_KIND_MUT) {
 		serve_mutation(md, ident, ilen, &m);
 		return true;
 	}
-	if (!can_answer(md))
-		return false;
 	serve_query(md, ident, ilen, &m);
 	return true;
 }

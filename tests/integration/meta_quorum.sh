@@ -14,6 +14,10 @@ step "writing a file of 8 MiB, and opening it for reading"
 it_make_file "$WORK/big" $((8 << 20)) 0
 cp "$WORK/big" "$MNT/big" || fail "writing $MNT/big failed"
 sync
+# Every chunk on all three nodes before two of them go: a node that was
+# still starting may have missed a copy, which heal then makes.
+"$ADMIN" -c "$CONF" heal --wait --timeout 60s >/dev/null || fail "heal --wait exited $?"
+it_check_copies 3 1 2 3
 want=$(sha256sum <"$WORK/big" | cut -d' ' -f1)
 exec {fd}<"$MNT/big" || fail "opening $MNT/big failed"
 
