@@ -132,9 +132,13 @@ int pifs_metacall_book_new(const struct pifs_conf *conf, struct pifs_metacall_bo
 	if (!b)
 		return -ENOMEM;
 	pthread_mutex_init(&b->mu, NULL);
-	for (size_t i = 0; i < conf->n_nodes && rc == 0; i++)
-		if (conf->nodes[i].meta)
-			rc = pifs_metacall_book_learn(b, conf->nodes[i].id, conf->nodes[i].addr);
+	/* The config's voters first; then its other nodes, which redirect to
+	 * the leader too, for when the file predates a pifs-admin meta add. */
+	for (int voters = 1; voters >= 0 && rc == 0; voters--)
+		for (size_t i = 0; i < conf->n_nodes && rc == 0; i++)
+			if (conf->nodes[i].meta == (voters == 1))
+				rc = pifs_metacall_book_learn(b, conf->nodes[i].id,
+							      conf->nodes[i].addr);
 	if (rc < 0) {
 		pifs_metacall_book_free(b);
 		return rc;

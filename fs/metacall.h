@@ -40,7 +40,8 @@ struct pifs_metacall;
  * and the voter that answered last. Thread-safe. */
 struct pifs_metacall_book;
 
-/* A book of the voters of @conf (borrowed for the call). Returns 0 or
+/* A book of the voters of @conf (borrowed for the call), and after them its
+ * other nodes, asked only when no voter answers. Returns 0 or
  * -ENOMEM; *@out is freed with pifs_metacall_book_free once no metacall
  * uses it. */
 int pifs_metacall_book_new(const struct pifs_conf *conf,

@@ -277,16 +277,12 @@ static void settle(struct meta_view *mv)
 	}
 }
 
-int meta_probe(struct admin *a, struct meta_view *mv)
+/* Ask every node of @mv not asked yet, then those their answers name, for
+ * at most META_ROUNDS rounds. Returns 0 or -errno. */
+static int probe_rounds(struct admin *a, struct meta_view *mv)
 {
 	ssize_t asked;
 
-	/* Ask again from scratch: a voter that answered before may be gone. */
-	for (size_t i = 0; i < mv->n; i++)
-		mv->v[i].rc = -ENODATA;
-	for (size_t i = 0; i < a->conf.n_nodes; i++)
-		if (a->conf.nodes[i].meta && voter_add(mv, a, a->conf.nodes[i].id, NULL) < 0)
-			return -ENOMEM;
 	for (int round = 0; round < META_ROUNDS; round++) {
 		size_t n;
 
@@ -312,6 +308,31 @@ int meta_probe(struct admin *a, struct meta_view *mv)
 				return -ENOMEM;
 		}
 	}
+	return 0;
+}
+
+int meta_probe(struct admin *a, struct meta_view *mv)
+{
+	int rc;
+
+	/* Ask again from scratch: a voter that answered before may be gone. */
+	for (size_t i = 0; i < mv->n; i++)
+		mv->v[i].rc = -ENODATA;
+	for (size_t i = 0; i < a->conf.n_nodes; i++)
+		if (a->conf.nodes[i].meta && voter_add(mv, a, a->conf.nodes[i].id, NULL) < 0)
+			return -ENOMEM;
+	rc = probe_rounds(a, mv);
+	/* No voter of the configuration file answered: it may predate a meta
+	 * add (or its voters are down). Every node answers META_STAT with the
+	 * voters it knows, so ask the others too. */
+	if (rc == 0 && !any_answer(mv)) {
+		for (size_t i = 0; i < a->conf.n_nodes; i++)
+			if (voter_add(mv, a, a->conf.nodes[i].id, NULL) < 0)
+				return -ENOMEM;
+		rc = probe_rounds(a, mv);
+	}
+	if (rc < 0)
+		return rc;
 	settle(mv);
 	return 0;
 }
