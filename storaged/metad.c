@@ -65,6 +65,8 @@
 #define TICK_MS 20
 #define HEARTBEAT_MS 100
 #define ELECTION_MS 1000
+/* How often a voter tries again to connect to another that is down. */
+#define PEER_RECONNECT_MS 100
 /* The longest an acknowledged change waits for its sync. */
 #define SYNC_MS 50
 /* Entries per RAFT_APPEND, and the largest mutation: well under
@@ -386,6 +388,7 @@ static bool unseeded(const struct pifs_metad *md)
 
 static struct peer *peer_of(struct pifs_metad *md, uint32_t id)
 {
+	int reconnect = PEER_RECONNECT_MS;
 	char addr[256];
 	struct peer *p;
 	size_t i;
@@ -413,7 +416,12 @@ static struct peer *peer_of(struct pifs_metad *md, uint32_t id)
 	p->sock = zmq_socket(md->d->zctx, ZMQ_DEALER);
 	if (!p->sock)
 		return NULL;
-	if (pifs_rpc_sockopts(p->sock) < 0 || zmq_connect(p->sock, p->endpoint) < 0) {
+	/* A voter that restarts is reached again within PEER_RECONNECT_MS, not
+	 * after ZeroMQ's backoff: a leader whose new configuration needs it
+	 * would otherwise step down for want of a majority. */
+	if (pifs_rpc_sockopts(p->sock) < 0 ||
+	    zmq_setsockopt(p->sock, ZMQ_RECONNECT_IVL_MAX, &reconnect, sizeof(reconnect)) < 0 ||
+	    zmq_connect(p->sock, p->endpoint) < 0) {
 		zmq_close(p->sock);
 		return NULL;
 	}
