@@ -12,12 +12,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	char path[] = "/tmp/pifs-fuzz-config-XXXXXX";
-	char err[512], ep[300];
+	const char *tmp = getenv("TMPDIR");
+	char path[512], err[512], ep[300];
 	struct pifs_conf c;
-	int fd = mkstemp(path);
-	int rc;
+	int fd, rc;
 
+	snprintf(path, sizeof(path), "%s/pifs-fuzz-config-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+	fd = mkstemp(path);
 	if (fd < 0)
 		abort();
 	if (size > 0 && write(fd, data, size) != (ssize_t)size)

@@ -3,11 +3,14 @@
  * reads back every entry and takes one more.
  *
  * An input is a 9-byte header, then the files' bytes:
- *   u8 absent (bit 0: no raft.hard, bit 1: no raft.log, bit 2: no
- *   raft.snap) | u32 length of raft.hard | u32 length of raft.log |
+ *   u8 flags (bit 0: no raft.hard, bit 1: no raft.log, bit 2: no
+ *   raft.snap, bit 3: keep the checksums as they are) | u32 length of
+ *   raft.hard | u32 length of raft.log |
  *   raft.hard | raft.log | raft.snap (the rest)
- * (big-endian; lengths past the end are cut to it). Each input gets a
- * fresh directory under /tmp, removed afterwards. */
+ * (big-endian; lengths past the end are cut to it). Without bit 3 every
+ * checksum in the files is put right first (fuzz_sum.h), so that the
+ * fuzzer gets past them to the parsers. Each input gets a
+ * fresh directory under $TMPDIR (or /tmp), removed afterwards. */
 #include <fcntl.h>
 #include <ftw.h>
 #include <stdint.h>
@@ -17,6 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fuzz_sum.h"
 #include "meta.h"
 #include "raftlog.h"
 
@@ -32,16 +36,28 @@ static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *ft
 	return remove(p);
 }
 
-static void put_file(const char *dir, const char *name, const uint8_t *p, size_t len)
+/* Write @len bytes at @p to @dir/@name, first putting right its checksums
+ * with @fix unless it is NULL. */
+static void put_file(const char *dir, const char *name, const uint8_t *p, size_t len,
+		     void (*fix)(uint8_t *p, size_t len))
 {
-	char path[256];
+	uint8_t *copy = malloc(len ? len : 1);
+	char path[1024];
 	int fd;
+
+	if (!copy)
+		abort();
+	memcpy(copy, p, len);
+	if (fix)
+		fix(copy, len);
+	p = copy;
 
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
 	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 	if (fd < 0 || (len > 0 && write(fd, p, len) != (ssize_t)len))
 		abort();
 	close(fd);
+	free(copy);
 }
 
 static uint32_t be32(const uint8_t *p)
@@ -82,17 +98,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const struct pifs_raft_conf voters = {1, {1}};
 	static const uint8_t noop[] = {0};
-	char dir[] = "/tmp/pifs-fuzz-raftlog-XXXXXX";
+	const char *tmp = getenv("TMPDIR");
+	char dir[512];
 	struct pifs_raft_entry e = {.type = PIFS_RAFT_NOOP, .data = noop, .len = 0};
 	struct pifs_raft_state st;
 	struct pifs_raftlog *l = NULL;
 	struct walk w = {0, 0};
 	struct pifs_meta *m;
 	size_t hard, loglen, off = HEAD;
-	int fd0;
+	int fd0, keep;
 
 	if (size < HEAD)
 		return 0;
+	keep = data[0] & 8;
 	hard = be32(data + 1);
 	if (hard > size - off)
 		hard = size - off;
@@ -100,16 +118,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (loglen > size - off - hard)
 		loglen = size - off - hard;
 	fd0 = lowest_fd();
+	snprintf(dir, sizeof(dir), "%s/pifs-fuzz-raftlog-XXXXXX", tmp && *tmp ? tmp : "/tmp");
 	if (!mkdtemp(dir))
 		abort();
 	if (!(data[0] & 1))
-		put_file(dir, "raft.hard", data + off, hard);
+		put_file(dir, "raft.hard", data + off, hard, keep ? NULL : fuzz_sum_tail);
 	off += hard;
 	if (!(data[0] & 2))
-		put_file(dir, "raft.log", data + off, loglen);
+		put_file(dir, "raft.log", data + off, loglen, keep ? NULL : fuzz_sum_raftlog);
 	off += loglen;
 	if (!(data[0] & 4))
-		put_file(dir, "raft.snap", data + off, size - off);
+		put_file(dir, "raft.snap", data + off, size - off, keep ? NULL : fuzz_sum_raftsnap);
 
 	m = pifs_meta_new();
 	if (!m)
