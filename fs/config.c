@@ -128,7 +128,8 @@ struct parse {
 	size_t errlen;
 };
 
-static void vfail(struct parse *ps, int line, const char *fmt, va_list ap)
+static __attribute__((format(printf, 3, 0))) void vfail(struct parse *ps, int line, const char *fmt,
+							va_list ap)
 {
 	int n;
 

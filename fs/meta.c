@@ -2334,7 +2334,7 @@ out_free:
 static int load(struct pifs_meta *m, struct rd *r)
 {
 	struct inode **v = NULL;
-	uint64_t n, i, prev = 0, version;
+	uint64_t n, i, prev = 0, version, ready;
 	size_t pos = 0, used;
 	struct chunk *c;
 	int rc;
@@ -2345,14 +2345,18 @@ static int load(struct pifs_meta *m, struct rd *r)
 	if (version != 1 && version != SNAP_VERSION)
 		return -EBADMSG;
 	m->index = get_be(r, 8);
-	m->ready = get_be(r, 1) != 0;
+	ready = get_be(r, 1);
+	m->ready = ready != 0;
 	m->epoch = get_be(r, 8);
 	m->replicas = (uint32_t)get_be(r, 4);
 	m->chunk_size = (uint32_t)get_be(r, 4);
 	m->cluster_id = get_be(r, 8);
 	m->next_ino = get_be(r, 8);
-	if (r->bad || (m->ready && (m->chunk_size == 0 || m->chunk_size > PIFS_FRAME_MAX_RAW ||
-				    m->replicas == 0)))
+	/* save writes ready as 0 or 1: anything else would load as a state
+	 * whose snapshot is other bytes. */
+	if (r->bad || ready > 1 ||
+	    (m->ready && (m->chunk_size == 0 || m->chunk_size > PIFS_FRAME_MAX_RAW ||
+			  m->replicas == 0)))
 		return -EBADMSG;
 	rc = load_nodes(m, r);
 	if (rc == 0)
