@@ -116,9 +116,13 @@ total=$(ok_count)
 step "the storms are over: $total operations succeeded, $(cat "$WORK/a.err" "$WORK/b.err" 2>/dev/null | wc -l) error lines from failed ones"
 cat "$WORK/a.err" "$WORK/b.err" 2>/dev/null | sort | uniq -c | head -n 20
 ((total >= ROUNDS * 3)) || fail "only $total operations succeeded in $ROUNDS rounds: metadata was not served between the kills"
-# Two voters of three stay up throughout: the kills may pause operations
-# (an election), never fail them.
-[[ ! -s $WORK/a.err && ! -s $WORK/b.err ]] || fail "operations failed while a majority of the voters was up (above)"
+# Two voters of three stay up throughout: the kills may pause metadata
+# operations (an election), never fail them. An fsync may fail with EIO,
+# honestly, when every node that stored a chunk was killed before it could
+# sync it (a chunk written while its other owner was down): that is the
+# data path, not the metadata, and says so rather than lose it silently.
+meta_errors=$(cat "$WORK/a.err" "$WORK/b.err" 2>/dev/null | grep -v "fsync failed for .*: Input/output error" || true)
+[[ -z $meta_errors ]] || fail "metadata operations failed while a majority of the voters was up:"$'\n'"$meta_errors"
 echo "after the storms" >"$MNT/s/last" || fail "a create after the last round failed"
 
 step "both mounts list the same tree"
