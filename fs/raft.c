@@ -414,6 +414,8 @@ static bool may_campaign(const struct pifs_raft *r)
 {
 	struct pifs_raft_conf c;
 
+	if (r->o.wait_for_leader && r->term == 0 && last_index(r) == 0)
+		return false;
 	if (pifs_raft_is_voter(r, r->o.id))
 		return true;
 	pifs_raft_conf_at(r, r->commit, &c);

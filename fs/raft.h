@@ -134,6 +134,11 @@ struct pifs_raft_opts {
 	uint32_t election_ms;	   /* timeouts are random in [this, 2 x this): 1000 */
 	uint32_t max_append_bytes; /* entries per RAFT_APPEND, at most: 1 MiB */
 	uint32_t snap_piece;	   /* bytes per RAFT_SNAP: 1 MiB */
+	/* Ask for no votes while the log is empty and no leader was ever
+	 * heard (term 0): for the voters of a new cluster other than the one
+	 * that starts it, so that voters started with empty disks beside one
+	 * that holds a cluster cannot elect each other and found another. */
+	bool wait_for_leader;
 };
 
 /* What a restarted voter found on its disk. */

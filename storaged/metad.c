@@ -133,9 +133,6 @@ struct pifs_metad {
 	void *sock; /* DEALER to the broker */
 	void *ctl;  /* SUB to PIFS_CTL_WORKERS */
 	int64_t last_now; /* the last "now" stamped, so that stamps increase */
-	/* A voter of a new cluster that is not its first voter asks for no
-	 * votes until it has heard from a leader (see unseeded()). */
-	uint32_t seed;
 	/* Leadership as last seen, for logging and for the liveness grace. */
 	bool leading;
 	uint32_t leader_seen;
@@ -375,17 +372,6 @@ static int io_set_hard(void *ctx, uint64_t term, uint32_t vote)
 	return pifs_raftlog_set_hard(md->log, term, vote);
 }
 
-/* A voter of a new cluster other than its first one (the seed) asks for no
- * votes until it has heard of a leader or holds any entry: voters started
- * with empty disks beside one that holds the cluster (a config edited to
- * add voters instead of using pifs-admin meta add) could otherwise elect
- * each other and start a second, empty cluster. */
-static bool unseeded(const struct pifs_metad *md)
-{
-	return md->seed != self_id(md) && pifs_raft_term(md->raft) == 0 &&
-	       pifs_raft_last_index(md->raft) == 0;
-}
-
 static struct peer *peer_of(struct pifs_metad *md, uint32_t id)
 {
 	int reconnect = PEER_RECONNECT_MS;
@@ -437,8 +423,6 @@ static int io_send(void *ctx, uint32_t to, const struct pifs_msg *m)
 	struct pifs_metad *md = ctx;
 	struct peer *p;
 
-	if (m->type == PIFS_MSG_RAFT_VOTE && unseeded(md))
-		return 0;
 	p = peer_of(md, to);
 	if (!p)
 		return -EHOSTUNREACH;
@@ -1586,6 +1570,7 @@ int pifs_metad_open(struct pifsd *d, struct pifs_metad **out)
 	};
 	struct pifs_raft_conf initial;
 	struct pifs_raft_state st;
+	uint32_t seed;
 	struct pifs_raft_io myio = io;
 	struct pifs_meta_stats ms;
 	struct pifs_metad *md;
@@ -1615,7 +1600,10 @@ int pifs_metad_open(struct pifsd *d, struct pifs_metad **out)
 		rc = -ENAMETOOLONG;
 		goto out_free;
 	}
-	initial_voters(d->conf, &initial, &md->seed);
+	/* The config's first voter starts a new cluster; the others wait to
+	 * hear from it (or from whoever leads). */
+	initial_voters(d->conf, &initial, &seed);
+	o.wait_for_leader = seed != d->self->id;
 	rc = pifs_raftlog_open(md->dir, &initial, md->meta, &md->log, &st);
 	if (rc < 0) {
 		pifs_err("node %u: could not open the metadata log in %s: %s%s", d->self->id,
