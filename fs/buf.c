@@ -52,3 +52,20 @@ int pifs_buf_append(struct pifs_buf *b, const void *src, size_t n)
 	b->len += n;
 	return 0;
 }
+
+int pifs_grow(void *pp, size_t *cap, size_t n, size_t size, size_t first)
+{
+	void **p = pp;
+	size_t ncap;
+	void *np;
+
+	if (n < *cap)
+		return 0;
+	ncap = *cap ? *cap * 2 : first;
+	np = realloc(*p, ncap * size);
+	if (!np)
+		return -ENOMEM;
+	*p = np;
+	*cap = ncap;
+	return 0;
+}

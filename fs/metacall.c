@@ -102,15 +102,8 @@ static int add_voter(struct pifs_metacall *mc, uint32_t id, const char *addr)
 {
 	struct voter *v;
 
-	if (mc->n == mc->cap) {
-		size_t cap = mc->cap ? mc->cap * 2 : 8;
-
-		v = realloc(mc->v, cap * sizeof(*v));
-		if (!v)
-			return -ENOMEM;
-		mc->v = v;
-		mc->cap = cap;
-	}
+	if (pifs_grow(&mc->v, &mc->cap, mc->n, sizeof(*mc->v), 8) < 0)
+		return -ENOMEM;
 	v = &mc->v[mc->n];
 	memset(v, 0, sizeof(*v));
 	if (strlen(addr) >= sizeof(v->addr) || pifs_conf_endpoint(addr, v->ep, sizeof(v->ep)) < 0)
@@ -168,17 +161,9 @@ int pifs_metacall_book_learn(struct pifs_metacall_book *b, uint32_t id, const ch
 	for (i = 0; i < b->n && b->v[i].id != id; i++)
 		;
 	if (i == b->n) {
-		if (b->n == b->cap) {
-			size_t cap = b->cap ? b->cap * 2 : 8;
-			struct book_voter *nv = realloc(b->v, cap * sizeof(*nv));
-
-			if (!nv) {
-				rc = -ENOMEM;
-				goto out;
-			}
-			b->v = nv;
-			b->cap = cap;
-		}
+		rc = pifs_grow(&b->v, &b->cap, b->n, sizeof(*b->v), 8);
+		if (rc < 0)
+			goto out;
 		b->v[b->n].id = id;
 		b->v[b->n].addr[0] = '\0';
 		b->n++;

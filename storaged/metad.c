@@ -267,15 +267,8 @@ static struct waiter *waiter_new(struct pifs_metad *md, const uint8_t *ident, si
 {
 	struct waiter *w;
 
-	if (md->nwait == md->wait_cap) {
-		size_t cap = md->wait_cap ? md->wait_cap * 2 : 64;
-		struct waiter *nw = realloc(md->wait, cap * sizeof(*nw));
-
-		if (!nw)
-			return NULL;
-		md->wait = nw;
-		md->wait_cap = cap;
-	}
+	if (pifs_grow(&md->wait, &md->wait_cap, md->nwait, sizeof(*md->wait), 64) < 0)
+		return NULL;
 	w = &md->wait[md->nwait++];
 	memset(w, 0, sizeof(*w));
 	pifs_buf_init(&w->out);
@@ -678,15 +671,8 @@ static int hello(struct pifs_metad *md, const struct pifs_msg_NODE_HELLO *h, str
 	}
 	l = find_live(md, h->id);
 	if (!l) {
-		if (md->nlive == md->live_cap) {
-			size_t cap = md->live_cap ? md->live_cap * 2 : 16;
-			struct live *nl = realloc(md->live, cap * sizeof(*nl));
-
-			if (!nl)
-				return -ENOMEM;
-			md->live = nl;
-			md->live_cap = cap;
-		}
+		if (pifs_grow(&md->live, &md->live_cap, md->nlive, sizeof(*md->live), 16) < 0)
+			return -ENOMEM;
 		l = &md->live[md->nlive++];
 		memset(l, 0, sizeof(*l));
 		l->id = h->id;
@@ -1019,15 +1005,8 @@ static void hold(struct pifs_metad *md, const uint8_t *ident, size_t ilen, const
 {
 	struct held *h;
 
-	if (md->nheld == md->held_cap) {
-		size_t cap = md->held_cap ? md->held_cap * 2 : 16;
-		struct held *nh = realloc(md->held, cap * sizeof(*nh));
-
-		if (!nh)
-			return;
-		md->held = nh;
-		md->held_cap = cap;
-	}
+	if (pifs_grow(&md->held, &md->held_cap, md->nheld, sizeof(*md->held), 16) < 0)
+		return;
 	h = &md->held[md->nheld];
 	h->body = malloc(len ? len : 1);
 	if (!h->body)
