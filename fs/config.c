@@ -17,9 +17,11 @@
 #include <string.h>
 #include <strings.h>
 
+#include "keys.h"
+
 #define NODE_ID_MAX 2147483647u
 
-enum kind { K_INT, K_SIZE, K_DURATION, K_BOOL, K_ADDR, K_PATH };
+enum kind { K_INT, K_SIZE, K_DURATION, K_BOOL, K_ADDR, K_PATH, K_SECURITY };
 
 /* A key of a section: where its value goes in the section's struct, and the
  * values it takes, which an error message states as @expect. */
@@ -50,6 +52,8 @@ enum {
 	CK_SCRUB_RATE,
 	CK_GC_INTERVAL,
 	CK_GC_GRACE,
+	CK_KEYS,
+	CK_SECURITY,
 	CK_N
 };
 
@@ -78,6 +82,12 @@ static const struct key cluster_keys[CK_N] = {
     [CK_GC_GRACE] = {"gc_grace", K_DURATION, CONF(gc_grace_ms), 1000, UINT64_MAX, false,
 		     "a duration of at least 1s, such as 1h; it must be much longer than a "
 		     "client takes to commit what it uploaded"},
+    [CK_KEYS] = {"keys", K_PATH, CONF(keys_dir), 0, 0, false,
+		 "an absolute path shorter than 1024 bytes, such as /etc/pifs/keys"},
+    [CK_SECURITY] = {"security", K_SECURITY, CONF(security_none), 0, 1, false,
+		     "curve (the default: keys from 'pifs-admin keys init') or none (no "
+		     "authentication or encryption: anyone on the network can read and destroy "
+		     "the data)"},
 };
 
 enum { NK_ADDRESS, NK_DATA, NK_META, NK_WEIGHT, NK_N };
@@ -190,6 +200,8 @@ void pifs_conf_init(struct pifs_conf *c)
 	c->scrub_rate = 20ull << 20;
 	c->gc_interval_ms = 60 * 60 * 1000;
 	c->gc_grace_ms = 60 * 60 * 1000;
+	snprintf(c->keys_dir, sizeof(c->keys_dir), "%s", PIFS_KEYS_DIR);
+	c->security_none = false;
 	c->n_nodes = 0;
 	c->nodes = NULL;
 }
@@ -343,6 +355,12 @@ static int set_value(const struct key *k, const char *value, uint8_t *base)
 	bool b;
 	int rc;
 
+	if (k->kind == K_SECURITY) {
+		if (strcmp(value, "curve") && strcmp(value, "none"))
+			return -EINVAL;
+		*(bool *)(base + k->off) = strcmp(value, "none") == 0;
+		return 0;
+	}
 	if (k->kind == K_BOOL) {
 		if (parse_bool(value, &b) < 0)
 			return -EINVAL;

@@ -16,6 +16,9 @@
  *   scrub_rate = 20M      ; bytes/s each node may read for scrub (0: no limit)
  *   gc_interval = 1h      ; how often each node deletes unreferenced chunks (0: never)
  *   gc_grace = 1h         ; a chunk written or re-written this recently is kept
+ *   keys = /etc/pifs/keys ; the key directory (fs/keys.h)
+ *   security = curve      ; or none: no keys, and anyone on the network may
+ *                         ; read and destroy the data
  *
  *   [node 1]
  *   address = 192.168.1.11:7070
@@ -61,6 +64,8 @@ struct pifs_conf {
 	uint64_t scrub_rate;	    /* bytes/s; 0: no limit */
 	uint64_t gc_interval_ms;    /* 0: no scheduled garbage collection */
 	uint64_t gc_grace_ms;	    /* at least a second */
+	char keys_dir[1024];	    /* absolute */
+	bool security_none;	    /* "security = none": plain TCP, no keys */
 	size_t n_nodes;
 	struct pifs_conf_node *nodes; /* owned; @n_nodes, in file order */
 };
