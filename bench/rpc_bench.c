@@ -170,7 +170,7 @@ int main(int argc, char **argv)
 	pthread_mutex_unlock(&s.lock);
 	if (s.ready < 0)
 		goto out_join;
-	err = pifs_rpc_new(s.zctx, s.endpoint, &r);
+	err = pifs_rpc_new(s.zctx, NULL, 1, s.endpoint, &r);
 	if (err < 0) {
 		fprintf(stderr, "pifs-bench-rpc: cannot connect to %s: %s\n", s.endpoint,
 			strerror(-err));

@@ -20,6 +20,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "auth.h"
 #include "config.h"
 #include "metacall.h"
 #include "proto.h"
@@ -45,6 +46,8 @@ struct node_view {
 	int stat_rc;	   /* NODE_STAT: 0 answered, else -errno */
 	uint32_t stat_id;  /* the id the answering daemon gave */
 	uint64_t capacity, free_bytes, used, chunks, corrupt;
+	uint64_t keys_gen; /* NODE_STAT: its allow-list's generation (0: none) */
+	uint64_t refused;  /* NODE_STAT: requests and connections it refused */
 	/* Background work: from the last heartbeat (CLUSTER_STAT), replaced by
 	 * the node's own answer when it was asked (NODE_STAT). */
 	struct pifs_work work;
@@ -79,6 +82,8 @@ struct admin {
 	int argc;	 /* the words after the command and its options */
 	char **argv;
 	struct pifs_conf conf;
+	const char *key;	  /* --key: the name of the key to use; "admin" */
+	struct pifs_auth *auth;	  /* owned: that key and the allow-list */
 	void *zctx;
 	struct pifs_metacall *mc; /* owned: asks the metadata leader, wherever it is */
 };
@@ -93,6 +98,8 @@ struct command {
 	/* Check the words before the configuration is read, so that a bad
 	 * command line is told as such (exit 2); -1 to go on. May be NULL. */
 	int (*check)(const struct admin *a);
+	/* Works on local files: main makes no connection and opens no key. */
+	bool local;
 };
 
 #define JSON_MAX_DEPTH 8
@@ -229,6 +236,8 @@ bool node_up(const struct node_view *n);
 bool node_full(const struct admin *a, const struct node_view *n, uint32_t chunk_size);
 const char *stat_problem(const struct node_view *n, char *buf, size_t cap);
 void unreachable_meta(const struct admin *a, int rc);
+/* After a failure to reach the first voter: say so when keys are why. */
+void explain_keys(const struct admin *a);
 /* The metadata leader that answered last (before any answer, the first
  * voter): "host:port (node N)", its id, and its address. Borrowed. */
 const char *meta_name(const struct admin *a);
