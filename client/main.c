@@ -128,6 +128,13 @@ static void usage(FILE *out)
 "        The cluster configuration, the same on every node. pifs-mount uses\n"
 "        the [cluster] and [client] sections and the address of the first\n"
 "        node with meta = yes.\n"
+"    /etc/pifs/keys/client.key, /etc/pifs/keys/allowed\n"
+"        The mount's key and the cluster's allow-list (the directory is the\n"
+"        configuration's [cluster] keys): every connection is encrypted, and\n"
+"        the mount believes a node only when it proves the key the list\n"
+"        names for it. A mount whose key is revoked gets EACCES from its next\n"
+"        request on. With 'security = none' no key is read, and anyone on\n"
+"        the network can read and change every file.\n"
 "\n"
 "ENVIRONMENT\n"
 "    PIFS_CONF    the configuration file when -c is not given.\n"
@@ -414,6 +421,14 @@ int main(int argc, char **argv)
 	rc = pifs_auth_open(&conf, cli.key, &auth, err, sizeof(err));
 	if (rc < 0) {
 		fprintf(stderr, "pifs-mount: %s\n", err);
+		pifs_conf_fini(&conf);
+		return EXIT_USAGE;
+	}
+	if (pifs_auth_role(auth) == PIFS_ROLE_NODE) {
+		fprintf(stderr, "pifs-mount: the key '%s' is a node's (role node), which may not "
+			"read or write files: a mount proves itself with a client key; give -o "
+			"key=NAME of one ('pifs-admin keys list' shows them)\n", cli.key);
+		pifs_auth_free(auth);
 		pifs_conf_fini(&conf);
 		return EXIT_USAGE;
 	}

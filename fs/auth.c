@@ -160,6 +160,11 @@ const char *pifs_auth_name(const struct pifs_auth *a)
 	return pifs_auth_insecure(a) ? "" : a->self.name;
 }
 
+enum pifs_role pifs_auth_role(const struct pifs_auth *a)
+{
+	return pifs_auth_insecure(a) ? PIFS_ROLE_ADMIN : a->self.role;
+}
+
 int pifs_auth_reload(struct pifs_auth *a)
 {
 	struct pifs_allow l;

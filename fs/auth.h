@@ -51,6 +51,10 @@ bool pifs_auth_insecure(const struct pifs_auth *a);
 /* The name of this process's key ("" when insecure). */
 const char *pifs_auth_name(const struct pifs_auth *a);
 
+/* The role of this process's key (PIFS_ROLE_ADMIN when insecure: then
+ * nothing is checked). */
+enum pifs_role pifs_auth_role(const struct pifs_auth *a);
+
 /* Make @sock, about to connect to node @node, a CURVE client with this
  * process's key, believing only node-@node's key at the other end. The
  * allow-list is read again once when it does not name the node (a node
