@@ -7,7 +7,8 @@
  * df only read; scrub, heal, rebalance and gc ask the nodes to start a pass
  * now (WORK_START) and, with --wait, follow the passes with NODE_STAT until
  * they are done; node changes the cluster map through the metadata leader;
- * meta asks every voter for its view of the replicated log.
+ * meta asks every voter for its view of the replicated log; keys works on
+ * the files of the key directory and sends the allow-list to every node.
  * This file holds main, the options and the command table; admin_i.h says
  * which module does what. */
 #include <errno.h>
