@@ -477,6 +477,7 @@ static void parse_key_line(struct reader *rd, struct pifs_allow *a, char **words
 int pifs_allow_parse(struct pifs_allow *a, const char *text, size_t len, const char *path,
 		     char *err, size_t errlen)
 {
+	enum pifs_role role;
 	struct reader *rd;
 	char *words[5];
 	int *lines, gen_line = 0, rc;
@@ -496,7 +497,10 @@ int pifs_allow_parse(struct pifs_allow *a, const char *text, size_t len, const c
 	reader_init(rd, text, len, path, err, errlen);
 	while (!rd->failed && (rc = next_line(rd)) == 1) {
 		n = split(rd->line, words, 4);
-		if (strcmp(words[0], "generation") == 0)
+		/* A key may be named "generation": its line has a role as
+		 * second word, which the generation line never has. */
+		if (strcmp(words[0], "generation") == 0 &&
+		    (n < 3 || pifs_role_parse(words[1], &role) < 0))
 			parse_generation(rd, a, words, n, &gen_line);
 		else
 			parse_key_line(rd, a, words, n, lines);

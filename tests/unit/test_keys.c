@@ -377,6 +377,26 @@ Test(keys, reads_a_hand_written_list)
 	pifs_allow_fini(&a);
 }
 
+Test(keys, a_key_may_be_named_generation)
+{
+	struct pifs_key k = {.name = "generation", .role = PIFS_ROLE_CLIENT};
+	struct pifs_allow a, b;
+	char *text, err[256];
+	size_t len;
+
+	pifs_allow_init(&a);
+	a.generation = 2;
+	new_pub(k.pub);
+	cr_assert_eq(pifs_allow_add(&a, &k), 0);
+	cr_assert_eq(pifs_allow_format(&a, &text, &len), 0);
+	pifs_allow_init(&b);
+	cr_assert_eq(pifs_allow_parse(&b, text, len, "allowed", err, sizeof(err)), 0, "%s", err);
+	assert_same_list(&a, &b);
+	free(text);
+	pifs_allow_fini(&a);
+	pifs_allow_fini(&b);
+}
+
 Test(keys, a_key_may_contain_the_comment_character)
 {
 	char pub[41], text[256], err[256];
