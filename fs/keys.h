@@ -137,7 +137,8 @@ int pifs_keypair_parse(struct pifs_keypair *kp /* OUT */, const char *text, size
 		       const char *path, char *err, size_t errlen);
 
 /* pifs_keypair_parse of the file @path; -EACCES (with a sentence saying to
- * chmod 600 it) when group or others may read it. */
+ * chmod 600 it) when group or others have any access to it (read, and also
+ * write: whoever may change a key file may swap the key). */
 int pifs_keypair_load(struct pifs_keypair *kp /* OUT */, const char *path, char *err,
 		      size_t errlen);
 

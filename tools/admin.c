@@ -7,7 +7,8 @@
  * df only read; scrub, heal, rebalance and gc ask the nodes to start a pass
  * now (WORK_START) and, with --wait, follow the passes with NODE_STAT until
  * they are done; node changes the cluster map through the metadata leader;
- * meta asks every voter for its view of the replicated log.
+ * meta asks every voter for its view of the replicated log; keys works on
+ * the files of the key directory and sends the allow-list to every node.
  * This file holds main, the options and the command table; admin_i.h says
  * which module does what. */
 #include <errno.h>
@@ -37,7 +38,8 @@ static const char global_help[] =
     "cluster's configuration file, asks the metadata service (its leader, found among\n"
     "the nodes with \"meta = yes\") for the cluster map and its figures, and asks each\n"
     "storage node for its own. status, nodes and df change nothing; scrub, heal, rebalance and gc start\n"
-    "a pass now; node changes the cluster map.\n"
+    "a pass now; node changes the cluster map; keys makes and revokes the keys that\n"
+    "every connection needs.\n"
     "\n"
     "Commands:\n"
     "  status   the cluster in a few lines: map epoch, replicas, chunk size, each node's\n"
@@ -58,6 +60,9 @@ static const char global_help[] =
     "  rebalance  move chunks to their owners under the current map (--dry-run: the\n"
     "           plan; --wait: a progress bar until done; --limit MB/s)\n"
     "  gc       delete chunk copies no file uses (--dry-run: count; --wait: report)\n"
+    "  keys     keys init, add-node N, add-client NAME, add-admin NAME, revoke NAME\n"
+    "           [--force], list, push: the cluster's CURVE keys and the allow-list the\n"
+    "           nodes hold (files in the configuration's key directory)\n"
     "\n"
     "Options (before or after the command):\n"
     "  -c, --config FILE   the cluster's configuration file (default: $PIFS_CONF, else\n"
@@ -76,9 +81,10 @@ static const char global_help[] =
     "  1  the metadata service could not be reached, or answered with an error; for\n"
     "     scrub and heal, see their help\n"
     "  2  bad command line, or a configuration file that cannot be read\n"
-    "  3  status and meta status only: the cluster answered, but a node (or a metadata\n"
+    "  3  status and meta status: the cluster answered, but a node (or a metadata\n"
     "     voter) is down or has never registered, chunks are short of copies, or some\n"
-    "     could not be repaired\n"
+    "     could not be repaired; keys: the files are saved, but not every node took\n"
+    "     the new allow-list\n"
     "\n"
     "Environment:\n"
     "  PIFS_CONF  the configuration file when -c is not given\n"
@@ -93,7 +99,8 @@ static const char global_help[] =
     "  " PROG " node add 192.168.1.24:7100 && " PROG " rebalance --dry-run\n"
     "  " PROG " rebalance --wait --limit 20\n"
     "  " PROG " gc --wait\n"
-    "  " PROG " meta status\n";
+    "  " PROG " meta status\n"
+    "  " PROG " keys init && " PROG " keys list\n";
 
 static const struct command commands[] = {
     {"status", status_help, cmd_status, "", 0, 0, NULL, false},
@@ -105,9 +112,10 @@ static const struct command commands[] = {
     {"rebalance", rebalance_help, cmd_rebalance, "wTdl", 0, 0, NULL, false},
     {"gc", gc_help, cmd_gc, "wTd", 0, 0, NULL, false},
     {"meta", meta_help, cmd_meta, "T", 1, 2, meta_check, false},
+    {"keys", keys_help, cmd_keys, "f", 1, 2, keys_check, true},
 };
 
-#define COMMAND_NAMES "status, nodes, node, meta, df, scrub, heal, rebalance and gc"
+#define COMMAND_NAMES "status, nodes, node, meta, df, scrub, heal, rebalance, gc and keys"
 
 static void usage_hint(void)
 {
@@ -318,6 +326,7 @@ static int parse_opts(int argc, char **argv, const struct command *cmd, struct a
 				fprintf(stderr, PROG ": %s belongs to %s%s%s\n", argv[optind - 1],
 					c == 'd'   ? "rebalance and gc"
 					: c == 'l' ? "rebalance"
+					: c == 'f' ? "node remove and keys revoke"
 						   : "node",
 					cmd ? ", not to " : "", cmd ? cmd->name : "");
 				usage_hint();
@@ -346,7 +355,6 @@ static int parse_opts(int argc, char **argv, const struct command *cmd, struct a
 int main(int argc, char **argv)
 {
 	struct admin a = {.conf_path = getenv("PIFS_CONF"), .key = "admin"};
-	char err[1024];
 	const struct command *cmd;
 	bool help = false;
 	int rc, first;
@@ -382,7 +390,12 @@ int main(int argc, char **argv)
 	if (rc >= 0)
 		return rc;
 	if (help) {
-		fputs(cmd->help, stdout);
+		/* keys has a page per subcommand: "keys init --help". */
+		if (cmd->run == cmd_keys)
+			fputs(keys_help_for(optind < argc - first ? argv[first + optind] : NULL),
+			      stdout);
+		else
+			fputs(cmd->help, stdout);
 		return EXIT_OK;
 	}
 	a.argc = argc - first - optind;
@@ -406,14 +419,9 @@ int main(int argc, char **argv)
 		pifs_conf_fini(&a.conf);
 		return EXIT_USAGE;
 	}
-	if (cmd->local) {
-		rc = cmd->run(&a);
-		pifs_conf_fini(&a.conf);
-		return rc;
-	}
-	rc = pifs_auth_open(&a.conf, a.key, &a.auth, err, sizeof(err));
-	if (rc < 0) {
-		fprintf(stderr, PROG ": %s\n", err);
+	rc = pifs_auth_open(&a.conf, a.key, &a.auth, a.auth_err, sizeof(a.auth_err));
+	if (rc < 0 && !cmd->keyless) {
+		fprintf(stderr, PROG ": %s\n", a.auth_err);
 		pifs_conf_fini(&a.conf);
 		return EXIT_USAGE;
 	}

@@ -12,7 +12,10 @@
  *   admin_meta.c       meta status/add/remove: META_STAT of every voter,
  *                      META_VOTER to the leader
  *   admin_rebalance.c  rebalance: plan, throttle, start, follow
- *   admin_space.c      df and gc */
+ *   admin_space.c      df and gc
+ *   admin_keys.c       keys init/add-node/add-client/add-admin/revoke/list/push:
+ *                      the key directory's files (fs/keys.h), and KEYS_SET of
+ *                      the allow-list to every node in parallel */
 #ifndef PIFS_ADMIN_I_H
 #define PIFS_ADMIN_I_H
 
@@ -84,6 +87,7 @@ struct admin {
 	struct pifs_conf conf;
 	const char *key;	  /* --key: the name of the key to use; "admin" */
 	struct pifs_auth *auth;	  /* owned: that key and the allow-list */
+	char auth_err[1024];	  /* why auth is NULL */
 	void *zctx;
 	struct pifs_metacall *mc; /* owned: asks the metadata leader, wherever it is */
 };
@@ -98,8 +102,9 @@ struct command {
 	/* Check the words before the configuration is read, so that a bad
 	 * command line is told as such (exit 2); -1 to go on. May be NULL. */
 	int (*check)(const struct admin *a);
-	/* Works on local files: main makes no connection and opens no key. */
-	bool local;
+	/* Works without this machine's key (keys init makes it): main goes on
+	 * with auth NULL and the reason in auth_err. */
+	bool keyless;
 };
 
 #define JSON_MAX_DEPTH 8
@@ -254,6 +259,12 @@ void json_node_space(struct json *j, const struct node_view *n);
 int work_start(struct admin *a, const struct node_view *n, uint32_t flags);
 /* WORK_SET {heal_rate} on node @n (0 keeps its rate). Returns 0 or -errno. */
 int work_set(struct admin *a, const struct node_view *n, uint64_t heal_rate);
+struct pifs_rpc;
+/* Send @req to node @id at @addr and wait for the reply in @rep, whose
+ * lists borrow *@r until it is freed (the caller frees *@r, also on
+ * failure). Returns 0 or -errno; an R_STATUS error's detail goes to @why. */
+int call_at(struct admin *a, uint32_t id, const char *addr, struct pifs_msg *req,
+	    struct pifs_rpc **r, struct pifs_msg *rep, char *why, size_t cap);
 /* Send the metadata mutation @req (now 0: the leader stamps it) to the
  * leader. Returns 0 or -errno, with the leader's reason in @why. */
 int meta_mutate(struct admin *a, struct pifs_msg *req, char *why, size_t cap);
@@ -311,5 +322,12 @@ extern const char rebalance_help[];
 int cmd_df(struct admin *a);
 int cmd_gc(struct admin *a);
 extern const char df_help[], gc_help[];
+
+/* ---- admin_keys.c ---- */
+int keys_check(const struct admin *a);
+int cmd_keys(struct admin *a);
+/* The help of keys @verb (NULL or unknown: of keys as a whole). */
+const char *keys_help_for(const char *verb);
+extern const char keys_help[];
 
 #endif

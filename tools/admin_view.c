@@ -336,11 +336,8 @@ int work_start(struct admin *a, const struct node_view *n, uint32_t flags)
 	return rc;
 }
 
-/* Send @req to the node at @addr and wait for the reply in @rep, whose lists
- * borrow *@r until it is freed (the caller frees *@r, also on failure).
- * Returns 0 or -errno; an R_STATUS error's detail goes to @why. */
-static int call_at(struct admin *a, uint32_t id, const char *addr, struct pifs_msg *req,
-		   struct pifs_rpc **r, struct pifs_msg *rep, char *why, size_t cap)
+int call_at(struct admin *a, uint32_t id, const char *addr, struct pifs_msg *req,
+	    struct pifs_rpc **r, struct pifs_msg *rep, char *why, size_t cap)
 {
 	char ep[300];
 	int rc;

@@ -1,7 +1,10 @@
-/* seed.c - write the first inputs of the snapshot, raftlog and config
+/* seed.c - write the first inputs of the snapshot, raftlog, config and keys
  * corpora with the real code: snapshots saved by pifs_meta_save, voter
- * directories made by pifs_raftlog_*, and configuration files. Run once as
+ * directories made by pifs_raftlog_*, configuration files, and allow-lists
+ * and key files with keys from pifs_keypair_make. Run once as
  * "fuzz_seed tests/fuzz/corpus"; the fuzzer grows the corpora from there.
+ * The keys are new at every run: to add seeds of one corpus, write into a
+ * temporary directory and copy that corpus alone.
  * Usage errors and failures exit 1. */
 #include <fcntl.h>
 #include <ftw.h>
@@ -14,6 +17,7 @@
 
 #include "buf.h"
 #include "fileio.h"
+#include "keys.h"
 #include "meta.h"
 #include "proto.h"
 #include "raftlog.h"
@@ -366,6 +370,91 @@ static void configs(void)
 	put("config", "bad_chunk_size", bad_chunk, sizeof(bad_chunk) - 1);
 }
 
+/* A key made here, or die. */
+static void keypair(struct pifs_keypair *kp, const char *name, enum pifs_role role)
+{
+	if (pifs_keypair_make(kp, name, role) != 0)
+		die("pifs_keypair_make (a libzmq without CURVE?)");
+}
+
+/* Seed @name of the keys corpus: the selector byte @sel ('0' an
+ * allow-list, '1' a key file, as fuzz_keys.c reads them), then @text. */
+static void put_key_seed(const char *name, char sel, const char *text, size_t len)
+{
+	char *buf = malloc(len + 1);
+
+	if (!buf)
+		die("out of memory");
+	buf[0] = sel;
+	memcpy(buf + 1, text, len);
+	put("keys", name, buf, len + 1);
+	free(buf);
+}
+
+static void keys(void)
+{
+	static const char *const names[] = {"node-1", "node-2", "node-3",
+					    "client", "admin",	"kiosk"};
+	static const enum pifs_role roles[] = {PIFS_ROLE_NODE,	 PIFS_ROLE_NODE,  PIFS_ROLE_NODE,
+					       PIFS_ROLE_CLIENT, PIFS_ROLE_ADMIN, PIFS_ROLE_CLIENT};
+	struct pifs_keypair kp[6];
+	struct pifs_allow a;
+	struct pifs_key k;
+	char *text, buf[2048];
+	size_t len;
+	int n;
+
+	pifs_allow_init(&a);
+	a.generation = 3;
+	for (int i = 0; i < 6; i++) {
+		keypair(&kp[i], names[i], roles[i]);
+		memset(&k, 0, sizeof(k));
+		strcpy(k.name, kp[i].name);
+		k.role = kp[i].role;
+		strcpy(k.pub, kp[i].pub);
+		k.revoked = i == 5;
+		if (pifs_allow_add(&a, &k) != 0)
+			die("pifs_allow_add");
+	}
+	if (pifs_allow_format(&a, &text, &len) != 0)
+		die("pifs_allow_format");
+	put_key_seed("allow_init_and_a_revoked_client", '0', text, len);
+	free(text);
+	pifs_allow_fini(&a);
+
+	n = snprintf(buf, sizeof(buf),
+		     "\xef\xbb\xbf# by hand\r\n\r\n\tnode-2147483647  node   %s\r\n"
+		     "generation 18446744073709551615\r\nroot admin %s   revoked",
+		     kp[0].pub, kp[4].pub);
+	put_key_seed("allow_crlf_bom_tabs", '0', buf, (size_t)n);
+	n = snprintf(buf, sizeof(buf), "# no generation\nclient client %s\n", kp[3].pub);
+	put_key_seed("allow_no_generation", '0', buf, (size_t)n);
+	n = snprintf(buf, sizeof(buf), "generation 2\nclient client %s\nkiosk client %s\n",
+		     kp[3].pub, kp[3].pub);
+	put_key_seed("allow_same_public_twice", '0', buf, (size_t)n);
+	n = snprintf(buf, sizeof(buf), "generation 2\nnode-4 client %s\ngw node %s\n", kp[3].pub,
+		     kp[4].pub);
+	put_key_seed("allow_node_name_without_role_node", '0', buf, (size_t)n);
+	put_key_seed("allow_empty", '0', "", 0);
+
+	n = snprintf(buf, sizeof(buf), "name = %s\nrole = node\npublic = %s\nsecret = %s\n",
+		     kp[0].name, kp[0].pub, kp[0].secret);
+	put_key_seed("pair_node", '1', buf, (size_t)n);
+	n = snprintf(buf, sizeof(buf),
+		     "# mount key\r\nrole=client\r\n  secret =\t%s\r\nname = %s\r\npublic = %s",
+		     kp[3].secret, kp[3].name, kp[3].pub);
+	put_key_seed("pair_client_crlf_any_order", '1', buf, (size_t)n);
+	n = snprintf(buf, sizeof(buf), "name = admin\nrole = admin\npublic = %s\nsecret = %s\n",
+		     kp[4].pub, kp[3].secret);
+	put_key_seed("pair_secret_of_another", '1', buf, (size_t)n);
+	n = snprintf(buf, sizeof(buf), "name = client\nrole = client\npublic = %s\n", kp[3].pub);
+	put_key_seed("pair_no_secret", '1', buf, (size_t)n);
+	n = snprintf(buf, sizeof(buf),
+		     "name = client\nrole = client\nrole = client\npublic = %s\nsecret = %s\n",
+		     kp[3].pub, kp[3].secret);
+	put_key_seed("pair_role_twice", '1', buf, (size_t)n);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc != 2)
@@ -375,6 +464,7 @@ int main(int argc, char **argv)
 	snapshots();
 	raftlogs();
 	configs();
+	keys();
 	pifs_buf_fini(&scratch);
 	return 0;
 }
