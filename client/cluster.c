@@ -239,6 +239,9 @@ int pifs_cluster_new(const struct pifs_conf *conf, struct pifs_auth *auth,
 	snprintf(cl->meta_name, sizeof(cl->meta_name), "%s (node %" PRIu32 ")", meta->addr,
 		 meta->id);
 	cl->zctx = zmq_ctx_new();
+	/* CURVE's work is done in the I/O threads (see rpc.h). */
+	if (cl->zctx)
+		zmq_ctx_set(cl->zctx, ZMQ_IO_THREADS, PIFS_IO_THREADS);
 	if (!cl->zctx) {
 		rc = -errno;
 		goto out_free;

@@ -24,6 +24,11 @@
 
 struct pifs_auth;
 
+/* ZeroMQ I/O threads of a daemon's or a mount's context. CURVE encrypts
+ * and decrypts there, and one connection stays on one thread: two let a
+ * node decrypt what comes in while it encrypts what it forwards. */
+#define PIFS_IO_THREADS 2
+
 /* The largest message any pifs socket accepts: a chunk frame of the largest
  * chunk with LZ4's worst case, plus room. */
 #define PIFS_RPC_MAX_MSG ((int64_t)PIFS_FRAME_MAX_RAW + (PIFS_FRAME_MAX_RAW / 200) + (1 << 20))

@@ -26,6 +26,7 @@
 #include "heartbeat.h"
 #include "log.h"
 #include "metad.h"
+#include "rpc.h"
 #include "scrub.h"
 #include "server.h"
 #include "storaged_i.h"
@@ -340,6 +341,9 @@ static int run(struct pifsd *d, const char *endpoint, const char *listen_addr, i
 		pifs_err("node %u: cannot start ZeroMQ: %s", d->self->id, zmq_strerror(errno));
 		goto out_store;
 	}
+	/* CURVE encrypts and decrypts in ZeroMQ's I/O threads: with one, a
+	 * node forwarding a chain at link speed does all of it on one core. */
+	zmq_ctx_set(d->zctx, ZMQ_IO_THREADS, PIFS_IO_THREADS);
 	rc = pifs_auth_zap_start(d->auth, d->zctx);
 	if (rc < 0) {
 		pifs_err("node %u: cannot start the key check (ZAP): %s", d->self->id,
