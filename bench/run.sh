@@ -5,6 +5,7 @@
 # Usage:
 #   bench/run.sh [--systems pifs,glusterfs,moosefs] [--replicas 2,3] [--runs 3] [--quick]
 #                [--size MIB] [--files N] [--max-minutes M] [--voters 1|3]
+#                [--security curve|none]
 #   bench/run.sh --mount /mnt/expo [--runs 3] [--quick] [--size MIB] [--files N]
 #
 # Workloads (issue 5), each bounded in time, the whole run bounded by --max-minutes:
@@ -16,6 +17,8 @@
 #   two_readers               two clients each read their own SIZE/2 MiB file at once
 # Sizes: SIZE 1024, FILES 2000; --quick: SIZE 256, FILES 500. --voters: the
 # metadata voters of the pifs cluster (3 by default, as pifs-local makes it).
+# --security: CURVE on every pifs socket with keys made for the run (the
+# default, as a cluster runs), or none (plain TCP), to measure what CURVE costs.
 #
 # Collected: MB/s (10^6 bytes) or operations/s; CPU seconds of every process
 # of the system (all processes in the bench namespaces, from /proc/PID/stat);
@@ -52,6 +55,7 @@ SHM=/dev/shm/pifs-bench
 NSTORAGE=3
 NCLIENTS=2
 VOTERS=3
+SECURITY=curve
 
 usage() { sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'; }
 
@@ -66,6 +70,7 @@ while (($#)); do
 	--mount) MOUNT=$2; shift 2 ;;
 	--max-minutes) MAX_MIN=$2; shift 2 ;;
 	--voters) VOTERS=$2; shift 2 ;;
+	--security) SECURITY=$2; shift 2 ;;
 	-h | --help) usage; exit 0 ;;
 	*) printf 'bench: unknown option %s\n' "$1" >&2; usage >&2; exit 2 ;;
 	esac
@@ -80,6 +85,7 @@ fi
 [[ $RUNS =~ ^[1-9][0-9]?$ ]] || pb_die "--runs '$RUNS' is not a number from 1 to 99"
 [[ $SIZE =~ ^[1-9][0-9]*$ ]] || pb_die "--size '$SIZE' is not a number of MiB"
 [[ $VOTERS == 1 || $VOTERS == 3 ]] || pb_die "--voters '$VOTERS' is not 1 or 3"
+[[ $SECURITY == curve || $SECURITY == none ]] || pb_die "--security '$SECURITY' is not curve or none"
 [[ $NFILES =~ ^[1-9][0-9]*$ ]] || pb_die "--files '$NFILES' is not a positive number"
 TWO=$((SIZE / 2))
 MAX_MIN=${MAX_MIN:-$((QUICK ? 45 : 120))}
@@ -420,12 +426,20 @@ pifs_start() {
 	STORAGED=$(find_bin pifs-storaged) && PMOUNT=$(find_bin pifs-mount) ||
 		{ pb_say "pifs-storaged or pifs-mount is not built under $BIN"; return 1; }
 	ADMIN=$(find_bin pifs-admin) || ADMIN=
+	[[ $SECURITY == none || -n $ADMIN ]] ||
+		{ pb_say "pifs-admin is not built under $BIN: it makes the keys"; return 1; }
+	rm -rf "$d/keys"
 	mkdir -p "$d"
 	{
 		echo "[cluster]"
 		echo "replicas = $r"
 		echo "chunk_size = 4M"
 		echo "reserve = 256M"
+		if [[ $SECURITY == none ]]; then
+			echo "security = none"
+		else
+			echo "keys = $d/keys"
+		fi
 		for ((i = 1; i <= NSTORAGE; i++)); do
 			echo
 			echo "[node $i]"
@@ -439,6 +453,10 @@ pifs_start() {
 		echo "cache = 64M"
 		echo "timeout = 10s"
 	} >"$d/pifs.conf"
+	if [[ $SECURITY == curve ]]; then
+		"$ADMIN" -c "$d/pifs.conf" keys init >/dev/null ||
+			{ pb_say "pifs-admin keys init failed"; return 1; }
+	fi
 	for ((i = 1; i <= NSTORAGE; i++)); do
 		mkdir -p "$d/node$i"
 		pb_in "$PB_PREFIX-s$i" "$STORAGED" -c "$d/pifs.conf" --node "$i" </dev/null \
