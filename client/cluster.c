@@ -46,6 +46,7 @@ struct mnode {
 };
 
 struct peer {
+	uint32_t node;
 	char ep[EP_MAX];
 	struct pifs_rpc *rpc;
 };
@@ -68,6 +69,7 @@ struct suspect {
 
 struct pifs_cluster {
 	const struct pifs_conf *conf;
+	struct pifs_auth *auth; /* borrowed */
 	void *zctx;
 	int timeout_ms;
 	int connect_ms;
@@ -216,7 +218,8 @@ static bool addr_is_local(const struct pifs_cluster *cl, const char *addr)
 	return cl->hostname[0] && strcasecmp(cl->hostname, host) == 0;
 }
 
-int pifs_cluster_new(const struct pifs_conf *conf, struct pifs_cluster **out)
+int pifs_cluster_new(const struct pifs_conf *conf, struct pifs_auth *auth,
+		     struct pifs_cluster **out)
 {
 	const struct pifs_conf_node *meta = pifs_conf_meta(conf);
 	struct pifs_metacall_opts mo;
@@ -230,11 +233,15 @@ int pifs_cluster_new(const struct pifs_conf *conf, struct pifs_cluster **out)
 	if (!cl)
 		return -ENOMEM;
 	cl->conf = conf;
+	cl->auth = auth;
 	cl->timeout_ms = conf->timeout_ms ? (int)conf->timeout_ms : 10000;
 	cl->connect_ms = cl->timeout_ms < CONNECT_MS ? cl->timeout_ms : CONNECT_MS;
 	snprintf(cl->meta_name, sizeof(cl->meta_name), "%s (node %" PRIu32 ")", meta->addr,
 		 meta->id);
 	cl->zctx = zmq_ctx_new();
+	/* CURVE's work is done in the I/O threads (see rpc.h). */
+	if (cl->zctx)
+		zmq_ctx_set(cl->zctx, ZMQ_IO_THREADS, PIFS_IO_THREADS);
 	if (!cl->zctx) {
 		rc = -errno;
 		goto out_free;
@@ -245,7 +252,7 @@ int pifs_cluster_new(const struct pifs_conf *conf, struct pifs_cluster **out)
 	rc = pifs_metacall_book_new(conf, &cl->book);
 	if (rc < 0)
 		goto out_key;
-	rc = pifs_metacall_new(cl->zctx, conf, meta_opts(cl, &mo), &cl->map_mc);
+	rc = pifs_metacall_new(cl->zctx, auth, conf, meta_opts(cl, &mo), &cl->map_mc);
 	if (rc < 0)
 		goto out_key;
 	find_local_ips(cl);
@@ -361,8 +368,8 @@ static int thread_tls(struct pifs_cluster *cl, struct tls **out)
 	return 0;
 }
 
-/* The calling thread's socket to @ep, made on first use. */
-static int peer(struct pifs_cluster *cl, const char *ep, struct pifs_rpc **out)
+/* The calling thread's socket to node @node at @ep, made on first use. */
+static int peer(struct pifs_cluster *cl, uint32_t node, const char *ep, struct pifs_rpc **out)
 {
 	struct peer *p;
 	struct tls *t;
@@ -372,7 +379,7 @@ static int peer(struct pifs_cluster *cl, const char *ep, struct pifs_rpc **out)
 	if (rc < 0)
 		return rc;
 	for (size_t i = 0; i < t->n; i++) {
-		if (strcmp(t->p[i].ep, ep) == 0) {
+		if (t->p[i].node == node && strcmp(t->p[i].ep, ep) == 0) {
 			*out = t->p[i].rpc;
 			pifs_rpc_set_epoch(*out, epoch_now(cl));
 			return 0;
@@ -388,8 +395,9 @@ static int peer(struct pifs_cluster *cl, const char *ep, struct pifs_rpc **out)
 		t->cap = cap;
 	}
 	p = &t->p[t->n];
+	p->node = node;
 	snprintf(p->ep, sizeof(p->ep), "%s", ep);
-	rc = pifs_rpc_new(cl->zctx, ep, &p->rpc);
+	rc = pifs_rpc_new(cl->zctx, cl->auth, node, ep, &p->rpc);
 	if (rc < 0)
 		return rc;
 	t->n++;
@@ -409,7 +417,7 @@ static int thread_metacall(struct pifs_cluster *cl, struct pifs_metacall **out)
 	if (rc < 0)
 		return rc;
 	if (!t->mc) {
-		rc = pifs_metacall_new(cl->zctx, cl->conf, meta_opts(cl, &mo), &t->mc);
+		rc = pifs_metacall_new(cl->zctx, cl->auth, cl->conf, meta_opts(cl, &mo), &t->mc);
 		if (rc < 0)
 			return rc;
 	}
@@ -767,7 +775,7 @@ static int put_chain(struct pifs_cluster *cl, const struct mnode *nodes, size_t 
 		rc = pifs_nodeid_append(&lb, &nid);
 	}
 	if (rc == 0)
-		rc = peer(cl, head->ep, &r);
+		rc = peer(cl, head->pn.id, head->ep, &r);
 	if (rc < 0)
 		goto out_buf;
 	pifs_msg_init(&req, PIFS_MSG_CHUNK_PUT);
@@ -896,7 +904,7 @@ static int get_from(struct pifs_cluster *cl, const struct mnode *m, const struct
 	int rc;
 
 	memset(&rep, 0, sizeof(rep));
-	rc = peer(cl, m->ep, &r);
+	rc = peer(cl, m->pn.id, m->ep, &r);
 	if (rc < 0)
 		return rc;
 	pifs_msg_init(&req, PIFS_MSG_CHUNK_GET);
@@ -1027,7 +1035,7 @@ int pifs_cluster_sync(struct pifs_cluster *cl, uint32_t node, const struct pifs_
 	}
 	if (rc < 0)
 		goto out_buf;
-	rc = peer(cl, ep, &r);
+	rc = peer(cl, node, ep, &r);
 	if (rc < 0)
 		goto out_buf;
 	pifs_msg_init(&req, PIFS_MSG_CHUNK_SYNC);
@@ -1083,7 +1091,7 @@ static int has_batch(struct pifs_cluster *cl, struct pifs_cluster_has *h, char (
 		r[i] = NULL;
 		if (h->err[i])
 			continue;
-		rc = peer(cl, eps[i], &r[i]);
+		rc = peer(cl, h->nodes[i], eps[i], &r[i]);
 		if (rc < 0)
 			break;
 		pifs_msg_init(&req, PIFS_MSG_CHUNK_HAS);

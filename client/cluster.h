@@ -29,6 +29,7 @@
 #define PIFS_CLUSTER_MAX_CHAIN PIFS_PLAN_MAX_CHAIN
 
 struct pifs_cluster;
+struct pifs_auth;
 
 /* Where a chunk went: what a COMMIT and a CHUNK_SYNC need. */
 struct pifs_cluster_put {
@@ -48,10 +49,12 @@ struct pifs_cluster_has {
 	uint8_t *have;	 /* owned; have[i * n + c] is 1 when node i holds chunk c */
 };
 
-/* A cluster for the configuration @conf (borrowed; it must outlive the
- * cluster), with a new ZeroMQ context. Returns 0 or -errno; *@out is freed
- * with pifs_cluster_free after every thread that used it has ended. */
-int pifs_cluster_new(const struct pifs_conf *conf, struct pifs_cluster **out /* OUT */);
+/* A cluster for the configuration @conf, connecting with the keys of @auth
+ * (both borrowed; they must outlive the cluster), with a new ZeroMQ
+ * context. Returns 0 or -errno; *@out is freed with pifs_cluster_free after
+ * every thread that used it has ended. */
+int pifs_cluster_new(const struct pifs_conf *conf, struct pifs_auth *auth,
+		     struct pifs_cluster **out /* OUT */);
 
 /* Close the calling thread's sockets and the context. NULL-safe. */
 void pifs_cluster_free(struct pifs_cluster *cl);

@@ -18,9 +18,11 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "cluster.h"
 #include "config.h"
 #include "data.h"
+#include "keys.h"
 #include "log.h"
 #include "ops.h"
 
@@ -41,6 +43,7 @@ struct cli {
 	uint64_t cache_bytes;
 	bool cache_set;
 	uint32_t node;		/* -o node=N: reads ask this node first; 0 none */
+	char key[PIFS_KEY_NAME_MAX + 1]; /* -o key=NAME */
 };
 
 static void usage(FILE *out)
@@ -111,6 +114,9 @@ static void usage(FILE *out)
 "        it holds one of the chunk's owner copies. Without it, a node is\n"
 "        taken for local when its address is one of this machine's network\n"
 "        addresses (loopback aside) or its host name.\n"
+"    key=NAME\n"
+"        The key this mount proves itself with: KEYS/NAME.key, KEYS being\n"
+"        the configuration's [cluster] keys directory. Default: client.\n"
 "    ro, allow_other and the other options of mount.fuse3(8) are passed to\n"
 "    FUSE. default_permissions is always on: the kernel checks every access\n"
 "    against the files' modes and owners. allow_other (every user of the\n"
@@ -122,6 +128,13 @@ static void usage(FILE *out)
 "        The cluster configuration, the same on every node. pifs-mount uses\n"
 "        the [cluster] and [client] sections and the address of the first\n"
 "        node with meta = yes.\n"
+"    /etc/pifs/keys/client.key, /etc/pifs/keys/allowed\n"
+"        The mount's key and the cluster's allow-list (the directory is the\n"
+"        configuration's [cluster] keys): every connection is encrypted, and\n"
+"        the mount believes a node only when it proves the key the list\n"
+"        names for it. A mount whose key is revoked gets EACCES from its next\n"
+"        request on. With 'security = none' no key is read, and anyone on\n"
+"        the network can read and change every file.\n"
 "\n"
 "ENVIRONMENT\n"
 "    PIFS_CONF    the configuration file when -c is not given.\n"
@@ -192,6 +205,10 @@ static int parse_o(struct cli *c, const char *opts)
 			rc = parse_seconds(tok + 14, &c->entry_timeout);
 		} else if (strncmp(tok, "node=", 5) == 0) {
 			rc = parse_node(tok + 5, &c->node);
+		} else if (strncmp(tok, "key=", 4) == 0) {
+			rc = pifs_key_name_ok(tok + 4) ? 0 : -EINVAL;
+			if (rc == 0)
+				snprintf(c->key, sizeof(c->key), "%s", tok + 4);
 		} else if (strncmp(tok, "cache=", 6) == 0) {
 			rc = pifs_conf_parse_size(tok + 6, &c->cache_bytes);
 			c->cache_set = true;
@@ -205,7 +222,7 @@ static int parse_o(struct cli *c, const char *opts)
 			fprintf(stderr, "pifs-mount: bad mount option '%s': %s\n", tok,
 				rc == -E2BIG ? "too many options" :
 				"expected attr_timeout=SECONDS, entry_timeout=SECONDS, "
-				"cache=SIZE or node=N");
+				"cache=SIZE, node=N or key=NAME");
 	}
 	free(copy);
 	return rc;
@@ -226,6 +243,7 @@ static int parse_cli(struct cli *c, int argc, char **argv)
 	memset(c, 0, sizeof(*c));
 	c->attr_timeout = 1.0;
 	c->entry_timeout = 1.0;
+	snprintf(c->key, sizeof(c->key), "client");
 	c->conf = getenv("PIFS_CONF");
 	if (!c->conf || !*c->conf)
 		c->conf = DEFAULT_CONF;
@@ -311,16 +329,33 @@ static const char *conf_voters(const struct pifs_conf *conf, char *out, size_t c
 	return out;
 }
 
+/* Why the first voter did not answer, when keys may be the reason. */
+static void explain(const struct pifs_conf *conf, struct pifs_auth *auth)
+{
+	const struct pifs_conf_node *v = pifs_conf_meta(conf);
+	char ep[300];
+	void *zctx;
+	int rc;
+
+	if (!v || pifs_conf_endpoint(v->addr, ep, sizeof(ep)) < 0 || !(zctx = zmq_ctx_new()))
+		return;
+	rc = pifs_auth_probe(auth, zctx, v->id, ep, 2000);
+	zmq_ctx_term(zctx);
+	if (rc != -ETIMEDOUT)
+		fprintf(stderr, "pifs-mount: node %u at %s, asked with the key '%s': %s\n", v->id,
+			v->addr, pifs_auth_name(auth), pifs_auth_probe_hint(auth, rc));
+}
+
 /* The metadata service must answer before anything is mounted: a mount
  * that hangs on every access is worse than a clear error now. */
-static int probe(const struct pifs_conf *conf)
+static int probe(const struct pifs_conf *conf, struct pifs_auth *auth)
 {
 	struct pifs_cluster *cl;
 	char voters[1024];
 	int rc;
 
 	conf_voters(conf, voters, sizeof(voters));
-	rc = pifs_cluster_new(conf, &cl);
+	rc = pifs_cluster_new(conf, auth, &cl);
 	if (rc < 0) {
 		fprintf(stderr, "pifs-mount: cannot set up the connection to the metadata "
 			"service (voters: %s): %s\n", voters, strerror(-rc));
@@ -337,6 +372,8 @@ static int probe(const struct pifs_conf *conf)
 			"pifs-storaged running there, and are most of the voters up? (%s)\n",
 			voters, strerror(-rc));
 	pifs_cluster_free(cl);
+	if (rc < 0)
+		explain(conf, auth);
 	return rc;
 }
 
@@ -346,9 +383,10 @@ int main(int argc, char **argv)
 	struct fuse_session *se = NULL;
 	struct fuse_loop_config *lcfg = NULL;
 	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
+	struct pifs_auth *auth = NULL;
 	struct pifs_conf conf;
 	struct cli cli;
-	char mnt[PATH_MAX], err[512];
+	char mnt[PATH_MAX], err[1024];
 	pthread_t ra;
 	bool ra_started = false;
 	int rc, status = 1;
@@ -380,6 +418,24 @@ int main(int argc, char **argv)
 		pifs_conf_fini(&conf);
 		return EXIT_USAGE;
 	}
+	rc = pifs_auth_open(&conf, cli.key, &auth, err, sizeof(err));
+	if (rc < 0) {
+		fprintf(stderr, "pifs-mount: %s\n", err);
+		pifs_conf_fini(&conf);
+		return EXIT_USAGE;
+	}
+	if (pifs_auth_role(auth) == PIFS_ROLE_NODE) {
+		fprintf(stderr, "pifs-mount: the key '%s' is a node's (role node), which may not "
+			"read or write files: a mount proves itself with a client key; give -o "
+			"key=NAME of one ('pifs-admin keys list' shows them)\n", cli.key);
+		pifs_auth_free(auth);
+		pifs_conf_fini(&conf);
+		return EXIT_USAGE;
+	}
+	if (pifs_auth_insecure(auth))
+		fprintf(stderr, "pifs-mount: warning: 'security = none' in %s: no keys, no "
+			"encryption; anyone on the network can read, change and destroy every "
+			"file\n", cli.conf);
 	m.attr_timeout = cli.attr_timeout;
 	m.entry_timeout = cli.entry_timeout;
 
@@ -402,7 +458,7 @@ int main(int argc, char **argv)
 		status = EXIT_USAGE;
 		goto out_conf;
 	}
-	if (probe(&conf) < 0)
+	if (probe(&conf, auth) < 0)
 		goto out_session;
 	if (fuse_set_signal_handlers(se) < 0)
 		goto out_session;
@@ -414,7 +470,7 @@ int main(int argc, char **argv)
 	if (fuse_daemonize(cli.foreground) < 0)
 		goto out_unmount;
 
-	rc = pifs_cluster_new(&conf, &m.cl);
+	rc = pifs_cluster_new(&conf, auth, &m.cl);
 	if (rc == 0 && cli.node)
 		pifs_cluster_set_local(m.cl, cli.node);
 	if (rc == 0)
@@ -471,6 +527,7 @@ out_session:
 	pifs_cluster_free(m.cl);
 out_conf:
 	fuse_opt_free_args(&args);
+	pifs_auth_free(auth);
 	pifs_conf_fini(&conf);
 	return status;
 }

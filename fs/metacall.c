@@ -55,6 +55,7 @@ struct voter {
 
 struct pifs_metacall {
 	void *zctx; /* borrowed */
+	struct pifs_auth *auth; /* borrowed */
 	struct pifs_metacall_book *book;
 	bool own_book;
 	uint64_t book_version; /* of the book's voters this metacall has */
@@ -282,8 +283,8 @@ static int new_client_id(uint64_t *out)
 	return 0;
 }
 
-int pifs_metacall_new(void *zctx, const struct pifs_conf *conf, const struct pifs_metacall_opts *o,
-		      struct pifs_metacall **out)
+int pifs_metacall_new(void *zctx, struct pifs_auth *auth, const struct pifs_conf *conf,
+		      const struct pifs_metacall_opts *o, struct pifs_metacall **out)
 {
 	struct pifs_metacall *mc;
 	int rc = 0;
@@ -293,6 +294,7 @@ int pifs_metacall_new(void *zctx, const struct pifs_conf *conf, const struct pif
 	if (!mc)
 		return -ENOMEM;
 	mc->zctx = zctx;
+	mc->auth = auth;
 	mc->timeout_ms = o && o->timeout_ms > 0 ? o->timeout_ms
 			 : conf->timeout_ms	? (int)conf->timeout_ms
 						: DEFAULT_TIMEOUT_MS;
@@ -446,7 +448,7 @@ int pifs_metacall_within(struct pifs_metacall *mc, struct pifs_msg *req, struct 
 		if (left <= 0)
 			break;
 		if (!v->rpc) {
-			rc = pifs_rpc_new(mc->zctx, v->ep, &v->rpc);
+			rc = pifs_rpc_new(mc->zctx, mc->auth, v->id, v->ep, &v->rpc);
 			if (rc < 0)
 				return rc;
 		}

@@ -31,6 +31,8 @@
 #include "config.h"
 #include "proto.h"
 
+struct pifs_auth;
+
 struct pifs_metacall;
 
 /* What the metacalls of one process share, so that what one thread learns
@@ -68,11 +70,12 @@ struct pifs_metacall_opts {
 };
 
 /* A metacall for the voters of @conf (borrowed; it must outlive the
- * metacall) in the ZeroMQ context @zctx (borrowed). @o may be NULL for the
+ * metacall) in the ZeroMQ context @zctx (borrowed), with the keys of @auth
+ * (borrowed, as long; NULL: plain TCP). @o may be NULL for the
  * defaults above, with timeout_ms the config's [client] timeout. Returns 0,
  * -EINVAL (no voter in @conf) or -ENOMEM; *@out is freed with
  * pifs_metacall_free. */
-int pifs_metacall_new(void *zctx, const struct pifs_conf *conf,
+int pifs_metacall_new(void *zctx, struct pifs_auth *auth, const struct pifs_conf *conf,
 		      const struct pifs_metacall_opts *o, struct pifs_metacall **out /* OUT */);
 
 /* Close the sockets. NULL-safe. */

@@ -10,12 +10,19 @@
 #include <time.h>
 #include <zmq.h>
 
+#include "auth.h"
+
 /* Queues stay short: a full one pushes back on the sender instead of holding
  * gigabytes of chunks for a slow peer (PERFORMANCE.md, "HWM counts messages"). */
 #define HWM 64
+/* A connection whose handshake has not finished by then is dropped, so that
+ * a peer that connects and says nothing holds a descriptor no longer. */
+#define HANDSHAKE_MS 5000
 
 struct pifs_rpc {
 	void *zctx;
+	struct pifs_auth *auth; /* borrowed; NULL: plain TCP */
+	uint32_t node;		/* whose key the other end must prove */
 	void *sock;
 	char endpoint[256];
 	uint64_t next_id;
@@ -45,14 +52,15 @@ int64_t pifs_now_ns(void)
 int pifs_rpc_sockopts(void *sock)
 {
 	int64_t max = PIFS_RPC_MAX_MSG;
-	int zero = 0, hwm = HWM, ivl = 100, ivl_max = 1000;
+	int zero = 0, hwm = HWM, ivl = 100, ivl_max = 1000, handshake = HANDSHAKE_MS;
 
 	if (zmq_setsockopt(sock, ZMQ_LINGER, &zero, sizeof(zero)) < 0 ||
 	    zmq_setsockopt(sock, ZMQ_MAXMSGSIZE, &max, sizeof(max)) < 0 ||
 	    zmq_setsockopt(sock, ZMQ_SNDHWM, &hwm, sizeof(hwm)) < 0 ||
 	    zmq_setsockopt(sock, ZMQ_RCVHWM, &hwm, sizeof(hwm)) < 0 ||
 	    zmq_setsockopt(sock, ZMQ_RECONNECT_IVL, &ivl, sizeof(ivl)) < 0 ||
-	    zmq_setsockopt(sock, ZMQ_RECONNECT_IVL_MAX, &ivl_max, sizeof(ivl_max)) < 0)
+	    zmq_setsockopt(sock, ZMQ_RECONNECT_IVL_MAX, &ivl_max, sizeof(ivl_max)) < 0 ||
+	    zmq_setsockopt(sock, ZMQ_HANDSHAKE_IVL, &handshake, sizeof(handshake)) < 0)
 		return -errno;
 	return 0;
 }
@@ -81,6 +89,8 @@ static int open_socket(struct pifs_rpc *r)
 	rc = pifs_rpc_sockopts(r->sock);
 	if (rc == 0 && zmq_setsockopt(r->sock, ZMQ_IMMEDIATE, &one, sizeof(one)) < 0)
 		rc = -errno;
+	if (rc == 0)
+		rc = pifs_auth_client(r->auth, r->sock, r->node);
 	if (rc == 0 && zmq_connect(r->sock, r->endpoint) < 0)
 		rc = -errno;
 	if (rc < 0) {
@@ -101,7 +111,8 @@ static int reopen_socket(struct pifs_rpc *r)
 	return open_socket(r);
 }
 
-int pifs_rpc_new(void *zctx, const char *endpoint, struct pifs_rpc **out)
+int pifs_rpc_new(void *zctx, struct pifs_auth *auth, uint32_t node, const char *endpoint,
+		 struct pifs_rpc **out)
 {
 	struct pifs_rpc *r;
 	int rc;
@@ -112,6 +123,8 @@ int pifs_rpc_new(void *zctx, const char *endpoint, struct pifs_rpc **out)
 	if (!r)
 		return -ENOMEM;
 	r->zctx = zctx;
+	r->auth = auth;
+	r->node = node;
 	strcpy(r->endpoint, endpoint);
 	r->next_id = 1;
 	pifs_buf_init(&r->enc);

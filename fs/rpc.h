@@ -6,8 +6,8 @@
  * recognised and dropped. Many requests may be in flight on one rpc
  * (pifs_rpc_send, then pifs_rpc_recv with id 0 for whichever comes first).
  *
- * Every socket made here has ZMQ_MAXMSGSIZE, small high-water marks,
- * ZMQ_IMMEDIATE (never queue for a peer that is not connected) and LINGER 0.
+ * Every socket made here has ZMQ_MAXMSGSIZE, small high-water marks, a
+ * handshake timeout (5 s), ZMQ_IMMEDIATE (never queue for a peer that is not connected) and LINGER 0.
  * After a timeout the socket is rebuilt, so that nothing queued for a dead
  * peer is delivered minutes later.
  *
@@ -22,15 +22,26 @@
 
 #include "proto.h"
 
+struct pifs_auth;
+
+/* ZeroMQ I/O threads of a daemon's or a mount's context. CURVE encrypts
+ * and decrypts there, and one connection stays on one thread: two let a
+ * node decrypt what comes in while it encrypts what it forwards. */
+#define PIFS_IO_THREADS 2
+
 /* The largest message any pifs socket accepts: a chunk frame of the largest
  * chunk with LZ4's worst case, plus room. */
 #define PIFS_RPC_MAX_MSG ((int64_t)PIFS_FRAME_MAX_RAW + (PIFS_FRAME_MAX_RAW / 200) + (1 << 20))
 
 struct pifs_rpc;
 
-/* Connect to @endpoint ("tcp://host:port", borrowed) in the ZeroMQ context
- * @zctx (borrowed). *@out is freed with pifs_rpc_free. Returns 0 or -errno. */
-int pifs_rpc_new(void *zctx, const char *endpoint, struct pifs_rpc **out);
+/* Connect to node @node at @endpoint ("tcp://host:port", borrowed) in the
+ * ZeroMQ context @zctx (borrowed), with the keys of @auth (borrowed; it must
+ * outlive the rpc; NULL for plain TCP): the other end must prove node
+ * @node's key (fs/auth.h). *@out is freed with pifs_rpc_free. Returns 0,
+ * -ENOKEY or -EKEYREVOKED (no usable key for the node) or -errno. */
+int pifs_rpc_new(void *zctx, struct pifs_auth *auth, uint32_t node, const char *endpoint,
+		 struct pifs_rpc **out);
 
 /* Close the socket. NULL-safe. */
 void pifs_rpc_free(struct pifs_rpc *r);

@@ -331,8 +331,11 @@ static int open_peer(struct pifs_chunk_worker *w, struct peer *peer)
 		return -errno;
 	rc = pifs_rpc_sockopts(s);
 	if (rc == 0 && (zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof(hwm)) < 0 ||
-			zmq_setsockopt(s, ZMQ_IMMEDIATE, &one, sizeof(one)) < 0 ||
-			zmq_connect(s, peer->endpoint) < 0))
+			zmq_setsockopt(s, ZMQ_IMMEDIATE, &one, sizeof(one)) < 0))
+		rc = -errno;
+	if (rc == 0)
+		rc = pifs_auth_client(w->d->auth, s, peer->id);
+	if (rc == 0 && zmq_connect(s, peer->endpoint) < 0)
 		rc = -errno;
 	if (rc < 0) {
 		zmq_close(s);
@@ -1091,6 +1094,8 @@ static void node_stat(struct pifs_chunk_worker *w, const struct req *r)
 	pifs_scrub_report(w->d->scrub, &rep.u.R_NODE.work);
 	pifs_gc_report(w->d->gc, &rep.u.R_NODE.work);
 	rep.u.R_NODE.work.lost = st.lost;
+	rep.u.R_NODE.keys = pifs_auth_generation(w->d->auth);
+	rep.u.R_NODE.refused = pifs_auth_refusals(w->d->auth);
 	reply(w, r, &rep, NULL, 0);
 }
 

@@ -106,7 +106,7 @@ static int ask_refs(struct pifs_gc *g)
 	int rc = 0, tries;
 	size_t i;
 
-	if (!g->mc && (rc = pifs_metacall_new(g->d->zctx, g->d->conf, &o, &g->mc)) < 0)
+	if (!g->mc && (rc = pifs_metacall_new(g->d->zctx, g->d->auth, g->d->conf, &o, &g->mc)) < 0)
 		return rc;
 	pifs_buf_reset(&g->req);
 	for (i = 0; i < g->n; i++) {

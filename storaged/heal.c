@@ -250,7 +250,7 @@ static void walk_init(struct walk *w, struct pifsd *d, atomic_bool *stop, uint32
 	w->as_in = as_in;
 	w->peers = peers;
 	if (!peers) {
-		pifs_peers_init(&w->own, d->zctx, &d->map);
+		pifs_peers_init(&w->own, d->zctx, d->auth, &d->map);
 		w->peers = &w->own;
 	}
 }

@@ -213,7 +213,7 @@ static void *run(void *arg)
 	struct pifs_metacall_opts o = {hb->timeout_ms, hb->timeout_ms / 2, d->book};
 	int rc;
 
-	rc = pifs_metacall_new(d->zctx, d->conf, &o, &hb->mc);
+	rc = pifs_metacall_new(d->zctx, d->auth, d->conf, &o, &hb->mc);
 	if (rc < 0) {
 		pifs_err("node %u: no heartbeat to the metadata service: %s; it will see this "
 			 "node as down: restart the daemon",

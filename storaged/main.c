@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 #include <zmq.h>
@@ -25,6 +26,7 @@
 #include "heartbeat.h"
 #include "log.h"
 #include "metad.h"
+#include "rpc.h"
 #include "scrub.h"
 #include "server.h"
 #include "storaged_i.h"
@@ -96,6 +98,9 @@ static const char help_text[] =
     "  scrub_rate = 20M        ; bytes/s that scrub may read (0: no limit)\n"
     "  gc_interval = 1h        ; how often to delete unreferenced chunks (0: never)\n"
     "  gc_grace = 1h           ; keep a chunk written or re-written this recently\n"
+    "  keys = /etc/pifs/keys   ; the key directory: node-ID.key and allowed\n"
+    "  security = curve        ; or none: no keys, and anyone who reaches the port\n"
+    "                          ; can read, change and destroy every file\n"
     "\n"
     "  [node 1]\n"
     "  address = 192.168.1.11:7070\n"
@@ -115,10 +120,19 @@ static const char help_text[] =
     "  meta/                   metadata log, term and snapshot (voters)\n"
     "  lock                    held while a daemon uses the directory\n"
     "\n"
+    "Keys:\n"
+    "  Every connection is encrypted and authenticated with CURVE. The daemon\n"
+    "  proves itself with KEYS/node-ID.key and accepts only the keys listed in\n"
+    "  KEYS/allowed and not revoked there, each for what its role allows (a\n"
+    "  client key: a mount's requests; a node key: peer traffic; an admin key:\n"
+    "  everything). It reads allowed again when the file changes, on SIGHUP, and\n"
+    "  when pifs-admin keys pushes a new one. pifs-admin keys init makes them.\n"
+    "\n"
     "Signals:\n"
     "  SIGTERM, SIGINT         stop taking requests, answer those in flight, write\n"
     "                          a metadata snapshot, exit 0; a second signal\n"
     "                          stops without waiting\n"
+    "  SIGHUP                  read the allow-list (KEYS/allowed) again\n"
     "\n"
     "Example:\n"
     "  pifs-storaged -c /etc/pifs/pifs.conf --node 1\n"
@@ -288,6 +302,19 @@ static void stop_workers(struct pifsd *d, struct pifs_server *srv,
 	pifs_metad_free(md);
 }
 
+/* Connections, chunk files and the metadata log all take descriptors; the
+ * soft limit is often 1024, the hard one far more. A peer's share of them
+ * is bounded by the guard (guard.h), not by running out. */
+static void raise_fd_limit(void)
+{
+	struct rlimit r;
+
+	if (getrlimit(RLIMIT_NOFILE, &r) == 0 && r.rlim_cur < r.rlim_max) {
+		r.rlim_cur = r.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &r);
+	}
+}
+
 /* Start everything, serve until a signal, stop everything. Returns the exit
  * status. */
 static int run(struct pifsd *d, const char *endpoint, const char *listen_addr, int sigfd)
@@ -313,6 +340,15 @@ static int run(struct pifsd *d, const char *endpoint, const char *listen_addr, i
 	if (!d->zctx) {
 		pifs_err("node %u: cannot start ZeroMQ: %s", d->self->id, zmq_strerror(errno));
 		goto out_store;
+	}
+	/* CURVE encrypts and decrypts in ZeroMQ's I/O threads: with one, a
+	 * node forwarding a chain at link speed does all of it on one core. */
+	zmq_ctx_set(d->zctx, ZMQ_IO_THREADS, PIFS_IO_THREADS);
+	rc = pifs_auth_zap_start(d->auth, d->zctx);
+	if (rc < 0) {
+		pifs_err("node %u: cannot start the key check (ZAP): %s", d->self->id,
+			 zmq_strerror(-rc));
+		goto out_ctx;
 	}
 	rc = pifs_server_open(d, endpoint, &srv);
 	if (rc < 0) {
@@ -393,7 +429,7 @@ int main(int argc, char **argv)
 	struct pifsd d;
 	struct args a;
 	const char *listen_addr;
-	char err[512], endpoint[300];
+	char err[1024], endpoint[300], keyname[32];
 	sigset_t set;
 	int rc, sigfd, status;
 
@@ -426,6 +462,17 @@ int main(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	d.data = a.data ? a.data : d.self->data;
+	snprintf(keyname, sizeof(keyname), "node-%u", d.self->id);
+	rc = pifs_auth_open(&conf, keyname, &d.auth, err, sizeof(err));
+	if (rc < 0) {
+		fprintf(stderr, PROG ": node %u: %s\n", d.self->id, err);
+		pifs_conf_fini(&conf);
+		return EXIT_USAGE;
+	}
+	if (pifs_auth_insecure(d.auth))
+		pifs_warn("node %u: 'security = none' in %s: no keys, no encryption; anyone who "
+			  "can reach %s can read, change and destroy every file of the cluster",
+			  d.self->id, a.config, listen_addr);
 
 	/* Chunk buffers are megabytes each: give them back to the system when
 	 * they are freed instead of letting glibc keep them for later, and
@@ -436,23 +483,27 @@ int main(int argc, char **argv)
 	mallopt(M_MMAP_THRESHOLD, 1 << 20);
 	mallopt(M_TRIM_THRESHOLD, 8 << 20);
 	mallopt(M_ARENA_MAX, 2);
+	raise_fd_limit();
 
 	/* Blocked before any thread starts (ZeroMQ's too), so that only the
 	 * signalfd sees them. */
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	sigfd = signalfd(-1, &set, SFD_CLOEXEC);
 	if (sigfd < 0) {
 		pifs_err("node %u: cannot watch for signals: %s", a.node, strerror(errno));
+		pifs_auth_free(d.auth);
 		pifs_conf_fini(&conf);
 		return EXIT_FAILURE;
 	}
 	if (pifs_metacall_book_new(&conf, &d.book) < 0) {
 		pifs_err("node %u: out of memory", a.node);
 		close(sigfd);
+		pifs_auth_free(d.auth);
 		pifs_conf_fini(&conf);
 		return EXIT_FAILURE;
 	}
@@ -463,6 +514,7 @@ int main(int argc, char **argv)
 	status = run(&d, endpoint, listen_addr, sigfd);
 	pifs_nodemap_fini(&d.map);
 	pifs_metacall_book_free(d.book);
+	pifs_auth_free(d.auth);
 	close(sigfd);
 	pifs_conf_fini(&conf);
 	return status;

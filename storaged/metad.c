@@ -400,6 +400,7 @@ static struct peer *peer_of(struct pifs_metad *md, uint32_t id)
 	 * would otherwise step down for want of a majority. */
 	if (pifs_rpc_sockopts(p->sock) < 0 ||
 	    zmq_setsockopt(p->sock, ZMQ_RECONNECT_IVL_MAX, &reconnect, sizeof(reconnect)) < 0 ||
+	    pifs_auth_client(md->d->auth, p->sock, id) < 0 ||
 	    zmq_connect(p->sock, p->endpoint) < 0) {
 		zmq_close(p->sock);
 		return NULL;

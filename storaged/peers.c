@@ -6,10 +6,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-void pifs_peers_init(struct pifs_peers *p, void *zctx, struct pifs_nodemap *map)
+void pifs_peers_init(struct pifs_peers *p, void *zctx, struct pifs_auth *auth,
+		     struct pifs_nodemap *map)
 {
 	memset(p, 0, sizeof(*p));
 	p->zctx = zctx;
+	p->auth = auth;
 	p->map = map;
 }
 
@@ -56,7 +58,7 @@ int pifs_peers_get(struct pifs_peers *p, uint32_t id, struct pifs_rpc **out)
 		s->rpc = NULL;
 	}
 	if (!s->rpc) {
-		rc = pifs_rpc_new(p->zctx, ep, &s->rpc);
+		rc = pifs_rpc_new(p->zctx, p->auth, id, ep, &s->rpc);
 		if (rc < 0)
 			return rc;
 		snprintf(s->endpoint, sizeof(s->endpoint), "%s", ep);

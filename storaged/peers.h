@@ -22,14 +22,16 @@ struct pifs_peer_sock {
 
 struct pifs_peers {
 	void *zctx;		  /* borrowed */
+	struct pifs_auth *auth;	  /* borrowed */
 	struct pifs_nodemap *map; /* borrowed */
 	struct pifs_peer_sock *v; /* owned; @n of @cap */
 	size_t n, cap;
 };
 
-/* An empty table that connects in @zctx to the addresses of @map (both
- * borrowed; they must outlive the table). */
-void pifs_peers_init(struct pifs_peers *p, void *zctx, struct pifs_nodemap *map);
+/* An empty table that connects in @zctx with the keys of @auth to the
+ * addresses of @map (all borrowed; they must outlive the table). */
+void pifs_peers_init(struct pifs_peers *p, void *zctx, struct pifs_auth *auth,
+		     struct pifs_nodemap *map);
 
 /* Close every socket. */
 void pifs_peers_fini(struct pifs_peers *p);

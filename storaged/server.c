@@ -14,6 +14,7 @@
 
 #include "ctl.h"
 #include "gc.h"
+#include "guard.h"
 #include "heal.h"
 #include "log.h"
 #include "rpc.h"
@@ -40,6 +41,7 @@ struct pifs_server {
 	struct pifsd *d;
 	void *ctl;    /* PUB for PIFS_CTL_* */
 	void *router; /* the node's address */
+	struct pifs_guard *guard; /* of the router's connections */
 	void *chunk;  /* DEALER bound on PIFS_CHUNK_ENDPOINT */
 	void *meta;   /* DEALER bound on PIFS_META_ENDPOINT */
 	void *piece[PIFS_WORKERS]; /* DEALER to worker i, for puts sent in pieces */
@@ -100,6 +102,10 @@ int pifs_server_open(struct pifsd *d, const char *endpoint, struct pifs_server *
 		goto out_close;
 	}
 	rc = pifs_rpc_sockopts(s->router);
+	if (rc == 0)
+		rc = pifs_auth_server(d->auth, s->router);
+	if (rc == 0)
+		rc = pifs_guard_open(d->zctx, s->router, d->auth, &s->guard);
 	if (rc == 0 && (zmq_setsockopt(s->router, ZMQ_RCVHWM, &hwm, sizeof(hwm)) < 0 ||
 			zmq_bind(s->router, endpoint) < 0))
 		rc = -errno;
@@ -116,6 +122,7 @@ void pifs_server_close(struct pifs_server *s)
 {
 	if (!s)
 		return;
+	pifs_guard_close(s->guard);
 	if (s->router)
 		zmq_close(s->router);
 	if (s->chunk)
@@ -245,6 +252,62 @@ static uint64_t salvage_reqid(const uint8_t *p, size_t len)
 	return v;
 }
 
+/* May the sender of @m ask it? A refusal is counted, logged once per peer,
+ * and answered (but Raft's, which nothing answers). */
+static bool permitted(struct pifs_server *s, zmq_msg_t *ident, zmq_msg_t *body,
+		      const struct pifs_msg *m)
+{
+	char name[PIFS_KEY_NAME_MAX + 1], key[PIFS_KEY_NAME_MAX + 16];
+	enum pifs_role r = pifs_auth_peer(s->d->auth, body, name, sizeof(name));
+	const char *addr = zmq_msg_gets(body, "Peer-Address");
+
+	/* A node key speaks for its own node only. */
+	if (pifs_auth_may(r, m->type) &&
+	    !(r == PIFS_ROLE_NODE && m->type == PIFS_MSG_NODE_HELLO &&
+	      m->u.NODE_HELLO.id != pifs_key_node(name)))
+		return true;
+	snprintf(key, sizeof(key), name[0] ? "'%s'" : "(no longer listed)", name);
+	pifs_auth_refused(s->d->auth, addr ? addr : "?", key, pifs_proto_name(m->type));
+	if (pifs_proto_kind(m->type) == PIFS_KIND_RFT)
+		return false;
+	if (r == PIFS_ROLE_NONE)
+		reply_status(s, ident, m->reqid, -EACCES,
+			     "node %u refused %s: the key %s is revoked or no longer in its "
+			     "allow-list; this machine needs a new key (pifs-admin keys add-...)",
+			     self_id(s), pifs_proto_name(m->type), key);
+	else if (m->type == PIFS_MSG_NODE_HELLO)
+		reply_status(s, ident, m->reqid, -EACCES,
+			     "node %u refused a heartbeat for node %u signed with the key %s: each "
+			     "node uses its own node-ID.key",
+			     self_id(s), m->u.NODE_HELLO.id, key);
+	else
+		reply_status(s, ident, m->reqid, -EACCES,
+			     "node %u refused %s: the key %s has the role %s, which may not ask "
+			     "it%s",
+			     self_id(s), pifs_proto_name(m->type), key, pifs_role_name(r),
+			     r == PIFS_ROLE_ADMIN ? "" : "; run pifs-admin with an admin key");
+	return false;
+}
+
+/* KEYS_SET: take a newer allow-list. */
+static void keys_set(struct pifs_server *s, zmq_msg_t *ident, const struct pifs_msg *m)
+{
+	char err[512] = "";
+	int rc;
+
+	rc = pifs_auth_install(s->d->auth, (const char *)m->u.KEYS_SET.allowed.p,
+			       m->u.KEYS_SET.allowed.len,
+			       err, sizeof(err));
+	if (rc < 0)
+		reply_status(s, ident, m->reqid, rc, "node %u kept its allow-list: %s", self_id(s),
+			     err);
+	else
+		reply_status(s, ident, m->reqid, 0,
+			     rc ? "node %u took allow-list generation %llu"
+				: "node %u already has allow-list generation %llu",
+			     self_id(s), (unsigned long long)pifs_auth_generation(s->d->auth));
+}
+
 static void route(struct pifs_server *s, zmq_msg_t *ident, zmq_msg_t *body, zmq_msg_t *pay,
 		  int parts, bool draining)
 {
@@ -265,6 +328,8 @@ static void route(struct pifs_server *s, zmq_msg_t *ident, zmq_msg_t *body, zmq_
 				   self_id(s), zmq_msg_size(body));
 		return;
 	}
+	if (!permitted(s, ident, body, &m))
+		return;
 	kind = pifs_proto_kind(m.type);
 	/* Raft's messages go one way and are never answered on their
 	 * connection; a voter that is stopping takes no more part. */
@@ -291,6 +356,10 @@ static void route(struct pifs_server *s, zmq_msg_t *ident, zmq_msg_t *body, zmq_
 			     pay ? "%s to node %u carries a payload it does not take"
 				 : "%s to node %u carries no chunk frame",
 			     pifs_proto_name(m.type), self_id(s));
+		return;
+	}
+	if (m.type == PIFS_MSG_KEYS_SET) {
+		keys_set(s, ident, &m);
 		return;
 	}
 	switch (kind) {
@@ -400,7 +469,7 @@ int pifs_server_run(struct pifs_server *s, int sigfd)
 
 	for (;;) {
 		bool open;
-		zmq_pollitem_t items[4 + PIFS_WORKERS];
+		zmq_pollitem_t items[5 + PIFS_WORKERS];
 		long timeout;
 		unsigned i;
 
@@ -412,7 +481,8 @@ int pifs_server_run(struct pifs_server *s, int sigfd)
 		items[1] = (zmq_pollitem_t){s->router, 0, open ? ZMQ_POLLIN : 0, 0};
 		items[2] = (zmq_pollitem_t){s->chunk, 0, ZMQ_POLLIN, 0};
 		items[3] = (zmq_pollitem_t){s->meta, 0, ZMQ_POLLIN, 0};
-		n = 4;
+		items[4] = (zmq_pollitem_t){pifs_guard_socket(s->guard), 0, ZMQ_POLLIN, 0};
+		n = 5;
 		for (i = 0; i < PIFS_WORKERS; i++)
 			items[n + (int)i] = (zmq_pollitem_t){s->piece[i], 0, ZMQ_POLLIN, 0};
 		timeout = draining || !open ? RECHECK_MS : -1;
@@ -424,6 +494,12 @@ int pifs_server_run(struct pifs_server *s, int sigfd)
 		if (items[0].revents & ZMQ_POLLIN) {
 			if (read(sigfd, &si, sizeof(si)) != sizeof(si))
 				si.ssi_signo = 0;
+			if (si.ssi_signo == SIGHUP) {
+				pifs_info("node %u: SIGHUP: reading the allow-list again",
+					  self_id(s));
+				pifs_auth_reload(d->auth);
+				continue;
+			}
 			if (draining) {
 				pifs_warn("node %u: SIG%s again: stopping now, %" PRIu64
 					  " requests "
@@ -443,6 +519,8 @@ int pifs_server_run(struct pifs_server *s, int sigfd)
 			pifs_scrub_stop(d->scrub);
 			pifs_gc_stop(d->gc);
 		}
+		if (items[4].revents & ZMQ_POLLIN)
+			pifs_guard_take(s->guard);
 		if (items[2].revents & ZMQ_POLLIN)
 			relay_replies(s, s->chunk);
 		if (items[3].revents & ZMQ_POLLIN)

@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "auth.h"
 #include "config.h"
 #include "metacall.h"
 #include "nodemap.h"
@@ -47,6 +48,9 @@ struct pifsd {
 					     * node the config does not name */
 	const char *data;		    /* the data directory, borrowed */
 	void *zctx;
+	/* This node's key and the allow-list (fs/auth.h): every socket that
+	 * leaves the process connects with it. */
+	struct pifs_auth *auth;
 	/* The metadata voters known to the heartbeat and gc, and the leader. */
 	struct pifs_metacall_book *book;
 	struct pifs_store *store;

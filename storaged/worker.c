@@ -56,7 +56,7 @@ static void *trampoline(void *arg)
 	void *ret;
 
 	/* ZeroMQ sockets belong to one thread: made here, closed here. */
-	pifs_peers_init(&wk->peers, wk->d->zctx, &wk->d->map);
+	pifs_peers_init(&wk->peers, wk->d->zctx, wk->d->auth, &wk->d->map);
 	ret = wk->body(wk->arg);
 	pifs_peers_fini(&wk->peers);
 	return ret;

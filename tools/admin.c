@@ -67,6 +67,8 @@ static const char global_help[] =
     "Options (before or after the command):\n"
     "  -c, --config FILE   the cluster's configuration file (default: $PIFS_CONF, else\n"
     "                      " DEFAULT_CONF ")\n"
+    "  -k, --key NAME      the key to prove this tool with: KEYS/NAME.key, KEYS being the\n"
+    "                      [cluster] keys directory of the configuration (default: admin)\n"
     "  -j, --json          print one JSON object with every figure: sizes as integers in\n"
     "                      bytes, times in nanoseconds since the epoch, stable key names\n"
     "  -t, --timeout DUR   how long to wait for each node, as 500ms, 2s, 1m (default: the\n"
@@ -101,16 +103,16 @@ static const char global_help[] =
     "  " PROG " keys init && " PROG " keys list\n";
 
 static const struct command commands[] = {
-    {"status", status_help, cmd_status, "", 0, 0, NULL},
-    {"nodes", nodes_help, cmd_nodes, "", 0, 0, NULL},
-    {"node", node_help, cmd_node, "Wf", 2, 3, NULL},
-    {"df", df_help, cmd_df, "", 0, 0, NULL},
-    {"scrub", scrub_help, cmd_scrub, "w", 0, 0, NULL},
-    {"heal", heal_help, cmd_heal, "wT", 0, 0, NULL},
-    {"rebalance", rebalance_help, cmd_rebalance, "wTdl", 0, 0, NULL},
-    {"gc", gc_help, cmd_gc, "wTd", 0, 0, NULL},
-    {"meta", meta_help, cmd_meta, "T", 1, 2, meta_check},
-    {"keys", keys_help, cmd_keys, "f", 1, 2, keys_check},
+    {"status", status_help, cmd_status, "", 0, 0, NULL, false},
+    {"nodes", nodes_help, cmd_nodes, "", 0, 0, NULL, false},
+    {"node", node_help, cmd_node, "Wf", 2, 3, NULL, false},
+    {"df", df_help, cmd_df, "", 0, 0, NULL, false},
+    {"scrub", scrub_help, cmd_scrub, "w", 0, 0, NULL, false},
+    {"heal", heal_help, cmd_heal, "wT", 0, 0, NULL, false},
+    {"rebalance", rebalance_help, cmd_rebalance, "wTdl", 0, 0, NULL, false},
+    {"gc", gc_help, cmd_gc, "wTd", 0, 0, NULL, false},
+    {"meta", meta_help, cmd_meta, "T", 1, 2, meta_check, false},
+    {"keys", keys_help, cmd_keys, "f", 1, 2, keys_check, true},
 };
 
 #define COMMAND_NAMES "status, nodes, node, meta, df, scrub, heal, rebalance, gc and keys"
@@ -175,7 +177,7 @@ static int new_metacall(struct admin *a)
 		o.try_ms = 2000;
 	if (o.try_ms < 200)
 		o.try_ms = 200;
-	rc = pifs_metacall_new(a->zctx, &a->conf, &o, &a->mc);
+	rc = pifs_metacall_new(a->zctx, a->auth, &a->conf, &o, &a->mc);
 	if (rc == -EINVAL) {
 		fprintf(stderr,
 			PROG ": %s: a metadata voter's address is not host:port; fix its "
@@ -249,14 +251,15 @@ static int parse_opts(int argc, char **argv, const struct command *cmd, struct a
 	    {"timeout", required_argument, NULL, 't'}, {"help", no_argument, NULL, 'h'},
 	    {"wait", no_argument, NULL, 'w'},	       {"dry-run", no_argument, NULL, 'd'},
 	    {"limit", required_argument, NULL, 'l'},   {"weight", required_argument, NULL, 'W'},
-	    {"force", no_argument, NULL, 'f'},	       {NULL, 0, NULL, 0},
+	    {"force", no_argument, NULL, 'f'},	       {"key", required_argument, NULL, 'k'},
+	    {NULL, 0, NULL, 0},
 	};
 	bool own_wait = cmd && strchr(cmd->opts, 'w');
 	bool own_timeout = cmd && strchr(cmd->opts, 'T');
 	uint64_t ms;
 	int c, rc;
 
-	while ((c = getopt_long(argc, argv, cmd ? ":c:jt:hwdl:W:f" : "+:c:jt:hw", opts, NULL)) !=
+	while ((c = getopt_long(argc, argv, cmd ? ":c:jk:t:hwdl:W:f" : "+:c:jk:t:hw", opts, NULL)) !=
 	       -1) {
 		switch (c) {
 		case 'c':
@@ -264,6 +267,17 @@ static int parse_opts(int argc, char **argv, const struct command *cmd, struct a
 			break;
 		case 'j':
 			a->json = true;
+			break;
+		case 'k':
+			if (!pifs_key_name_ok(optarg)) {
+				fprintf(stderr,
+					PROG ": --key '%s' is not a key name (letters, digits, '.', "
+					     "'_' and '-'): see '" PROG " keys list'\n",
+					optarg);
+				usage_hint();
+				return EXIT_USAGE;
+			}
+			a->key = optarg;
 			break;
 		case 't':
 			if (own_timeout) {
@@ -340,7 +354,7 @@ static int parse_opts(int argc, char **argv, const struct command *cmd, struct a
 
 int main(int argc, char **argv)
 {
-	struct admin a = {.conf_path = getenv("PIFS_CONF")};
+	struct admin a = {.conf_path = getenv("PIFS_CONF"), .key = "admin"};
 	const struct command *cmd;
 	bool help = false;
 	int rc, first;
@@ -405,9 +419,16 @@ int main(int argc, char **argv)
 		pifs_conf_fini(&a.conf);
 		return EXIT_USAGE;
 	}
+	rc = pifs_auth_open(&a.conf, a.key, &a.auth, a.auth_err, sizeof(a.auth_err));
+	if (rc < 0 && !cmd->keyless) {
+		fprintf(stderr, PROG ": %s\n", a.auth_err);
+		pifs_conf_fini(&a.conf);
+		return EXIT_USAGE;
+	}
 	a.zctx = zmq_ctx_new();
 	if (!a.zctx) {
 		fprintf(stderr, PROG ": cannot start ZeroMQ: %s\n", strerror(errno));
+		pifs_auth_free(a.auth);
 		pifs_conf_fini(&a.conf);
 		return EXIT_FAIL;
 	}
@@ -417,6 +438,7 @@ int main(int argc, char **argv)
 	/* Its sockets first: zmq_ctx_term waits for every socket to close. */
 	pifs_metacall_free(a.mc);
 	zmq_ctx_term(a.zctx);
+	pifs_auth_free(a.auth);
 	pifs_conf_fini(&a.conf);
 	return rc;
 }

@@ -23,6 +23,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "auth.h"
 #include "config.h"
 #include "metacall.h"
 #include "proto.h"
@@ -48,6 +49,8 @@ struct node_view {
 	int stat_rc;	   /* NODE_STAT: 0 answered, else -errno */
 	uint32_t stat_id;  /* the id the answering daemon gave */
 	uint64_t capacity, free_bytes, used, chunks, corrupt;
+	uint64_t keys_gen; /* NODE_STAT: its allow-list's generation (0: none) */
+	uint64_t refused;  /* NODE_STAT: requests and connections it refused */
 	/* Background work: from the last heartbeat (CLUSTER_STAT), replaced by
 	 * the node's own answer when it was asked (NODE_STAT). */
 	struct pifs_work work;
@@ -82,6 +85,9 @@ struct admin {
 	int argc;	 /* the words after the command and its options */
 	char **argv;
 	struct pifs_conf conf;
+	const char *key;	  /* --key: the name of the key to use; "admin" */
+	struct pifs_auth *auth;	  /* owned: that key and the allow-list */
+	char auth_err[1024];	  /* why auth is NULL */
 	void *zctx;
 	struct pifs_metacall *mc; /* owned: asks the metadata leader, wherever it is */
 };
@@ -96,6 +102,9 @@ struct command {
 	/* Check the words before the configuration is read, so that a bad
 	 * command line is told as such (exit 2); -1 to go on. May be NULL. */
 	int (*check)(const struct admin *a);
+	/* Works without this machine's key (keys init makes it): main goes on
+	 * with auth NULL and the reason in auth_err. */
+	bool keyless;
 };
 
 #define JSON_MAX_DEPTH 8
@@ -232,6 +241,8 @@ bool node_up(const struct node_view *n);
 bool node_full(const struct admin *a, const struct node_view *n, uint32_t chunk_size);
 const char *stat_problem(const struct node_view *n, char *buf, size_t cap);
 void unreachable_meta(const struct admin *a, int rc);
+/* After a failure to reach the first voter: say so when keys are why. */
+void explain_keys(const struct admin *a);
 /* The metadata leader that answered last (before any answer, the first
  * voter): "host:port (node N)", its id, and its address. Borrowed. */
 const char *meta_name(const struct admin *a);
@@ -249,11 +260,11 @@ int work_start(struct admin *a, const struct node_view *n, uint32_t flags);
 /* WORK_SET {heal_rate} on node @n (0 keeps its rate). Returns 0 or -errno. */
 int work_set(struct admin *a, const struct node_view *n, uint64_t heal_rate);
 struct pifs_rpc;
-/* Send @req to the node at @addr and wait for the reply in @rep, whose
+/* Send @req to node @id at @addr and wait for the reply in @rep, whose
  * lists borrow *@r until it is freed (the caller frees *@r, also on
  * failure). Returns 0 or -errno; an R_STATUS error's detail goes to @why. */
-int call_at(struct admin *a, const char *addr, struct pifs_msg *req, struct pifs_rpc **r,
-	    struct pifs_msg *rep, char *why, size_t cap);
+int call_at(struct admin *a, uint32_t id, const char *addr, struct pifs_msg *req,
+	    struct pifs_rpc **r, struct pifs_msg *rep, char *why, size_t cap);
 /* Send the metadata mutation @req (now 0: the leader stamps it) to the
  * leader. Returns 0 or -errno, with the leader's reason in @why. */
 int meta_mutate(struct admin *a, struct pifs_msg *req, char *why, size_t cap);

@@ -174,7 +174,7 @@ static void *push_one(void *arg)
 
 	pifs_msg_init(&req, PIFS_MSG_KEYS_SET);
 	req.u.KEYS_SET.allowed = (struct pifs_blob){(const uint8_t *)p->text, (uint32_t)p->len};
-	p->rc = call_at(p->a, p->addr, &req, &r, &rep, p->why, sizeof(p->why));
+	p->rc = call_at(p->a, p->id, p->addr, &req, &r, &rep, p->why, sizeof(p->why));
 	if (p->rc == 0 && rep.type != PIFS_MSG_R_STATUS)
 		p->rc = -EPROTO;
 	pifs_rpc_free(r);
@@ -587,6 +587,13 @@ static int push_text(struct admin *a, const char *text, size_t len, uint64_t gen
 	struct pushes ps;
 	int rc;
 
+	if (!a->auth) {
+		fprintf(stderr,
+			PROG ": the list is saved in %s but was sent to no node: this tool has no "
+			     "key to prove itself with (%s)\n",
+			path, a->auth_err);
+		return PUSH_NONE;
+	}
 	rc = push_all(a, text, len, skip, &ps);
 	if (rc == 0) {
 		if (j)

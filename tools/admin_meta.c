@@ -91,7 +91,7 @@ int meta_stat(struct admin *a, struct voter_view *v)
 	rc = pifs_conf_endpoint(v->addr, ep, sizeof(ep));
 	if (rc < 0)
 		goto out;
-	rc = pifs_rpc_new(a->zctx, ep, &r);
+	rc = pifs_rpc_new(a->zctx, a->auth, v->id, ep, &r);
 	if (rc < 0)
 		goto out;
 	pifs_msg_init(&req, PIFS_MSG_META_STAT);
@@ -726,7 +726,7 @@ static int send_change(struct admin *a, const struct meta_view *mv, uint32_t id,
 	rc = pifs_conf_endpoint(mv->lead->addr, ep, sizeof(ep));
 	if (rc < 0)
 		return rc;
-	rc = pifs_rpc_new(a->zctx, ep, &r);
+	rc = pifs_rpc_new(a->zctx, a->auth, mv->lead->id, ep, &r);
 	if (rc < 0)
 		return rc;
 	pifs_msg_init(&req, PIFS_MSG_META_VOTER);

@@ -98,6 +98,21 @@ void unreachable_meta(const struct admin *a, int rc)
 			     "is pifs-storaged running on a majority of them? (see '" PROG " meta "
 			     "status', pifs-local status / journalctl) [%s after %d ms]\n",
 			voters, why, a->timeout_ms);
+	explain_keys(a);
+}
+
+void explain_keys(const struct admin *a)
+{
+	const struct pifs_conf_node *v = pifs_conf_meta(&a->conf);
+	char ep[300];
+	int rc;
+
+	if (!v || pifs_conf_endpoint(v->addr, ep, sizeof(ep)) < 0)
+		return;
+	rc = pifs_auth_probe(a->auth, a->zctx, v->id, ep, a->timeout_ms < 2000 ? a->timeout_ms : 2000);
+	if (rc != -ETIMEDOUT && rc != 0)
+		fprintf(stderr, PROG ": node %u at %s, asked with the key '%s': %s\n", v->id,
+			v->addr, pifs_auth_name(a->auth), pifs_auth_probe_hint(a->auth, rc));
 }
 
 static int cmp_node(const void *x, const void *y)
@@ -243,7 +258,7 @@ static void *probe_node(void *arg)
 	rc = pifs_conf_endpoint(n->addr, ep, sizeof(ep));
 	if (rc < 0)
 		goto out;
-	rc = pifs_rpc_new(p->a->zctx, ep, &r);
+	rc = pifs_rpc_new(p->a->zctx, p->a->auth, n->id, ep, &r);
 	if (rc < 0)
 		goto out;
 	pifs_msg_init(&req, PIFS_MSG_NODE_STAT);
@@ -266,6 +281,8 @@ static void *probe_node(void *arg)
 	n->chunks = rep.u.R_NODE.chunks;
 	n->corrupt = rep.u.R_NODE.corrupt;
 	n->work = rep.u.R_NODE.work;
+	n->keys_gen = rep.u.R_NODE.keys;
+	n->refused = rep.u.R_NODE.refused;
 out:
 	pifs_rpc_free(r);
 	n->stat_rc = rc;
@@ -307,7 +324,7 @@ int work_start(struct admin *a, const struct node_view *n, uint32_t flags)
 	rc = pifs_conf_endpoint(n->addr, ep, sizeof(ep));
 	if (rc < 0)
 		return rc;
-	rc = pifs_rpc_new(a->zctx, ep, &r);
+	rc = pifs_rpc_new(a->zctx, a->auth, n->id, ep, &r);
 	if (rc < 0)
 		return rc;
 	pifs_msg_init(&req, PIFS_MSG_WORK_START);
@@ -319,8 +336,8 @@ int work_start(struct admin *a, const struct node_view *n, uint32_t flags)
 	return rc;
 }
 
-int call_at(struct admin *a, const char *addr, struct pifs_msg *req, struct pifs_rpc **r,
-	    struct pifs_msg *rep, char *why, size_t cap)
+int call_at(struct admin *a, uint32_t id, const char *addr, struct pifs_msg *req,
+	    struct pifs_rpc **r, struct pifs_msg *rep, char *why, size_t cap)
 {
 	char ep[300];
 	int rc;
@@ -331,7 +348,7 @@ int call_at(struct admin *a, const char *addr, struct pifs_msg *req, struct pifs
 	rc = pifs_conf_endpoint(addr, ep, sizeof(ep));
 	if (rc < 0)
 		return rc;
-	rc = pifs_rpc_new(a->zctx, ep, r);
+	rc = pifs_rpc_new(a->zctx, a->auth, id, ep, r);
 	if (rc < 0)
 		return rc;
 	pifs_msg_init(rep, PIFS_MSG_NONE);
@@ -365,7 +382,7 @@ int work_set(struct admin *a, const struct node_view *n, uint64_t heal_rate)
 
 	pifs_msg_init(&req, PIFS_MSG_WORK_SET);
 	req.u.WORK_SET.heal_rate = heal_rate;
-	rc = call_at(a, n->addr, &req, &r, &rep, NULL, 0);
+	rc = call_at(a, n->id, n->addr, &req, &r, &rep, NULL, 0);
 	if (rc == 0 && rep.type != PIFS_MSG_R_STATUS)
 		rc = -EPROTO;
 	pifs_rpc_free(r);
@@ -404,7 +421,7 @@ int node_plan(struct admin *a, const struct node_view *n, uint32_t flags, struct
 	pifs_msg_init(&req, PIFS_MSG_PLAN);
 	req.u.PLAN.flags = flags;
 	/* A plan walks every chunk of the node: it takes longer than a reply. */
-	rc = call_at(a, n->addr, &req, &r, &rep, why, cap);
+	rc = call_at(a, n->id, n->addr, &req, &r, &rep, why, cap);
 	if (rc == 0 && rep.type != PIFS_MSG_R_PLAN)
 		rc = -EPROTO;
 	if (rc < 0)

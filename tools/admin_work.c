@@ -75,6 +75,82 @@ static const char *health_word(const struct cluster_view *v, const struct work_s
 	return "ok";
 }
 
+/* What the nodes that answered say of the keys: the newest allow-list, the
+ * nodes behind it, and the refusals summed. */
+struct key_sums {
+	uint64_t newest, refused;
+	size_t answered, behind;
+};
+
+static void key_sum(const struct cluster_view *v, struct key_sums *k)
+{
+	memset(k, 0, sizeof(*k));
+	for (size_t i = 0; i < v->n_nodes; i++) {
+		const struct node_view *n = &v->nodes[i];
+
+		if (n->stat_rc != 0 || !node_up(n))
+			continue;
+		k->answered++;
+		k->refused += n->refused;
+		if (n->keys_gen > k->newest)
+			k->newest = n->keys_gen;
+	}
+	for (size_t i = 0; i < v->n_nodes; i++)
+		if (v->nodes[i].stat_rc == 0 && node_up(&v->nodes[i]) &&
+		    v->nodes[i].keys_gen < k->newest)
+			k->behind++;
+}
+
+static void security_json(struct json *j, const struct admin *a, const struct cluster_view *v)
+{
+	struct key_sums k;
+
+	key_sum(v, &k);
+	json_open(j, "security", '{');
+	json_str(j, "mode", pifs_auth_insecure(a->auth) ? "none" : "curve");
+	json_u64(j, "allowlist_generation", k.newest);
+	json_u64(j, "refused", k.refused);
+	json_open(j, "nodes_behind", '[');
+	for (size_t i = 0; i < v->n_nodes; i++)
+		if (v->nodes[i].stat_rc == 0 && node_up(&v->nodes[i]) &&
+		    v->nodes[i].keys_gen < k.newest)
+			json_u64(j, NULL, v->nodes[i].id);
+	json_close(j, ']');
+	json_close(j, '}');
+}
+
+static void security_text(const struct admin *a, const struct cluster_view *v)
+{
+	const char *sep = "";
+	struct key_sums k;
+
+	if (pifs_auth_insecure(a->auth)) {
+		printf("security:  NONE ('security = none' in %s): no keys and no encryption; "
+		       "anyone on the network can read, change and destroy every file\n",
+		       a->conf_path);
+		return;
+	}
+	key_sum(v, &k);
+	printf("security:  CURVE, allow-list generation %" PRIu64, k.newest);
+	if (k.behind) {
+		printf(" (behind it:");
+		for (size_t i = 0; i < v->n_nodes; i++) {
+			const struct node_view *n = &v->nodes[i];
+
+			if (n->stat_rc == 0 && node_up(n) && n->keys_gen < k.newest) {
+				printf("%s node %" PRIu32 " at %" PRIu64, sep, n->id, n->keys_gen);
+				sep = ",";
+			}
+		}
+		printf(": pifs-admin keys push)");
+	}
+	if (k.refused)
+		printf("; %" PRIu64 " requests or connections refused for their key since the "
+		       "nodes started (their logs name the peers)",
+		       k.refused);
+	putchar('\n');
+}
+
 static void status_json(const struct admin *a, const struct cluster_view *v,
 			const struct work_sums *s, const struct meta_sums *m)
 {
@@ -104,6 +180,7 @@ static void status_json(const struct admin *a, const struct cluster_view *v,
 	json_u64(&j, "scrub_corrupt", s->scrub_corrupt);
 	json_u64(&j, "scrub_repaired", s->scrub_repaired);
 	json_u64(&j, "scrub_unrepairable", s->scrub_unrepairable);
+	security_json(&j, a, v);
 	json_open(&j, "nodes", '[');
 	for (size_t i = 0; i < v->n_nodes; i++) {
 		const struct node_view *n = &v->nodes[i];
@@ -308,6 +385,7 @@ static void status_text(const struct admin *a, const struct cluster_view *v,
 		       "bring back any node that is down, or restore those files from a backup\n");
 	}
 
+	security_text(a, v);
 	printf("health:    %s", health);
 	if (strcmp(health, "ok") != 0) {
 		const char *sep = ": ";
@@ -1062,6 +1140,10 @@ const char status_help[] =
     "  scrub      whether a scrub runs (chunks checked of the total), and the corrupt\n"
     "             copies found (by scrub or by reads), repaired and unrepairable since\n"
     "             the nodes started\n"
+    "  security   CURVE and the newest allow-list generation the nodes have (nodes with\n"
+    "             an older one are named: push it with '" PROG " keys push'), and how\n"
+    "             many requests or connections the nodes refused for their key; or NONE\n"
+    "             when the configuration says 'security = none'\n"
     "  health     ok; degraded (a node or a metadata voter down, or chunks short of\n"
     "             copies); or damaged\n"
     "             (chunk copies that no good copy could repair: files fail with EIO)\n"
@@ -1071,7 +1153,8 @@ const char status_help[] =
     "nodes_up, nodes_total, healthy (every node up), health (ok, degraded, damaged),\n"
     "degraded, heal_chunks, heal_bytes, heal_rate (bytes/s), heal_eta_s (null: no copy\n"
     "under way), moved_chunks, moved_bytes, scrub_running (nodes), scrub_done,\n"
-    "scrub_total, scrub_corrupt, scrub_repaired, scrub_unrepairable, and nodes: [{id,\n"
+    "scrub_total, scrub_corrupt, scrub_repaired, scrub_unrepairable, security: {mode\n"
+    "(curve, none), allowlist_generation, refused, nodes_behind: [ids]}, nodes: [{id,\n"
     "address, state (up, down, unregistered), up, in, meta, drain, new, registered, full,\n"
     "free, last_seen_ns (0: never), work: {heal_passes, heal_chunks, heal_bytes, degraded,\n"
     "heal_rate, moved_chunks, moved_bytes, scrub_passes, scrub_running, scrub_done,\n"

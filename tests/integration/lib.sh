@@ -105,11 +105,13 @@ it_up() {
 	mountpoint -q "$MNT" || fail "pifs-local up returned but $MNT is not mounted"
 }
 
-# it_mount DIR: one more pifs-mount of the cluster, in the foreground mode, in the background.
+# it_mount DIR [OPTION...]: one more pifs-mount of the cluster (with those
+# options, such as -o key=NAME), in the foreground mode, in the background.
 it_mount() {
 	local dir=$1 pid i
+	shift
 	mkdir -p "$dir"
-	"$MOUNT" -c "$CONF" -f "$dir" </dev/null >>"$CLUSTER/log/mount-$(basename "$dir").log" 2>&1 &
+	"$MOUNT" -c "$CONF" -f "$@" "$dir" </dev/null >>"$CLUSTER/log/mount-$(basename "$dir").log" 2>&1 &
 	pid=$!
 	IT_MOUNTS+=("$dir $pid")
 	for ((i = 0; i < 150; i++)); do

@@ -495,7 +495,7 @@ Test(peers, gives_one_socket_per_node_and_a_new_one_when_the_node_moves)
 	conf.nodes = conf_nodes;
 	pifs_buf_init(&lb);
 	pifs_nodemap_init(&nm, &conf);
-	pifs_peers_init(&p, zctx, &nm);
+	pifs_peers_init(&p, zctx, NULL, &nm);
 	cr_assert_eq(pifs_peers_get(&p, 1, &a), 0);
 	cr_assert_eq(pifs_peers_get(&p, 2, &b), 0);
 	cr_assert_neq(a, b);
@@ -525,7 +525,7 @@ Test(peers, a_node_whose_address_has_no_port_is_einval)
 	pifs_buf_init(&lb);
 	pifs_nodemap_init(&nm, &conf);
 	install(&nm, &lb, "127.0.0.1");
-	pifs_peers_init(&p, zctx, &nm);
+	pifs_peers_init(&p, zctx, NULL, &nm);
 	cr_assert_eq(pifs_peers_get(&p, 3, &r), -EINVAL);
 	pifs_peers_fini(&p);
 	pifs_nodemap_fini(&nm);

@@ -210,7 +210,7 @@ static struct pifs_metacall *metacall(int timeout_ms, int try_ms)
 	struct pifs_metacall *mc;
 
 	cr_assert_lt(fx.nmc, 2);
-	cr_assert_eq(pifs_metacall_new(fx.zctx, &fx.conf, &o, &mc), 0);
+	cr_assert_eq(pifs_metacall_new(fx.zctx, NULL, &fx.conf, &o, &mc), 0);
 	fx.mc[fx.nmc++] = mc;
 	return mc;
 }
@@ -504,7 +504,7 @@ Test(metacall, a_config_without_a_voter_is_refused)
 	pifs_conf_init(&c);
 	c.nodes = &node;
 	c.n_nodes = 1;
-	cr_assert_eq(pifs_metacall_new(fx.zctx, &c, NULL, &mc), -EINVAL);
+	cr_assert_eq(pifs_metacall_new(fx.zctx, NULL, &c, NULL, &mc), -EINVAL);
 	cr_assert_null(mc);
 	pifs_metacall_free(NULL);
 }

@@ -115,7 +115,7 @@ Test(rpc, a_call_gets_its_reply)
 	struct pifs_rpc *r;
 	struct pifs_msg req, rep;
 
-	cr_assert_eq(pifs_rpc_new(srv.zctx, srv.endpoint, &r), 0);
+	cr_assert_eq(pifs_rpc_new(srv.zctx, NULL, 1, srv.endpoint, &r), 0);
 	for (uint64_t i = 1; i <= 50; i++) {
 		pifs_msg_init(&req, PIFS_MSG_GETATTR);
 		req.u.GETATTR.ino = i;
@@ -133,7 +133,7 @@ Test(rpc, many_requests_in_flight)
 	struct pifs_msg req, rep;
 	uint64_t seen = 0;
 
-	cr_assert_eq(pifs_rpc_new(srv.zctx, srv.endpoint, &r), 0);
+	cr_assert_eq(pifs_rpc_new(srv.zctx, NULL, 1, srv.endpoint, &r), 0);
 	for (uint64_t i = 1; i <= 16; i++) {
 		pifs_msg_init(&req, PIFS_MSG_GETATTR);
 		req.u.GETATTR.ino = i;
@@ -154,7 +154,7 @@ Test(rpc, payloads_travel_both_ways)
 	const void *pay;
 	size_t plen;
 
-	cr_assert_eq(pifs_rpc_new(srv.zctx, srv.endpoint, &r), 0);
+	cr_assert_eq(pifs_rpc_new(srv.zctx, NULL, 1, srv.endpoint, &r), 0);
 	pifs_msg_init(&req, PIFS_MSG_CHUNK_GET);
 	cr_assert_eq(pifs_rpc_send_owned(r, &req, strdup("ignored"), 8, 2000), 0);
 	cr_assert_eq(pifs_rpc_recv(r, req.reqid, &rep, &pay, &plen, 2000), 0);
@@ -169,7 +169,7 @@ Test(rpc, an_error_reply_is_its_errno)
 	struct pifs_rpc *r;
 	struct pifs_msg req, rep;
 
-	cr_assert_eq(pifs_rpc_new(srv.zctx, srv.endpoint, &r), 0);
+	cr_assert_eq(pifs_rpc_new(srv.zctx, NULL, 1, srv.endpoint, &r), 0);
 	pifs_msg_init(&req, PIFS_MSG_LOOKUP);
 	req.u.LOOKUP.name = pifs_str_of("missing");
 	cr_assert_eq(pifs_rpc_call(r, &req, NULL, 0, &rep, NULL, NULL, 2000), -ENOENT);
@@ -182,7 +182,7 @@ Test(rpc, a_late_reply_is_not_taken_for_another)
 	struct pifs_rpc *r;
 	struct pifs_msg req, rep;
 
-	cr_assert_eq(pifs_rpc_new(srv.zctx, srv.endpoint, &r), 0);
+	cr_assert_eq(pifs_rpc_new(srv.zctx, NULL, 1, srv.endpoint, &r), 0);
 	pifs_msg_init(&req, PIFS_MSG_STATFS);
 	cr_assert_eq(pifs_rpc_call(r, &req, NULL, 0, &rep, NULL, NULL, 2000), 0);
 	cr_assert_eq(rep.reqid, req.reqid);
@@ -196,7 +196,7 @@ Test(rpc, a_silent_peer_times_out_and_the_rpc_recovers)
 	struct pifs_msg req, rep;
 	int64_t t0 = pifs_now_ms();
 
-	cr_assert_eq(pifs_rpc_new(srv.zctx, srv.endpoint, &r), 0);
+	cr_assert_eq(pifs_rpc_new(srv.zctx, NULL, 1, srv.endpoint, &r), 0);
 	pifs_msg_init(&req, PIFS_MSG_READLINK);
 	cr_assert_eq(pifs_rpc_call(r, &req, NULL, 0, &rep, NULL, NULL, 200), -ETIMEDOUT);
 	cr_assert_geq(pifs_now_ms() - t0, 190);
@@ -215,7 +215,7 @@ Test(rpc, nobody_listening_is_unreachable)
 	int rc;
 
 	/* A TCP port in the lead's test range that nothing binds. */
-	cr_assert_eq(pifs_rpc_new(srv.zctx, "tcp://127.0.0.1:17499", &r), 0);
+	cr_assert_eq(pifs_rpc_new(srv.zctx, NULL, 1, "tcp://127.0.0.1:17499", &r), 0);
 	pifs_msg_init(&req, PIFS_MSG_GETATTR);
 	rc = pifs_rpc_call(r, &req, NULL, 0, &rep, NULL, NULL, 100);
 	pifs_rpc_free(r);

@@ -28,6 +28,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "keyring.h"
 #include "nodemap.h"
 #include "place.h"
 #include "rpc.h"
@@ -44,6 +45,8 @@ static struct {
 	pid_t pid[SLOTS + 1];
 	struct pifs_rpc *rpc[SLOTS + 1];
 	void *zctx;
+	char keys[96];		/* the daemons' key directory */
+	struct pifs_auth *auth; /* the test's: the admin key */
 } c;
 
 static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
@@ -61,6 +64,9 @@ static void setup(void)
 	snprintf(c.dir, sizeof(c.dir), "/tmp/pifs-storaged/daemon-XXXXXX");
 	cr_assert_not_null(mkdtemp(c.dir));
 	snprintf(c.conf, sizeof(c.conf), "%s/pifs.conf", c.dir);
+	snprintf(c.keys, sizeof(c.keys), "%s/keys", c.dir);
+	keyring_make(c.keys, SLOTS + 1);
+	c.auth = keyring_auth(c.keys, "admin");
 	c.zctx = zmq_ctx_new();
 	cr_assert_not_null(c.zctx);
 }
@@ -103,6 +109,7 @@ static void teardown(void)
 		}
 	}
 	zmq_ctx_term(c.zctx);
+	pifs_auth_free(c.auth);
 	bad = sanitizer_report(report, sizeof(report));
 	nftw(c.dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 	cr_assert_not(bad, "a daemon's sanitizer said: %s", report);
@@ -120,8 +127,8 @@ static void write_conf_ports(const char *path, const int *ports, const char *clu
 	int i;
 
 	cr_assert_not_null(f);
-	fprintf(f, "[cluster]\nreplicas = 2\nchunk_size = 1M\n%s\nreserve = %s\n\n",
-		cluster[0] ? cluster : "heartbeat = 200ms\ndown_after = 3s", reserve);
+	fprintf(f, "[cluster]\nreplicas = 2\nchunk_size = 1M\n%s\nreserve = %s\nkeys = %s\n\n",
+		cluster[0] ? cluster : "heartbeat = 200ms\ndown_after = 3s", reserve, c.keys);
 	for (i = 1; i <= NODES; i++) {
 		c.port[i] = ports[i];
 		fprintf(f, "[node %d]\naddress = 127.0.0.1:%d\ndata = %s/n%d\n%s\n", i, ports[i],
@@ -176,7 +183,7 @@ static struct pifs_rpc *rpc_to(int id)
 
 	if (!c.rpc[id]) {
 		snprintf(ep, sizeof(ep), "tcp://127.0.0.1:%d", c.port[id]);
-		cr_assert_eq(pifs_rpc_new(c.zctx, ep, &c.rpc[id]), 0);
+		cr_assert_eq(pifs_rpc_new(c.zctx, c.auth, (uint32_t)id, ep, &c.rpc[id]), 0);
 	}
 	return c.rpc[id];
 }
@@ -757,6 +764,7 @@ static void *raw_dealer(int node)
 
 	cr_assert_not_null(sock);
 	zmq_setsockopt(sock, ZMQ_LINGER, &zero, sizeof(zero));
+	cr_assert_eq(pifs_auth_client(c.auth, sock, (uint32_t)node), 0);
 	snprintf(ep, sizeof(ep), "tcp://127.0.0.1:%d", c.port[node]);
 	cr_assert_eq(zmq_connect(sock, ep), 0);
 	return sock;
@@ -959,14 +967,11 @@ Test(storaged, malformed_requests_get_error_replies_and_the_node_keeps_serving)
 	const void *parts[4];
 	size_t lens[4];
 	void *sock;
-	int zero = 0;
 
 	write_conf(17160);
 	start(1);
 	start(2);
-	sock = zmq_socket(c.zctx, ZMQ_DEALER);
-	zmq_setsockopt(sock, ZMQ_LINGER, &zero, sizeof(zero));
-	cr_assert_eq(zmq_connect(sock, "tcp://127.0.0.1:17161"), 0);
+	sock = raw_dealer(1);
 
 	/* Garbage without the magic: nobody to answer, dropped. */
 	parts[0] = junk;
@@ -1016,9 +1021,7 @@ Test(storaged, malformed_requests_get_error_replies_and_the_node_keeps_serving)
 	parts[0] = enc.p;
 	lens[0] = enc.len;
 	zmq_close(sock);
-	sock = zmq_socket(c.zctx, ZMQ_DEALER);
-	zmq_setsockopt(sock, ZMQ_LINGER, &zero, sizeof(zero));
-	cr_assert_eq(zmq_connect(sock, "tcp://127.0.0.1:17162"), 0);
+	sock = raw_dealer(2);
 	zmq_msg_init(&keep);
 	cr_assert_eq(raw_call(sock, parts, lens, 1, &rep, &keep), 0);
 	/* Node 2 is no voter: it never leads, so it sends the caller on (to

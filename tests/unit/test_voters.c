@@ -26,6 +26,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "keyring.h"
 #include "raft.h"
 #include "rpc.h"
 
@@ -43,6 +44,8 @@ static struct {
 	struct pifs_rpc *rpc[N + 1];
 	struct pifs_rpc *extra; /* test 3's request in flight */
 	void *zctx;
+	char keys[96];		/* the daemons' key directory */
+	struct pifs_auth *auth; /* the test's: the admin key */
 	const char *snapshot_at; /* PIFS_TEST_SNAPSHOT_AT for the daemons */
 	bool passed;
 	bool keep; /* passed, but keep the logs */
@@ -72,6 +75,9 @@ static void setup(void)
 	snprintf(c.dir, sizeof(c.dir), "/tmp/pifs-voters/t-XXXXXX");
 	cr_assert_not_null(mkdtemp(c.dir));
 	snprintf(c.conf, sizeof(c.conf), "%s/pifs.conf", c.dir);
+	snprintf(c.keys, sizeof(c.keys), "%s/keys", c.dir);
+	keyring_make(c.keys, N);
+	c.auth = keyring_auth(c.keys, "admin");
 	c.zctx = zmq_ctx_new();
 	cr_assert_not_null(c.zctx);
 }
@@ -129,6 +135,7 @@ static void teardown(void)
 		}
 	}
 	zmq_ctx_term(c.zctx);
+	pifs_auth_free(c.auth);
 	bad = sanitizer_report(report, sizeof(report));
 	if (!c.passed || c.keep || bad) {
 		snprintf(cmd, sizeof(cmd), "rm -rf /tmp/voters-fail-%s && cp -a %s /tmp/voters-fail-%s",
@@ -149,8 +156,9 @@ static void write_conf(int base, unsigned meta)
 	int i;
 
 	cr_assert_not_null(f);
-	fprintf(f, "[cluster]\nreplicas = 2\nchunk_size = 1M\nreserve = 1M\n"
-		   "heartbeat = 100ms\ndown_after = 1s\nheal_interval = 1h\nscrub_interval = 0\n\n");
+	fprintf(f, "[cluster]\nreplicas = 2\nchunk_size = 1M\nreserve = 1M\nkeys = %s\n"
+		   "heartbeat = 100ms\ndown_after = 1s\nheal_interval = 1h\nscrub_interval = 0\n\n",
+		c.keys);
 	for (i = 1; i <= N; i++) {
 		c.port[i] = base + i;
 		fprintf(f, "[node %d]\naddress = 127.0.0.1:%d\ndata = %s/n%d\n%s\n", i, c.port[i],
@@ -166,7 +174,7 @@ static struct pifs_rpc *rpc_to(int id)
 
 	if (!c.rpc[id]) {
 		snprintf(ep, sizeof(ep), "tcp://127.0.0.1:%d", c.port[id]);
-		cr_assert_eq(pifs_rpc_new(c.zctx, ep, &c.rpc[id]), 0);
+		cr_assert_eq(pifs_rpc_new(c.zctx, c.auth, (uint32_t)id, ep, &c.rpc[id]), 0);
 	}
 	return c.rpc[id];
 }
@@ -592,7 +600,7 @@ Test(voters, a_cut_off_leader_can_no_longer_acknowledge)
 	/* A connection of its own, made while the leader runs (a socket does
 	 * not queue for a peer it has not connected to yet). */
 	snprintf(ep, sizeof(ep), "tcp://127.0.0.1:%d", c.port[old]);
-	cr_assert_eq(pifs_rpc_new(c.zctx, ep, &c.extra), 0);
+	cr_assert_eq(pifs_rpc_new(c.zctx, c.auth, (uint32_t)old, ep, &c.extra), 0);
 	pifs_msg_init(&req, PIFS_MSG_META_STAT);
 	cr_assert_eq(pifs_rpc_call(c.extra, &req, NULL, 0, &rep, NULL, NULL, WAIT_MS), 0);
 
