@@ -25,16 +25,15 @@
 #define NODE_ID_MAX 2147483647u
 
 /* The names init gives the keys of the mounts and of pifs-admin, which the
- * programs use when not told another with --key. */
+ * programs use when not told another (pifs-admin --key, pifs-mount -o key=). */
 #define CLIENT_KEY "client"
 #define ADMIN_KEY "admin"
 
-/* The admin key this pifs-admin itself uses: revoking it would lock this
- * machine out. Until pifs-admin takes --key NAME, it is always "admin". */
+/* The admin key this pifs-admin itself uses (--key, "admin" by default):
+ * revoking it would lock this machine out. */
 static const char *own_admin_key(const struct admin *a)
 {
-	(void)a;
-	return ADMIN_KEY;
+	return a->key ? a->key : ADMIN_KEY;
 }
 
 static const char *keys_dir(const struct admin *a)
@@ -751,7 +750,7 @@ static int keys_add(struct admin *a, enum pifs_role role, const char *name)
 			       kpath);
 		else if (role == PIFS_ROLE_CLIENT)
 			printf("copy to the machine that mounts with it: %s, %s and %s (mode 600); "
-			       "it mounts with 'pifs-mount --key %s'\n",
+			       "it mounts with 'pifs-mount -o key=%s'\n",
 			       a->conf_path, apath, kpath, name);
 		else
 			printf("an admin key may change the cluster map and the keys: copy it "
@@ -818,9 +817,10 @@ static int keys_revoke(struct admin *a, const char *name)
 	}
 	if (!k->revoked && strcmp(name, own_admin_key(a)) == 0 && !a->force) {
 		fprintf(stderr,
-			PROG ": '%s' is the key this " PROG " uses: once it is revoked, this "
-			     "machine cannot run " PROG " against the cluster with it; use another "
-			     "admin key from then on, and give --force to revoke it anyway\n",
+			PROG ": '%s' is the key this " PROG " uses (--key): once it is revoked, "
+			     "this machine cannot run " PROG " against the cluster with it; use "
+			     "another admin key from then on (--key NAME), and give --force to "
+			     "revoke it anyway\n",
 			name);
 		goto out_free;
 	}
@@ -1204,8 +1204,8 @@ const char keys_help[] =
     "  NAME.key    one key pair, secret half included, mode 600. It goes to the one\n"
     "              machine that uses it: node-N.key to node N, client.key to the\n"
     "              machines that mount; admin.key stays on the admin's machine.\n"
-    "pifs-storaged uses node-N.key, pifs-mount client.key and " PROG " admin.key, unless\n"
-    "told another with --key NAME.\n"
+    "pifs-storaged uses node-N.key, pifs-mount client.key (another with -o key=NAME)\n"
+    "and " PROG " admin.key (another with --key NAME).\n"
     "\n"
     "Subcommands (each has its own --help: " PROG " keys init --help):\n"
     "  init              make the directory, a key for every [node N] of the\n"
@@ -1308,7 +1308,7 @@ static const char add_client_help[] =
     "or per kiosk, lets one be revoked without touching the others.\n"
     "\n"
     "Copy to that machine the configuration file, DIR/allowed and DIR/NAME.key (mode\n"
-    "600), and mount with 'pifs-mount --key NAME' (a mount uses client.key by default).\n"
+    "600), and mount with 'pifs-mount -o key=NAME' (a mount uses client.key by default).\n"
     "\n"
     "NAME is 1 to 48 of a-z, 0-9, '.', '_' and '-', starting with a letter or digit;\n"
     "node-N is for node keys. A name is never given to two keys: a revoked key keeps its\n"
@@ -1355,7 +1355,7 @@ static const char revoke_help[] =
     "Refused, with the reason:\n"
     "  - the last admin key that is not revoked: without one, no one could change the\n"
     "    cluster map or the keys again; make another first (keys add-admin NAME)\n"
-    "  - the admin key this " PROG " uses (admin), unless\n"
+    "  - the admin key this " PROG " uses (--key NAME, admin by default), unless\n"
     "      --force   revoke it anyway; use another admin key from then on\n"
     "Revoking a key that is revoked already changes nothing (its file here, if any, is\n"
     "deleted) and sends nothing.\n"
@@ -1366,7 +1366,8 @@ static const char revoke_help[] =
     "\n"
     "Examples:\n"
     "  " PROG " keys revoke kiosk-3\n"
-    "  " PROG " keys add-admin alice && " PROG " keys revoke admin --force\n";
+    "  " PROG " keys add-admin alice && " PROG " --key alice keys revoke admin\n"
+    "  " PROG " keys revoke admin --force\n";
 
 static const char list_help[] =
     "Usage: " PROG " [-c FILE] [--json] keys list\n"

@@ -30,10 +30,12 @@ expect() {
 	grep -qF -- "$2" "$1" || fail "$3: no '$2' in $(basename "$1"): $(head -c 600 "$1")"
 }
 
-# keys ARGS...: pifs-admin keys on this test's configuration. Nothing runs
-# at its ports, so a push waits one short timeout.
+# keys ARGS...: pifs-admin keys on this test's configuration, with the
+# admin key $KEY (pifs-admin's default, admin, when unset). Nothing runs at
+# its ports, so a push waits one short timeout.
+KEY=
 keys() {
-	"$ADMIN" -c "$CONF" --timeout 300ms keys "$@"
+	"$ADMIN" -c "$CONF" --timeout 300ms ${KEY:+--key "$KEY"} keys "$@"
 }
 
 mode_of() {
@@ -137,7 +139,7 @@ run 3 "keys add-client kiosk-1" -- keys add-client kiosk-1
 assert_eq "$(generation)" 2 "generation after add-client"
 assert_eq "$(mode_of "$KEYS/kiosk-1.key")" 600 "mode of kiosk-1.key"
 expect "$out" "made kiosk-1 (client)" "keys add-client"
-expect "$out" "pifs-mount --key kiosk-1" "keys add-client"
+expect "$out" "pifs-mount -o key=kiosk-1" "keys add-client"
 expect "$out" "no answer within 300 ms" "keys add-client"
 expect "$err" "no node answered" "keys add-client"
 expect "$err" "keys push" "keys add-client"
@@ -186,12 +188,19 @@ step "the admin keys: never the last, and not pifs-admin's own without --force"
 run 1 "keys revoke admin, the last admin key" -- keys revoke admin
 expect "$err" "the last admin key" "keys revoke admin"
 run 3 "keys add-admin alice" -- keys add-admin alice
+expect "$out" "pifs-admin --key alice" "keys add-admin"
 run 1 "keys revoke admin, pifs-admin's own" -- keys revoke admin
 expect "$err" "--force" "keys revoke admin without --force"
-[[ -f $KEYS/admin.key ]] || fail "a refused revoke deleted admin.key"
+KEY=alice
+run 1 "--key alice keys revoke alice, its own" -- keys revoke alice
+expect "$err" "'alice' is the key this pifs-admin uses" "--key alice keys revoke alice"
+KEY=
+[[ -f $KEYS/admin.key && -f $KEYS/alice.key ]] || fail "a refused revoke deleted a key file"
 run 3 "keys revoke admin --force" -- keys revoke admin --force
 [[ ! -e $KEYS/admin.key ]] || fail "keys revoke admin --force left admin.key"
-run 1 "keys revoke alice, now the last" -- keys revoke alice
+# From here on this machine is alice.
+KEY=alice
+run 1 "keys revoke alice, now the last" -- keys revoke alice --force
 expect "$err" "the last admin key" "keys revoke alice"
 
 step "a node's key: add-node, and a new one in place of a revoked one"
