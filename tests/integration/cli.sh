@@ -81,7 +81,7 @@ good() {
 [cluster]
 replicas = 1
 chunk_size = 1M
-
+keys = $WORK/keys
 [node 1]
 address = 127.0.0.1:$port
 data = $WORK/node1
@@ -104,6 +104,14 @@ for f in key garbage; do
 done
 run 2 "pifs-admin with a missing configuration file" -- "$ADMIN" -c "$WORK/none.conf" status
 grep -q "none.conf" "$err" || fail "pifs-admin does not name the missing file"
+
+step "without keys, nothing starts, and each says how to make them"
+run 2 "pifs-storaged without keys" -- "$STORAGED" -c "$WORK/good.conf" --node 1 --data "$WORK/node1"
+grep -q "no key 'node-1' at $WORK/keys/node-1.key: make the cluster's keys with 'pifs-admin keys init'" "$err" ||
+	fail "pifs-storaged without keys: no clear error: $(head -c 400 "$err")"
+run 2 "pifs-admin without keys" -- "$ADMIN" -c "$WORK/good.conf" status
+grep -q "security = none" "$err" || fail "pifs-admin without keys does not name the way out: $(head -c 400 "$err")"
+"$ADMIN" -c "$WORK/good.conf" keys init >/dev/null || fail "pifs-admin keys init failed"
 
 step "pifs-admin when no metadata service answers"
 for c in status nodes df scrub "heal --wait"; do

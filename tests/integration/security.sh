@@ -70,6 +70,7 @@ if out=$("$ADMIN" -c "$CONF" --key client node remove 3 2>&1); then
 	fail "node remove with the client key exited 0: $out"
 fi
 grep -qi "refused" <<<"$out" || fail "node remove with the client key: no clear refusal: $out"
+step "pifs-admin --key client node remove 3: $out"
 if out=$("$ADMIN" -c "$CONF" --key client gc 2>&1); then
 	fail "gc with the client key exited 0: $out"
 fi
@@ -112,7 +113,7 @@ cp "$WORK/photo" "$MNT/after" || fail "the client mount failed after the refusal
 grep -q '^nodes: *3 up of 3$' "$WORK/status" || fail "not every node is up after the refusals"
 grep -q '^security: *CURVE, allow-list generation 3; [0-9]* requests or connections refused' "$WORK/status" ||
 	fail "status does not count the refusals at generation 3: $(grep security "$WORK/status")"
-grep -h "refused" "$CLUSTER"/log/node-*.log | grep -q "'kiosk'" ||
+grep -hq "refused .* with key 'kiosk'" "$CLUSTER"/log/node*.log ||
 	fail "no node logged a refusal naming the key 'kiosk'"
-grep -h "refused" "$CLUSTER"/log/node-*.log | grep -q "'client'" ||
-	fail "no node logged the client key's refused node remove"
+grep -hq "refused [A-Z_]* from 127.0.0.1 with key 'client'" "$CLUSTER"/log/node*.log ||
+	fail "no node logged the refusals of the client key's node remove and gc"
