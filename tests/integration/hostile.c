@@ -166,7 +166,7 @@ static void zmq_once(void *zctx, const struct target *t, const char *server_key,
 		zmq_send(s, msg, len, ZMQ_DONTWAIT);
 	/* Long enough for the handshake to be tried. */
 	zmq_pollitem_t it = {s, 0, ZMQ_POLLIN, 0};
-	zmq_poll(&it, 1, 20);
+	zmq_poll(&it, 1, 5);
 	zmq_close(s);
 }
 
