@@ -48,12 +48,9 @@ static bool same_file(const struct stat *a, const struct stat *b)
 static int load_list(struct pifs_auth *a, struct pifs_allow *out, struct stat *st, char *err,
 		     size_t errlen)
 {
-	int rc;
-
 	if (stat(a->allowed_path, st) < 0)
 		memset(st, 0, sizeof(*st));
-	rc = pifs_allow_load(out, a->allowed_path, err, errlen);
-	return rc;
+	return pifs_allow_load(out, a->allowed_path, err, errlen);
 }
 
 /* Does @l name our own key, active and with our public half? */
@@ -147,6 +144,7 @@ void pifs_auth_free(struct pifs_auth *a)
 	}
 	pifs_allow_fini(&a->allow);
 	pthread_mutex_destroy(&a->lock);
+	explicit_bzero(&a->self, sizeof(a->self));
 	free(a);
 }
 

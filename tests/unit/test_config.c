@@ -211,9 +211,29 @@ Test(config, names_an_unknown_key_and_lists_the_right_ones)
 	expect_error("[cluster]\nreplica = 1\n", 2,
 		     "unknown key 'replica' in [cluster] (keys: replicas, chunk_size, heartbeat, "
 		     "down_after, out_after, reserve, heal_interval, heal_rate, scrub_interval, "
-		     "scrub_rate, gc_interval, gc_grace)");
+		     "scrub_rate, gc_interval, gc_grace, keys, security)");
 	expect_error(NODE1 "[client]\ncache_size = 1M\n", 6,
 		     "unknown key 'cache_size' in [client] (keys: cache, timeout)");
+}
+
+Test(config, keys_and_security)
+{
+	struct pifs_conf c;
+	char err[512];
+
+	cr_assert_eq(load(&c, "[cluster]\nreplicas = 1\n" NODE1, err, sizeof(err)), 0, "%s", err);
+	cr_assert_str_eq(c.keys_dir, "/etc/pifs/keys");
+	cr_assert_not(c.security_none, "CURVE unless the file says otherwise");
+	pifs_conf_fini(&c);
+	cr_assert_eq(load(&c, "[cluster]\nreplicas = 1\nkeys = /srv/keys\nsecurity = none\n" NODE1,
+			  err, sizeof(err)),
+		     0, "%s", err);
+	cr_assert_str_eq(c.keys_dir, "/srv/keys");
+	cr_assert(c.security_none);
+	pifs_conf_fini(&c);
+	expect_error("[cluster]\nsecurity = off\n" NODE1, 2,
+		     "bad security 'off' in [cluster]: security must be curve (the default");
+	expect_error("[cluster]\nkeys = keys\n" NODE1, 2, "bad keys 'keys' in [cluster]");
 }
 
 Test(config, names_an_unknown_section)
