@@ -84,6 +84,7 @@ mkdir -p "$CLUSTER/log" "$CLUSTER/run" "$CLUSTER/node1" "$CLUSTER/node2" "$CLUST
 	echo "down_after = 2s"
 	echo "out_after = 120s"
 	echo "heal_interval = 2s"
+	echo "keys = $CLUSTER/keys"
 	addrs=("$A1" "$A2" "$A3")
 	for n in 1 2 3; do
 		echo "[node $n]"
@@ -97,8 +98,9 @@ mkdir -p "$CLUSTER/log" "$CLUSTER/run" "$CLUSTER/node1" "$CLUSTER/node2" "$CLUST
 } >"$CONF"
 
 # Node 3 starts in its namespace (ip netns exec runs the daemon in its own
-# place: the pid is the daemon's); pifs-local up finds it running and starts
-# the rest.
+# place: the pid is the daemon's); pifs-local up finds it running (and the
+# keys made) and starts the rest.
+"$ADMIN" -c "$CONF" keys init >/dev/null || fail "pifs-admin keys init failed"
 ip netns exec "$NS" "$STORAGED" -c "$CONF" --node 3 </dev/null >>"$CLUSTER/log/node3.log" 2>&1 &
 echo $! >"$CLUSTER/run/node3.pid"
 step "starting nodes 1 and 2 and the mount"
