@@ -163,6 +163,15 @@ enum pifs_role pifs_auth_role(const struct pifs_auth *a)
 	return pifs_auth_insecure(a) ? PIFS_ROLE_ADMIN : a->self.role;
 }
 
+/* Put @l (taken over) in force, read from a file whose stat is @st. Under
+ * @a->lock. */
+static void use_list(struct pifs_auth *a, struct pifs_allow *l, const struct stat *st)
+{
+	pifs_allow_fini(&a->allow);
+	a->allow = *l;
+	a->file = *st;
+}
+
 int pifs_auth_reload(struct pifs_auth *a)
 {
 	struct pifs_allow l;
@@ -189,9 +198,7 @@ int pifs_auth_reload(struct pifs_auth *a)
 	if (l.generation != a->allow.generation)
 		pifs_info("allow-list generation %llu in force (%zu keys)",
 			  (unsigned long long)l.generation, l.n);
-	pifs_allow_fini(&a->allow);
-	a->allow = l;
-	a->file = st;
+	use_list(a, &l, &st);
 	pthread_mutex_unlock(&a->lock);
 	return 0;
 }
@@ -411,9 +418,7 @@ int pifs_auth_install(struct pifs_auth *a, const char *text, size_t len, char *e
 		memset(&st, 0, sizeof(st));
 	pifs_info("allow-list generation %llu in force (%zu keys), as pushed",
 		  (unsigned long long)l.generation, l.n);
-	pifs_allow_fini(&a->allow);
-	a->allow = l;
-	a->file = st;
+	use_list(a, &l, &st);
 	pthread_mutex_unlock(&a->lock);
 	return 1;
 }
