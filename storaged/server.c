@@ -283,9 +283,9 @@ static bool permitted(struct pifs_server *s, zmq_msg_t *ident, zmq_msg_t *body,
 	else
 		reply_status(s, ident, m->reqid, -EACCES,
 			     "node %u refused %s: the key %s has the role %s, which may not ask "
-			     "it%s",
-			     self_id(s), pifs_proto_name(m->type), key, pifs_role_name(r),
-			     r == PIFS_ROLE_ADMIN ? "" : "; run pifs-admin with an admin key");
+			     "it; an admin key may (pifs-admin uses admin.key unless --key says "
+			     "otherwise)",
+			     self_id(s), pifs_proto_name(m->type), key, pifs_role_name(r));
 	return false;
 }
 
@@ -296,8 +296,7 @@ static void keys_set(struct pifs_server *s, zmq_msg_t *ident, const struct pifs_
 	int rc;
 
 	rc = pifs_auth_install(s->d->auth, (const char *)m->u.KEYS_SET.allowed.p,
-			       m->u.KEYS_SET.allowed.len,
-			       err, sizeof(err));
+			       m->u.KEYS_SET.allowed.len, err, sizeof(err));
 	if (rc < 0)
 		reply_status(s, ident, m->reqid, rc, "node %u kept its allow-list: %s", self_id(s),
 			     err);
