@@ -14,9 +14,13 @@
 
 #define MONITOR_ENDPOINT "inproc://pifs-storaged-guard"
 
-/* One accepted connection: its descriptor and the address it came from. */
+/* One accepted connection: its descriptor, the peer it came from (address
+ * and port, to tell it from a later connection that reuses the descriptor)
+ * and that address as text. */
 struct conn {
 	int fd;
+	struct sockaddr_storage peer;
+	socklen_t peer_len;
 	char addr[INET6_ADDRSTRLEN];
 };
 
@@ -37,8 +41,7 @@ int pifs_guard_open(void *zctx, void *router, struct pifs_auth *auth, struct pif
 		return -ENOMEM;
 	g->router = router;
 	g->auth = auth;
-	if (zmq_socket_monitor(router, MONITOR_ENDPOINT,
-			       ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_CLOSED) < 0)
+	if (zmq_socket_monitor(router, MONITOR_ENDPOINT, ZMQ_EVENT_ACCEPTED) < 0)
 		rc = -errno;
 	if (rc == 0 && !(g->mon = zmq_socket(zctx, ZMQ_PAIR)))
 		rc = -errno;
@@ -58,55 +61,62 @@ void *pifs_guard_socket(struct pifs_guard *g)
 	return g->mon;
 }
 
-/* The peer address of @fd into @out; "?" if the socket has none. */
-static void peer_of(int fd, char *out, size_t cap)
+/* The address of @sa as text into @out; "?" if it is no IP address. */
+static void text_of(const struct sockaddr_storage *sa, char *out, size_t cap)
 {
-	struct sockaddr_storage sa;
-	socklen_t len = sizeof(sa);
 	const void *ip = NULL;
 
 	snprintf(out, cap, "?");
-	if (getpeername(fd, (struct sockaddr *)&sa, &len) < 0)
-		return;
-	if (sa.ss_family == AF_INET)
-		ip = &((struct sockaddr_in *)&sa)->sin_addr;
-	else if (sa.ss_family == AF_INET6)
-		ip = &((struct sockaddr_in6 *)&sa)->sin6_addr;
+	if (sa->ss_family == AF_INET)
+		ip = &((const struct sockaddr_in *)sa)->sin_addr;
+	else if (sa->ss_family == AF_INET6)
+		ip = &((const struct sockaddr_in6 *)sa)->sin6_addr;
 	if (ip)
-		inet_ntop(sa.ss_family, ip, out, (socklen_t)cap);
+		inet_ntop(sa->ss_family, ip, out, (socklen_t)cap);
 }
 
-static void forget(struct pifs_guard *g, int fd)
+/* Is connection @c still open under its descriptor? ZeroMQ closes
+ * connections in its I/O threads and tells of it out of order with the
+ * accepts of the others, which may reuse the number: rather than follow
+ * its events, the guard asks the descriptor itself who is at the other
+ * end. */
+static bool still_open(const struct conn *c)
 {
-	for (size_t i = 0; i < g->n; i++)
-		if (g->conns[i].fd == fd) {
-			g->conns[i] = g->conns[--g->n];
-			return;
-		}
+	struct sockaddr_storage sa;
+	socklen_t len = sizeof(sa);
+
+	return getpeername(c->fd, (struct sockaddr *)&sa, &len) == 0 && len == c->peer_len &&
+	       memcmp(&sa, &c->peer, len) == 0;
 }
 
 static void accepted(struct pifs_guard *g, int fd)
 {
-	char addr[INET6_ADDRSTRLEN];
-	size_t same = 0;
+	struct conn c = {.fd = fd, .peer_len = sizeof(c.peer)};
+	size_t same = 0, i = 0;
 
-	/* A descriptor reused before its old connection's event came. */
-	forget(g, fd);
-	peer_of(fd, addr, sizeof(addr));
-	for (size_t i = 0; i < g->n; i++)
-		same += strcmp(g->conns[i].addr, addr) == 0;
+	if (getpeername(fd, (struct sockaddr *)&c.peer, &c.peer_len) < 0)
+		return; /* gone already */
+	text_of(&c.peer, c.addr, sizeof(c.addr));
+	while (i < g->n) {
+		if (!still_open(&g->conns[i])) {
+			g->conns[i] = g->conns[--g->n];
+			continue;
+		}
+		if (g->conns[i].fd == fd)
+			return; /* the same connection, told of twice */
+		same += strcmp(g->conns[i].addr, c.addr) == 0;
+		i++;
+	}
 	if (same >= PIFS_GUARD_PER_PEER ||
 	    pifs_grow(&g->conns, &g->cap, g->n, sizeof(*g->conns), 64) < 0) {
 		/* ZeroMQ sees the connection end and closes it itself. */
 		shutdown(fd, SHUT_RDWR);
-		pifs_auth_refused(g->auth, addr, "(any)",
+		pifs_auth_refused(g->auth, c.addr, "(any)",
 				  "a connection over the bound of " PIFS_GUARD_PER_PEER_TEXT
 				  " per address");
 		return;
 	}
-	g->conns[g->n].fd = fd;
-	memcpy(g->conns[g->n].addr, addr, sizeof(addr));
-	g->n++;
+	g->conns[g->n++] = c;
 }
 
 void pifs_guard_take(struct pifs_guard *g)
@@ -132,8 +142,6 @@ void pifs_guard_take(struct pifs_guard *g)
 			return;
 		if (ev == ZMQ_EVENT_ACCEPTED)
 			accepted(g, (int)fd);
-		else if (ev == ZMQ_EVENT_DISCONNECTED || ev == ZMQ_EVENT_CLOSED)
-			forget(g, (int)fd);
 	}
 }
 

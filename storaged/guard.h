@@ -19,9 +19,9 @@
 
 /* A mount opens one connection per thread to a node (about 40 at most), a
  * node a dozen to each peer: this leaves room for several of them behind
- * one address. */
-#define PIFS_GUARD_PER_PEER 128
-#define PIFS_GUARD_PER_PEER_TEXT "128"
+ * one address, and for a whole test cluster on 127.0.0.1. */
+#define PIFS_GUARD_PER_PEER 256
+#define PIFS_GUARD_PER_PEER_TEXT "256"
 
 struct pifs_guard;
 
