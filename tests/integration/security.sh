@@ -7,7 +7,7 @@
 # name and counted.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-it_setup --nodes 3 --replicas 2
+it_setup --nodes 3 --replicas 2 --voters 1
 KEYS=$CLUSTER/keys
 
 step "a fresh cluster is encrypted and authenticated: status says CURVE"
@@ -117,3 +117,12 @@ grep -hq "refused .* with key 'kiosk'" "$CLUSTER"/log/node*.log ||
 	fail "no node logged a refusal naming the key 'kiosk'"
 grep -hq "refused [A-Z_]* from 127.0.0.1 with key 'client'" "$CLUSTER"/log/node*.log ||
 	fail "no node logged the refusals of the client key's node remove and gc"
+
+step "the admin key may remove a node"
+"$ADMIN" -c "$CONF" node remove 3 --force >"$WORK/remove.out" 2>&1 ||
+	fail "node remove with the admin key failed: $(cat "$WORK/remove.out")"
+"$ADMIN" -c "$CONF" nodes >"$WORK/nodes" || fail "pifs-admin nodes exited $?"
+# The configuration file still names it: out of the map, it shows as such.
+grep -qE '^3 +[^ ]+ +unregistered ' "$WORK/nodes" ||
+	fail "node 3 is still in the map after its removal: $(cat "$WORK/nodes")"
+assert_files_same "$MNT/photo" "$WORK/photo" "a file after node 3's removal"
