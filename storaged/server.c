@@ -252,6 +252,29 @@ static uint64_t salvage_reqid(const uint8_t *p, size_t len)
 	return v;
 }
 
+/* The node a heartbeat or a Raft message speaks for; 0 for any other. */
+static uint32_t speaks_for(const struct pifs_msg *m)
+{
+	switch (m->type) {
+	case PIFS_MSG_NODE_HELLO:
+		return m->u.NODE_HELLO.id;
+	case PIFS_MSG_RAFT_VOTE:
+		return m->u.RAFT_VOTE.from;
+	case PIFS_MSG_RAFT_VOTE_R:
+		return m->u.RAFT_VOTE_R.from;
+	case PIFS_MSG_RAFT_APPEND:
+		return m->u.RAFT_APPEND.from;
+	case PIFS_MSG_RAFT_APPEND_R:
+		return m->u.RAFT_APPEND_R.from;
+	case PIFS_MSG_RAFT_SNAP:
+		return m->u.RAFT_SNAP.from;
+	case PIFS_MSG_RAFT_SNAP_R:
+		return m->u.RAFT_SNAP_R.from;
+	default:
+		return 0;
+	}
+}
+
 /* May the sender of @m ask it? A refusal is counted, logged once per peer,
  * and answered (but Raft's, which nothing answers). */
 static bool permitted(struct pifs_server *s, zmq_msg_t *ident, zmq_msg_t *body,
@@ -260,11 +283,11 @@ static bool permitted(struct pifs_server *s, zmq_msg_t *ident, zmq_msg_t *body,
 	char name[PIFS_KEY_NAME_MAX + 1], key[PIFS_KEY_NAME_MAX + 16];
 	enum pifs_role r = pifs_auth_peer(s->d->auth, body, name, sizeof(name));
 	const char *addr = zmq_msg_gets(body, "Peer-Address");
+	uint32_t as = speaks_for(m);
 
-	/* A node key speaks for its own node only. */
-	if (pifs_auth_may(r, m->type) &&
-	    !(r == PIFS_ROLE_NODE && m->type == PIFS_MSG_NODE_HELLO &&
-	      m->u.NODE_HELLO.id != pifs_key_node(name)))
+	/* A node key speaks for its own node only: a stolen one cannot pose
+	 * as another voter or heartbeat for another node. */
+	if (pifs_auth_may(r, m->type) && !(r == PIFS_ROLE_NODE && as && as != pifs_key_node(name)))
 		return true;
 	snprintf(key, sizeof(key), name[0] ? "'%s'" : "(no longer listed)", name);
 	pifs_auth_refused(s->d->auth, addr ? addr : "?", key, pifs_proto_name(m->type));
@@ -275,11 +298,11 @@ static bool permitted(struct pifs_server *s, zmq_msg_t *ident, zmq_msg_t *body,
 			     "node %u refused %s: the key %s is revoked or no longer in its "
 			     "allow-list; this machine needs a new key (pifs-admin keys add-...)",
 			     self_id(s), pifs_proto_name(m->type), key);
-	else if (m->type == PIFS_MSG_NODE_HELLO)
+	else if (as)
 		reply_status(s, ident, m->reqid, -EACCES,
 			     "node %u refused a heartbeat for node %u signed with the key %s: each "
 			     "node uses its own node-ID.key",
-			     self_id(s), m->u.NODE_HELLO.id, key);
+			     self_id(s), as, key);
 	else
 		reply_status(s, ident, m->reqid, -EACCES,
 			     "node %u refused %s: the key %s has the role %s, which may not ask "

@@ -958,6 +958,45 @@ static void expect_status(void *sock, const void *const *parts, const size_t *le
 	zmq_msg_close(&keep);
 }
 
+/* A node key speaks for its own node only: node 2's key may send node 2's
+ * heartbeat, not node 3's; a client key sends none. */
+static int hello_as(const char *key, uint32_t id, char *why, size_t cap)
+{
+	struct pifs_auth *a = keyring_auth(c.keys, key);
+	struct pifs_msg req, rep;
+	struct pifs_rpc *r;
+	char ep[64], addr[32];
+	int rc;
+
+	snprintf(ep, sizeof(ep), "tcp://127.0.0.1:%d", c.port[1]);
+	snprintf(addr, sizeof(addr), "127.0.0.1:%d", c.port[1] + 10 + (int)id);
+	rc = pifs_rpc_new(c.zctx, a, 1, ep, &r);
+	if (rc == 0) {
+		pifs_msg_init(&req, PIFS_MSG_NODE_HELLO);
+		req.u.NODE_HELLO.id = id;
+		req.u.NODE_HELLO.addr = pifs_str_of(addr);
+		rc = pifs_rpc_call(r, &req, NULL, 0, &rep, NULL, NULL, WAIT_MS);
+		snprintf(why, cap, "%.*s", rep.type == PIFS_MSG_R_STATUS ? rep.u.R_STATUS.detail.len : 0,
+			 rep.type == PIFS_MSG_R_STATUS ? rep.u.R_STATUS.detail.p : "");
+		pifs_rpc_free(r);
+	}
+	pifs_auth_free(a);
+	return rc;
+}
+
+Test(storaged, a_node_key_heartbeats_for_its_own_node_only)
+{
+	char why[512];
+
+	write_conf(17550);
+	start(1);
+	cr_assert_eq(hello_as("node-2", 3, why, sizeof(why)), -EACCES);
+	cr_assert(strstr(why, "heartbeat for node 3 signed with the key 'node-2'"), "%s", why);
+	cr_assert_eq(hello_as("node-2", 2, why, sizeof(why)), 0, "%s", why);
+	cr_assert_eq(hello_as("client", 2, why, sizeof(why)), -EACCES);
+	cr_assert(strstr(why, "the key 'client'"), "%s", why);
+}
+
 Test(storaged, malformed_requests_get_error_replies_and_the_node_keeps_serving)
 {
 	uint8_t hdr[PIFS_PROTO_HDR + 4], junk[] = "not a pifs message at all";
