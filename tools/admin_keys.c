@@ -1112,6 +1112,25 @@ static const char *key_dest(const struct admin *a, const char *name, enum pifs_r
 	return buf;
 }
 
+/* Is @path a name in the key directory? A bundle written there would take
+ * the place of its files (node-1.key, allowed) or sit among them. */
+static bool in_key_dir(const struct admin *a, const char *path)
+{
+	char dir[1100], *slash;
+	struct stat d, k;
+
+	snprintf(dir, sizeof(dir), "%s", path);
+	slash = strrchr(dir, '/');
+	if (!slash)
+		snprintf(dir, sizeof(dir), ".");
+	else if (slash == dir)
+		dir[1] = '\0';
+	else
+		*slash = '\0';
+	return stat(dir, &d) == 0 && stat(keys_dir(a), &k) == 0 && d.st_dev == k.st_dev &&
+	       d.st_ino == k.st_ino;
+}
+
 static int keys_export(struct admin *a, const char *name)
 {
 	char apath[1100], kpath[1100], err[1200], dest[300];
@@ -1188,6 +1207,13 @@ static int keys_export(struct admin *a, const char *name)
 			     "move it away; if the listed key's file is lost, revoke it and make a "
 			     "new one\n",
 			kpath, apath, name, kp.role != k->role ? "role" : "public half");
+		goto out_free;
+	}
+	if (a->output && in_key_dir(a, a->output)) {
+		fprintf(stderr,
+			PROG ": %s is in the key directory %s, whose files it could replace: write "
+			     "the bundle elsewhere, such as -o %s.keys\n",
+			a->output, keys_dir(a), name);
 		goto out_free;
 	}
 	if (a->output) {
@@ -1840,6 +1866,7 @@ static const char export_help[] =
     "  - a key whose NAME.key is not in DIR (a key is exported from the machine that\n"
     "    made it, where 'keys list' shows its secret 'here'), or does not match the\n"
     "    allow-list\n"
+    "  - -o FILE in DIR, where it could take the place of a key file or the list\n"
     "export asks no node and changes nothing in DIR.\n"
     "\n"
     "JSON (with -o only): action (\"export\"), name, role, public, file, allowed,\n"

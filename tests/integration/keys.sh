@@ -341,6 +341,10 @@ expect "$err" "node-2.key is not in $KEYS" "keys export node-2 without node-2.ke
 mv "$WORK/node-2.key.away" "$KEYS/node-2.key"
 run 1 "keys export nobody" -- keys export nobody -o "$WORK/nobody.keys"
 expect "$err" "no key 'nobody'" "keys export nobody"
+before=$(cd "$KEYS" && sha256sum -- *)
+run 1 "keys export into the key directory" -- keys export node-1 -o "$KEYS/node-1.key"
+expect "$err" "is in the key directory $KEYS, whose files it could replace" "keys export -o KEYS/node-1.key"
+assert_eq "$(cd "$KEYS" && sha256sum -- *)" "$before" "the key directory after a refused export"
 
 step "import refuses a bundle older than the list here, and writes nothing"
 # The list changes after node-1.keys was made; client.keys, made now, is newer.
