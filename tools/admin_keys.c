@@ -1349,7 +1349,8 @@ static int keys_import(struct admin *a, const char *file)
 				": %s is generation %" PRIu64 ", newer than the bundle's %" PRIu64
 				": the bundle was made before the keys last changed, and its list "
 				"would undo that change here; export a new bundle on the admin's "
-				"machine; nothing was written\n",
+				"machine (or, if the list here is another cluster's, move it "
+				"away); nothing was written\n",
 				apath, before, l.generation);
 			goto out_free;
 		}
