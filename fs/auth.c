@@ -111,17 +111,19 @@ int pifs_auth_open(const struct pifs_conf *c, const char *name, struct pifs_auth
 	if (rc == -ENOENT)
 		snprintf(err, errlen,
 			 "no key '%s' at %s: make the cluster's keys with 'pifs-admin keys init' "
-			 "(or 'keys add-...' for a new one) and copy %s.key and %s here, or set "
-			 "'security = none' in [cluster] to run without any (anyone on the network "
-			 "can then read and destroy the data)",
-			 name, path, name, PIFS_KEYS_ALLOWED);
+			 "(or 'keys add-...' for a new one) and bring this machine its key and the "
+			 "allow-list in one file ('pifs-admin keys export %s -o FILE' there, "
+			 "'pifs-admin keys import FILE' here), or set 'security = none' in "
+			 "[cluster] to run without any (anyone on the network can then read and "
+			 "destroy the data)",
+			 name, path, name);
 	if (rc < 0)
 		goto fail;
 	rc = load_list(a, &a->allow, &a->file, err, errlen);
 	if (rc == -ENOENT)
 		snprintf(err, errlen,
 			 "no allow-list at %s: copy it from the key directory where 'pifs-admin "
-			 "keys init' ran",
+			 "keys init' ran, or import a key bundle ('pifs-admin keys import FILE')",
 			 a->allowed_path);
 	if (rc == 0)
 		rc = check_self(a, &a->allow, err, errlen);

@@ -1,7 +1,8 @@
-/* keys.c - the key directory's two kinds of file: the allow-list and the
- * key pairs (keys.h has their formats).
+/* keys.c - the key directory's two kinds of file, the allow-list and the
+ * key pairs, and the bundle that carries one of each to a new machine
+ * (keys.h has their formats).
  *
- * Both parsers walk the text one line at a time through the same reader,
+ * The parsers walk the text one line at a time through the same reader,
  * which counts lines, copies each into a bounded buffer and refuses bytes
  * that are not text, so that every message can name its line and quote
  * what it refuses without carrying control characters to a terminal. Only
@@ -148,8 +149,13 @@ static int name_role_ok(const char *name, enum pifs_role role)
 
 struct reader {
 	const char *p, *end; /* what is left of the text */
+	const char *cur;     /* where the line in @line starts in the text */
 	const char *path;
 	int lineno;
+	/* The line that errors about the text as a whole name: 0 for a file
+	 * (the message names the file alone), a section's "---" line in a
+	 * bundle, whose text starts on the line after it. */
+	int whole_line;
 	bool failed;
 	int sys_rc; /* 0, or the -errno of a failed allocation */
 	char *err;
@@ -157,13 +163,16 @@ struct reader {
 	char line[LINE_MAX_CHARS + 1]; /* the current line, trimmed */
 };
 
+/* Read @len bytes at @text, whose first line is line @line0 + 1 of @path. */
 static void reader_init(struct reader *rd, const char *text, size_t len, const char *path,
-			char *err, size_t errlen)
+			int line0, char *err, size_t errlen)
 {
 	rd->p = text;
 	rd->end = text + len;
+	rd->cur = text;
 	rd->path = path;
-	rd->lineno = 0;
+	rd->lineno = line0;
+	rd->whole_line = line0;
 	rd->failed = false;
 	rd->sys_rc = 0;
 	rd->err = err;
@@ -172,7 +181,8 @@ static void reader_init(struct reader *rd, const char *text, size_t len, const c
 		err[0] = '\0';
 }
 
-/* Record the first error only, as "path:line: ..." (@line 0: "path: ..."). */
+/* Record the first error only, as "path:line: ..."; @line 0 stands for the
+ * whole text (rd->whole_line: "path: ..." for a file). */
 static __attribute__((format(printf, 3, 4))) void fail(struct reader *rd, int line, const char *fmt,
 						       ...)
 {
@@ -184,6 +194,8 @@ static __attribute__((format(printf, 3, 4))) void fail(struct reader *rd, int li
 	rd->failed = true;
 	if (!rd->err || !rd->errlen)
 		return;
+	if (!line)
+		line = rd->whole_line;
 	if (line)
 		n = snprintf(rd->err, rd->errlen, "%s:%d: ", rd->path, line);
 	else
@@ -211,11 +223,12 @@ static int next_line(struct reader *rd)
 		rd->lineno++;
 		nl = memchr(rd->p, '\n', (size_t)(rd->end - rd->p));
 		len = (size_t)((nl ? nl : rd->end) - rd->p);
-		s = rd->p;
+		s = rd->cur = rd->p;
 		rd->p = nl ? nl + 1 : rd->end;
 		if (len && s[len - 1] == '\r')
 			len--;
-		/* A byte order mark, as some editors write one. */
+		/* A byte order mark, as some editors write one (a bundle's
+		 * sections start further on: their lines are never line 1). */
 		if (rd->lineno == 1 && len >= 3 && memcmp(s, "\xef\xbb\xbf", 3) == 0) {
 			s += 3;
 			len -= 3;
@@ -474,8 +487,9 @@ static void parse_key_line(struct reader *rd, struct pifs_allow *a, char **words
 	lines[a->n - 1] = rd->lineno;
 }
 
-int pifs_allow_parse(struct pifs_allow *a, const char *text, size_t len, const char *path,
-		     char *err, size_t errlen)
+/* pifs_allow_parse of text whose first line is line @line0 + 1 of @path. */
+static int allow_parse_at(struct pifs_allow *a, const char *text, size_t len, const char *path,
+			  int line0, char *err, size_t errlen)
 {
 	enum pifs_role role;
 	struct reader *rd;
@@ -494,7 +508,7 @@ int pifs_allow_parse(struct pifs_allow *a, const char *text, size_t len, const c
 		return -ENOMEM;
 	}
 	pifs_allow_fini(a);
-	reader_init(rd, text, len, path, err, errlen);
+	reader_init(rd, text, len, path, line0, err, errlen);
 	while (!rd->failed && (rc = next_line(rd)) == 1) {
 		n = split(rd->line, words, 4);
 		/* A key may be named "generation": its line has a role as
@@ -517,15 +531,25 @@ int pifs_allow_parse(struct pifs_allow *a, const char *text, size_t len, const c
 	return rc;
 }
 
+int pifs_allow_parse(struct pifs_allow *a, const char *text, size_t len, const char *path,
+		     char *err, size_t errlen)
+{
+	return allow_parse_at(a, text, len, path, 0, err, errlen);
+}
+
 /* ---- reading and writing files ---- */
 
+/* The files read_whole reads: the last two hold a secret. */
+enum file_kind { FILE_LIST, FILE_KEY, FILE_BUNDLE };
+
 /* Read the file @path, at most @max bytes, into *@out (malloc'd, with a NUL
- * after its *@len bytes). With @key_file it must be a key file: a regular
- * file that group and others have no access to. @what names the file in
- * messages. Returns 0 or -errno, with a sentence in @err. */
-static int read_whole(const char *path, size_t max, bool key_file, const char *what, char **out,
-		      size_t *len, char *err, size_t errlen)
+ * after its *@len bytes). A key file or a bundle must be a regular file that
+ * group and others have no access to. @what names the file in messages.
+ * Returns 0 or -errno, with a sentence in @err. */
+static int read_whole(const char *path, size_t max, enum file_kind kind, const char *what,
+		      char **out, size_t *len, char *err, size_t errlen)
 {
+	bool secret = kind != FILE_LIST;
 	struct stat st;
 	char *buf = NULL, *grown;
 	size_t got = 0, cap;
@@ -537,7 +561,12 @@ static int read_whole(const char *path, size_t max, bool key_file, const char *w
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		rc = -errno;
-		if (rc == -ENOENT && key_file)
+		if (rc == -ENOENT && kind == FILE_BUNDLE)
+			snprintf(err, errlen,
+				 "%s: no such file: make the bundle on the admin's machine "
+				 "('pifs-admin keys export NAME -o FILE') and copy it here",
+				 path);
+		else if (rc == -ENOENT && kind == FILE_KEY)
 			snprintf(
 			    err, errlen,
 			    "%s: no such file: make the key on the admin's machine (pifs-admin "
@@ -571,13 +600,13 @@ static int read_whole(const char *path, size_t max, bool key_file, const char *w
 			 path, what);
 		goto out_close;
 	}
-	if (key_file && (st.st_mode & 077)) {
+	if (secret && (st.st_mode & 077)) {
 		rc = -EACCES;
 		snprintf(err, errlen,
-			 "%s: group or others may use this key file (mode %04o): run 'chmod 600 "
-			 "%s'; if others could read it, it may have been copied: then revoke it "
-			 "(pifs-admin keys revoke NAME) and make a new one",
-			 path, (unsigned)(st.st_mode & 07777), path);
+			 "%s: group or others may use this %s (mode %04o): run 'chmod 600 "
+			 "%s'; if others could read it, it may have been copied: then revoke its "
+			 "key (pifs-admin keys revoke NAME) and make a new one",
+			 path, what, (unsigned)(st.st_mode & 07777), path);
 		goto out_close;
 	}
 	if ((uint64_t)st.st_size > max) {
@@ -726,7 +755,7 @@ int pifs_allow_load(struct pifs_allow *a, const char *path, char *err, size_t er
 
 	if (err && errlen)
 		err[0] = '\0';
-	rc = read_whole(path, ALLOW_FILE_MAX, false, "allow-list", &text, &len, err, errlen);
+	rc = read_whole(path, ALLOW_FILE_MAX, FILE_LIST, "allow-list", &text, &len, err, errlen);
 	if (rc < 0)
 		return rc;
 	rc = pifs_allow_parse(a, text, len, path, err, errlen);
@@ -869,8 +898,9 @@ static void parse_field(struct reader *rd, struct pifs_keypair *kp, int *seen)
 	}
 }
 
-int pifs_keypair_parse(struct pifs_keypair *kp, const char *text, size_t len, const char *path,
-		       char *err, size_t errlen)
+/* pifs_keypair_parse of text whose first line is line @line0 + 1 of @path. */
+static int keypair_parse_at(struct pifs_keypair *kp, const char *text, size_t len, const char *path,
+			    int line0, char *err, size_t errlen)
 {
 	char derived[PIFS_KEY_Z85 + 1];
 	int seen[KF_N] = {0}, rc = 0;
@@ -883,7 +913,7 @@ int pifs_keypair_parse(struct pifs_keypair *kp, const char *text, size_t len, co
 			snprintf(err, errlen, "%s: out of memory reading the key file", path);
 		return -ENOMEM;
 	}
-	reader_init(rd, text, len, path, err, errlen);
+	reader_init(rd, text, len, path, line0, err, errlen);
 	while (!rd->failed && next_line(rd) == 1)
 		parse_field(rd, kp, seen);
 	for (int f = 0; f < KF_N && !rd->failed; f++)
@@ -917,6 +947,12 @@ int pifs_keypair_parse(struct pifs_keypair *kp, const char *text, size_t len, co
 	return rc;
 }
 
+int pifs_keypair_parse(struct pifs_keypair *kp, const char *text, size_t len, const char *path,
+		       char *err, size_t errlen)
+{
+	return keypair_parse_at(kp, text, len, path, 0, err, errlen);
+}
+
 int pifs_keypair_load(struct pifs_keypair *kp, const char *path, char *err, size_t errlen)
 {
 	char *text;
@@ -926,7 +962,7 @@ int pifs_keypair_load(struct pifs_keypair *kp, const char *path, char *err, size
 	memset(kp, 0, sizeof(*kp));
 	if (err && errlen)
 		err[0] = '\0';
-	rc = read_whole(path, KEY_FILE_MAX, true, "key file", &text, &len, err, errlen);
+	rc = read_whole(path, KEY_FILE_MAX, FILE_KEY, "key file", &text, &len, err, errlen);
 	if (rc < 0)
 		return rc;
 	rc = pifs_keypair_parse(kp, text, len, path, err, errlen);
@@ -935,26 +971,43 @@ int pifs_keypair_load(struct pifs_keypair *kp, const char *path, char *err, size
 	return rc;
 }
 
-int pifs_keypair_save(const struct pifs_keypair *kp, const char *path)
+/* Is @kp a whole, well-formed key pair? (Not whether its halves belong
+ * together: that costs a curve multiplication, and the parser checks it.) */
+static bool keypair_ok(const struct pifs_keypair *kp)
 {
-	char text[1024];
-	int n, rc;
-
 	if (strnlen(kp->name, sizeof(kp->name)) == sizeof(kp->name) ||
 	    strnlen(kp->pub, sizeof(kp->pub)) == sizeof(kp->pub) ||
 	    strnlen(kp->secret, sizeof(kp->secret)) == sizeof(kp->secret))
-		return -EINVAL;
-	if (name_role_ok(kp->name, kp->role) < 0 || !pifs_key_z85_ok(kp->pub) ||
-	    !pifs_key_z85_ok(kp->secret))
-		return -EINVAL;
-	n = snprintf(text, sizeof(text),
+		return false;
+	return name_role_ok(kp->name, kp->role) == 0 && pifs_key_z85_ok(kp->pub) &&
+	       pifs_key_z85_ok(kp->secret);
+}
+
+/* The text of a key file for @kp (checked by keypair_ok) into @buf (@cap
+ * bytes, which the caller wipes). Returns its length, or -EINVAL when it
+ * does not fit. */
+static int keypair_text(const struct pifs_keypair *kp, char *buf, size_t cap)
+{
+	int n =
+	    snprintf(buf, cap,
 		     "# A pifs key pair (fs/keys.h), made by pifs-admin keys. It goes only to the\n"
 		     "# machine that uses it, mode 600: whoever reads the secret below can act as\n"
 		     "# '%s'. If it leaks: pifs-admin keys revoke %s.\n"
 		     "name = %s\nrole = %s\npublic = %s\nsecret = %s\n",
 		     kp->name, kp->name, kp->name, pifs_role_name(kp->role), kp->pub, kp->secret);
-	rc =
-	    n < 0 || (size_t)n >= sizeof(text) ? -EINVAL : write_whole(path, text, (size_t)n, true);
+
+	return n < 0 || (size_t)n >= cap ? -EINVAL : n;
+}
+
+int pifs_keypair_save(const struct pifs_keypair *kp, const char *path)
+{
+	char text[1024];
+	int n, rc;
+
+	if (!keypair_ok(kp))
+		return -EINVAL;
+	n = keypair_text(kp, text, sizeof(text));
+	rc = n < 0 ? n : write_whole(path, text, (size_t)n, true);
 	explicit_bzero(text, sizeof(text));
 	return rc;
 }
@@ -964,4 +1017,328 @@ int pifs_keypair_path(const char *dir, const char *name, char *out, size_t cap)
 	int n = snprintf(out, cap, "%s/%s.key", dir, name);
 
 	return n < 0 || (size_t)n >= cap ? -ENAMETOOLONG : 0;
+}
+
+/* ---- bundles ---- */
+
+#define BUNDLE_HEAD "# pifs key bundle "
+#define BUNDLE_FORMAT 1
+#define BUNDLE_FILE_MAX (ALLOW_FILE_MAX + KEY_FILE_MAX)
+#define EXPORT_AGAIN "export it again on the admin's machine (pifs-admin keys export NAME)"
+
+/* One "--- NAME" section of a bundle: the text after its line. */
+struct section {
+	int line; /* of the "---" line; 0: not seen */
+	const char *p, *end;
+};
+
+/* Check the bundle's first line, "# pifs key bundle 1 ...". Returns 0 or
+ * -EINVAL (recorded). */
+static int bundle_head(struct reader *rd, const char *text, size_t len)
+{
+	const char *p = text, *end = text + len;
+	size_t head = strlen(BUNDLE_HEAD), digits = 0;
+	unsigned long v = 0;
+
+	if (len >= 3 && memcmp(p, "\xef\xbb\xbf", 3) == 0)
+		p += 3;
+	if ((size_t)(end - p) < head || memcmp(p, BUNDLE_HEAD, head) != 0) {
+		fail(rd, 1,
+		     "not a pifs key bundle, whose first line is '" BUNDLE_HEAD "%d': make one on "
+		     "the admin's machine with 'pifs-admin keys export NAME -o FILE' (a bare "
+		     "NAME.key or allowed goes into the key directory as it is)",
+		     BUNDLE_FORMAT);
+		return -EINVAL;
+	}
+	for (p += head; p < end && *p >= '0' && *p <= '9'; p++)
+		if (++digits <= 9)
+			v = v * 10 + (unsigned long)(*p - '0');
+	if (digits == 0 || digits > 9 || v != BUNDLE_FORMAT) {
+		fail(rd, 1,
+		     "a key bundle of a format this pifs does not read (it reads format %d, "
+		     "'" BUNDLE_HEAD "%d'): export it with the pifs-admin of this version, or "
+		     "update pifs here",
+		     BUNDLE_FORMAT, BUNDLE_FORMAT);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* Read the "---" line in rd->line as the start of a section: @key or
+ * @list, the key's name going to @name. Returns the section, or NULL
+ * (recorded). */
+static struct section *bundle_section(struct reader *rd, struct section *key, struct section *list,
+				      char *name)
+{
+	struct section *sec;
+	char *words[2];
+	size_t n, len;
+	bool spaced;
+
+	/* split() writes over the blanks: look at the one after the dashes first. */
+	spaced = blank(rd->line[3]);
+	n = split(rd->line + 3, words, 1);
+	if (!spaced || n != 1) {
+		fail(rd, rd->lineno,
+		     "bad section line: write '--- NAME.key' or '--- allowed', one space after "
+		     "the dashes; " EXPORT_AGAIN);
+		return NULL;
+	}
+	len = strlen(words[0]);
+	if (strcmp(words[0], PIFS_KEYS_ALLOWED) == 0) {
+		sec = list;
+	} else if (len > 4 && strcmp(words[0] + len - 4, ".key") == 0) {
+		words[0][len - 4] = '\0';
+		if (!pifs_key_name_ok(words[0])) {
+			fail(rd, rd->lineno, "bad key name '%.64s': " NAME_RULE, words[0]);
+			return NULL;
+		}
+		if (key->line) {
+			fail(rd, rd->lineno,
+			     "a second key section (the first is on line %d): a bundle carries one "
+			     "key; export one bundle for each",
+			     key->line);
+			return NULL;
+		}
+		strcpy(name, words[0]);
+		sec = key;
+	} else {
+		fail(rd, rd->lineno,
+		     "unknown section '%.64s': a bundle has a '--- NAME.key' and a '--- allowed' "
+		     "section; " EXPORT_AGAIN,
+		     words[0]);
+		return NULL;
+	}
+	if (sec->line) {
+		fail(rd, rd->lineno,
+		     "a second allowed section (the first is on line %d); " EXPORT_AGAIN,
+		     sec->line);
+		return NULL;
+	}
+	sec->line = rd->lineno;
+	sec->p = rd->p;
+	sec->end = rd->end;
+	return sec;
+}
+
+/* The line of @name in the allow-list section @sec (which parsed), or
+ * @sec's own line when it cannot be told. */
+static int list_line(const struct section *sec, const char *path, const char *name)
+{
+	enum pifs_role role;
+	struct reader *rd = malloc(sizeof(*rd));
+	char *words[5];
+	int line = sec->line;
+	size_t n;
+
+	if (!rd)
+		return line;
+	reader_init(rd, sec->p, (size_t)(sec->end - sec->p), path, sec->line, NULL, 0);
+	while (next_line(rd) == 1) {
+		n = split(rd->line, words, 4);
+		if (n >= 3 && strcmp(words[0], name) == 0 &&
+		    pifs_role_parse(words[1], &role) == 0) {
+			line = rd->lineno;
+			break;
+		}
+	}
+	free(rd);
+	return line;
+}
+
+/* Does the key pair @kp match its line in @a: listed, active, the same
+ * public half and role? Returns 0, or -ENOENT, -EKEYREVOKED, -EKEYREJECTED
+ * (another public half) or -EPERM (another role). */
+static int bundle_match(const struct pifs_keypair *kp, const struct pifs_allow *a)
+{
+	const struct pifs_key *k = pifs_allow_find(a, kp->name);
+
+	if (!k)
+		return -ENOENT;
+	if (k->revoked)
+		return -EKEYREVOKED;
+	if (strcmp(k->pub, kp->pub) != 0)
+		return -EKEYREJECTED;
+	return k->role == kp->role ? 0 : -EPERM;
+}
+
+int pifs_bundle_parse(const char *text, size_t len, const char *path, struct pifs_keypair *kp,
+		      struct pifs_allow *a, char *err, size_t errlen)
+{
+	struct section key = {0}, list = {0}, *cur = NULL;
+	char name[PIFS_KEY_NAME_MAX + 1] = "";
+	struct reader *rd;
+	int rc = 0, line;
+
+	memset(kp, 0, sizeof(*kp));
+	pifs_allow_fini(a);
+	rd = malloc(sizeof(*rd));
+	if (!rd) {
+		if (err && errlen)
+			snprintf(err, errlen, "%s: out of memory reading the key bundle", path);
+		return -ENOMEM;
+	}
+	/* First the sections, by their "---" lines (no line of a key file or
+	 * an allow-list starts so); each is then read by its own parser. */
+	reader_init(rd, text, len, path, 0, err, errlen);
+	if (bundle_head(rd, text, len) < 0)
+		goto out;
+	while (!rd->failed && next_line(rd) == 1) {
+		if (strncmp(rd->line, "---", 3) == 0) {
+			if (cur)
+				cur->end = rd->cur;
+			cur = bundle_section(rd, &key, &list, name);
+		} else if (!cur) {
+			/* Not quoted: it may be a misplaced secret. */
+			fail(rd, rd->lineno,
+			     "a line before the first section: a bundle has a '--- NAME.key' and a "
+			     "'--- allowed' section, and comments; " EXPORT_AGAIN);
+		}
+	}
+	if (rd->failed)
+		goto out;
+	if (!key.line || !list.line) {
+		fail(rd, 0, "no '--- %s' section: this is not a whole key bundle; " EXPORT_AGAIN,
+		     key.line ? PIFS_KEYS_ALLOWED : "NAME.key");
+		goto out;
+	}
+	rc = keypair_parse_at(kp, key.p, (size_t)(key.end - key.p), path, key.line, err, errlen);
+	if (rc == 0)
+		rc = allow_parse_at(a, list.p, (size_t)(list.end - list.p), path, list.line, err,
+				    errlen);
+	if (rc < 0)
+		goto out_rc;
+	if (strcmp(kp->name, name) != 0) {
+		fail(rd, key.line,
+		     "the section of %s.key holds the key '%s': the bundle is pieced together "
+		     "or damaged; " EXPORT_AGAIN,
+		     name, kp->name);
+		goto out;
+	}
+	switch (bundle_match(kp, a)) {
+	case -ENOENT:
+		fail(rd, key.line,
+		     "key '%s' is not in the bundle's allow-list (the section of line %d): the "
+		     "nodes would refuse it; the bundle is pieced together or "
+		     "damaged; " EXPORT_AGAIN,
+		     name, list.line);
+		break;
+	case -EKEYREVOKED:
+		line = list_line(&list, path, name);
+		fail(rd, line,
+		     "key '%s' is revoked in the bundle's allow-list: the nodes refuse it; make "
+		     "a new key on the admin's machine (pifs-admin keys add-node N, or add-client "
+		     "NAME) and export that",
+		     name);
+		break;
+	case -EKEYREJECTED:
+		line = list_line(&list, path, name);
+		fail(rd, line,
+		     "the allow-list has another public key for '%s' than its key section (line "
+		     "%d): the bundle is pieced together or damaged; " EXPORT_AGAIN,
+		     name, key.line);
+		break;
+	case -EPERM:
+		line = list_line(&list, path, name);
+		fail(rd, line,
+		     "the allow-list gives '%s' the role %s, its key section the role %s: the "
+		     "bundle is pieced together or damaged; " EXPORT_AGAIN,
+		     name, pifs_role_name(pifs_allow_find(a, name)->role),
+		     pifs_role_name(kp->role));
+		break;
+	}
+out:
+	rc = rd->failed ? -EINVAL : 0;
+out_rc:
+	explicit_bzero(rd, sizeof(*rd));
+	free(rd);
+	if (rc < 0) {
+		explicit_bzero(kp, sizeof(*kp));
+		pifs_allow_fini(a);
+	}
+	return rc;
+}
+
+int pifs_bundle_load(const char *path, struct pifs_keypair *kp, struct pifs_allow *a, char *err,
+		     size_t errlen)
+{
+	char *text;
+	size_t len;
+	int rc;
+
+	memset(kp, 0, sizeof(*kp));
+	pifs_allow_fini(a);
+	if (err && errlen)
+		err[0] = '\0';
+	rc = read_whole(path, BUNDLE_FILE_MAX, FILE_BUNDLE, "key bundle", &text, &len, err, errlen);
+	if (rc < 0)
+		return rc;
+	rc = pifs_bundle_parse(text, len, path, kp, a, err, errlen);
+	explicit_bzero(text, len);
+	free(text);
+	return rc;
+}
+
+int pifs_bundle_format(const struct pifs_keypair *kp, const struct pifs_allow *a, char **out,
+		       size_t *len)
+{
+	char head[512], key[1024], *list = NULL, *buf;
+	size_t list_len = 0, cap;
+	int nh, nk, n, rc;
+
+	*out = NULL;
+	*len = 0;
+	if (!keypair_ok(kp) || bundle_match(kp, a) < 0)
+		return -EINVAL;
+	nh = snprintf(head, sizeof(head),
+		      BUNDLE_HEAD "%d (fs/keys.h): the key pair of '%s' (%s) and the allow-list,\n"
+				  "# generation %llu. It holds a secret: mode 600, to that machine "
+				  "only, where 'pifs-admin\n"
+				  "# keys import FILE' puts both into the key directory; then "
+				  "delete it.\n",
+		      BUNDLE_FORMAT, kp->name, pifs_role_name(kp->role),
+		      (unsigned long long)a->generation);
+	nk = keypair_text(kp, key, sizeof(key));
+	if (nh < 0 || (size_t)nh >= sizeof(head) || nk < 0) {
+		rc = -EINVAL; /* cannot happen: a name is at most 48 characters */
+		goto out;
+	}
+	rc = pifs_allow_format(a, &list, &list_len);
+	if (rc < 0)
+		goto out;
+	cap = (size_t)nh + (size_t)nk + list_len + PIFS_KEY_NAME_MAX + 32;
+	buf = malloc(cap);
+	if (!buf) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	n = snprintf(buf, cap, "%s--- %s.key\n%s--- " PIFS_KEYS_ALLOWED "\n%s", head, kp->name, key,
+		     list);
+	if (n < 0 || (size_t)n >= cap) {
+		explicit_bzero(buf, cap);
+		free(buf);
+		rc = -ENOMEM; /* cannot happen: cap is counted above */
+		goto out;
+	}
+	*out = buf;
+	*len = (size_t)n;
+out:
+	explicit_bzero(key, sizeof(key));
+	free(list);
+	return rc;
+}
+
+int pifs_bundle_save(const struct pifs_keypair *kp, const struct pifs_allow *a, const char *path)
+{
+	char *text;
+	size_t len;
+	int rc;
+
+	rc = pifs_bundle_format(kp, a, &text, &len);
+	if (rc < 0)
+		return rc;
+	rc = write_whole(path, text, len, false);
+	explicit_bzero(text, len);
+	free(text);
+	return rc;
 }

@@ -26,6 +26,23 @@
  * The generation grows by one at every change of the list, so that a node
  * told of a list takes it only when it is newer than its own.
  *
+ * A key bundle carries both files to a new machine in one: one key pair and
+ * the allow-list it is in ('pifs-admin keys export NAME' writes it, mode
+ * 0600; 'keys import FILE' on that machine writes NAME.key and allowed into
+ * its key directory). The first line names the format; each file follows a
+ * "---" line naming it, as it is in the key directory:
+ *
+ *   # pifs key bundle 1 (comments)
+ *   --- node-4.key
+ *   name = node-4
+ *   ...                                (the key file, as above)
+ *   --- allowed
+ *   generation 7
+ *   ...                                (the allow-list, as above)
+ *
+ * A bundle is taken only whole and consistent: its key must be listed in
+ * its allow-list, not revoked, with the same public half and role.
+ *
  * Pure but for reading and writing the files: no globals, no locks. */
 #ifndef PIFS_KEYS_H
 #define PIFS_KEYS_H
@@ -149,5 +166,39 @@ int pifs_keypair_save(const struct pifs_keypair *kp, const char *path);
 /* "@dir/@name.key" into @out (@cap bytes); -ENAMETOOLONG if it does not
  * fit. */
 int pifs_keypair_path(const char *dir, const char *name, char *out, size_t cap);
+
+/* Parse a key bundle's @len bytes at @text into @kp and @a (initialised;
+ * what it held is freed). @path names the text in errors, which name the
+ * bundle's line as the other parsers do, those inside a section included.
+ * On an error @kp is wiped and @a is empty. Returns 0, -ENOMEM, or -EINVAL:
+ * no "# pifs key bundle 1" first line (or another format), a line other
+ * than a comment before the first section, a section other than NAME.key
+ * and allowed or one of them twice or missing, a section that its own
+ * parser refuses (see pifs_keypair_parse and pifs_allow_parse), a key file
+ * whose name is not the NAME of its section, or a key that its allow-list
+ * does not list, lists revoked, or lists with another public half or role. */
+int pifs_bundle_parse(const char *text, size_t len, const char *path,
+		      struct pifs_keypair *kp /* OUT */, struct pifs_allow *a /* OUT */, char *err,
+		      size_t errlen);
+
+/* pifs_bundle_parse of the file @path; like a key file, it holds a secret,
+ * and is refused with -EACCES when group or others have any access to it.
+ * Returns as that, or -ENOENT and the other -errno of reading it (with a
+ * sentence in @err). */
+int pifs_bundle_load(const char *path, struct pifs_keypair *kp /* OUT */,
+		     struct pifs_allow *a /* OUT */, char *err, size_t errlen);
+
+/* The bundle of @kp and @a (both borrowed) in *@out (malloc'd,
+ * NUL-terminated, *@len bytes without the NUL; it holds the secret: the
+ * caller wipes it with explicit_bzero and frees it). Returns 0, -ENOMEM, or
+ * -EINVAL when @kp is not a well-formed pair that @a lists active with the
+ * same public half and role (what pifs_bundle_parse would refuse). */
+int pifs_bundle_format(const struct pifs_keypair *kp, const struct pifs_allow *a,
+		       char **out /* OUT */, size_t *len /* OUT */);
+
+/* Write the bundle of @kp and @a to @path, mode 0600, whole or not at all,
+ * in place of any file there. Returns 0 or -errno (-EINVAL as
+ * pifs_bundle_format). */
+int pifs_bundle_save(const struct pifs_keypair *kp, const struct pifs_allow *a, const char *path);
 
 #endif

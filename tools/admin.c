@@ -26,8 +26,6 @@
 
 #include "admin_i.h"
 
-#define DEFAULT_CONF "/etc/pifs/pifs.conf"
-
 /* ---- help ---- */
 
 static const char global_help[] =
@@ -62,7 +60,9 @@ static const char global_help[] =
     "  gc       delete chunk copies no file uses (--dry-run: count; --wait: report)\n"
     "  keys     keys init, add-node N, add-client NAME, add-admin NAME, revoke NAME\n"
     "           [--force], list, push: the cluster's CURVE keys and the allow-list the\n"
-    "           nodes hold (files in the configuration's key directory)\n"
+    "           nodes hold (files in the configuration's key directory); keys export\n"
+    "           NAME -o FILE, keys import FILE: a new machine's key and the allow-list\n"
+    "           in one file, from the admin's machine to it\n"
     "\n"
     "Options (before or after the command):\n"
     "  -c, --config FILE   the cluster's configuration file (default: $PIFS_CONF, else\n"
@@ -112,7 +112,7 @@ static const struct command commands[] = {
     {"rebalance", rebalance_help, cmd_rebalance, "wTdl", 0, 0, NULL, false},
     {"gc", gc_help, cmd_gc, "wTd", 0, 0, NULL, false},
     {"meta", meta_help, cmd_meta, "T", 1, 2, meta_check, false},
-    {"keys", keys_help, cmd_keys, "f", 1, 2, keys_check, true},
+    {"keys", keys_help, cmd_keys, "fo", 1, 2, keys_check, true},
 };
 
 #define COMMAND_NAMES "status, nodes, node, meta, df, scrub, heal, rebalance, gc and keys"
@@ -207,6 +207,9 @@ static int own_option(int c, const char *val, struct admin *a)
 	case 'f':
 		a->force = true;
 		break;
+	case 'o':
+		a->output = val;
+		break;
 	case 'l':
 		errno = 0;
 		mb = strtod(val, &end);
@@ -252,15 +255,15 @@ static int parse_opts(int argc, char **argv, const struct command *cmd, struct a
 	    {"wait", no_argument, NULL, 'w'},	       {"dry-run", no_argument, NULL, 'd'},
 	    {"limit", required_argument, NULL, 'l'},   {"weight", required_argument, NULL, 'W'},
 	    {"force", no_argument, NULL, 'f'},	       {"key", required_argument, NULL, 'k'},
-	    {NULL, 0, NULL, 0},
+	    {"output", required_argument, NULL, 'o'},  {NULL, 0, NULL, 0},
 	};
 	bool own_wait = cmd && strchr(cmd->opts, 'w');
 	bool own_timeout = cmd && strchr(cmd->opts, 'T');
 	uint64_t ms;
 	int c, rc;
 
-	while ((c = getopt_long(argc, argv, cmd ? ":c:jk:t:hwdl:W:f" : "+:c:jk:t:hw", opts, NULL)) !=
-	       -1) {
+	while ((c = getopt_long(argc, argv, cmd ? ":c:jk:t:hwdl:W:fo:" : "+:c:jk:t:hw", opts,
+				NULL)) != -1) {
 		switch (c) {
 		case 'c':
 			a->conf_path = optarg;
@@ -322,11 +325,13 @@ static int parse_opts(int argc, char **argv, const struct command *cmd, struct a
 		case 'l':
 		case 'W':
 		case 'f':
+		case 'o':
 			if (!cmd || !strchr(cmd->opts, c)) {
 				fprintf(stderr, PROG ": %s belongs to %s%s%s\n", argv[optind - 1],
 					c == 'd'   ? "rebalance and gc"
 					: c == 'l' ? "rebalance"
-					: c == 'f' ? "node remove and keys revoke"
+					: c == 'f' ? "node remove, keys revoke and keys export"
+					: c == 'o' ? "keys export"
 						   : "node",
 					cmd ? ", not to " : "", cmd ? cmd->name : "");
 				usage_hint();

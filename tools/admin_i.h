@@ -13,9 +13,10 @@
  *                      META_VOTER to the leader
  *   admin_rebalance.c  rebalance: plan, throttle, start, follow
  *   admin_space.c      df and gc
- *   admin_keys.c       keys init/add-node/add-client/add-admin/revoke/list/push:
- *                      the key directory's files (fs/keys.h), and KEYS_SET of
- *                      the allow-list to every node in parallel */
+ *   admin_keys.c       keys init/add-node/add-client/add-admin/revoke/list/push/
+ *                      export/import: the key directory's files (fs/keys.h),
+ *                      key bundles, and KEYS_SET of the allow-list to every
+ *                      node in parallel */
 #ifndef PIFS_ADMIN_I_H
 #define PIFS_ADMIN_I_H
 
@@ -30,6 +31,8 @@
 #include "raft.h"
 
 #define PROG "pifs-admin"
+/* The configuration file when neither -c nor $PIFS_CONF names one. */
+#define DEFAULT_CONF "/etc/pifs/pifs.conf"
 
 /* Exit codes, as the help text documents them. */
 #define EXIT_OK 0
@@ -79,13 +82,14 @@ struct admin {
 	int64_t wait_ms; /* heal --wait: give up after this long; 0: never */
 	bool wait_set;	 /* --timeout was given after a command that takes it */
 	bool dry_run;	 /* rebalance, gc: show, change nothing */
-	bool force;	 /* node remove: even what may lose data */
+	bool force;	 /* node remove: even what may lose data; keys revoke, export */
 	uint64_t limit;	 /* rebalance --limit, bytes/s; 0: leave the nodes' rate */
 	uint32_t weight; /* node add --weight; 0: auto */
 	int argc;	 /* the words after the command and its options */
 	char **argv;
 	struct pifs_conf conf;
 	const char *key;	  /* --key: the name of the key to use; "admin" */
+	const char *output;	  /* keys export -o FILE; NULL: standard output */
 	struct pifs_auth *auth;	  /* owned: that key and the allow-list */
 	char auth_err[1024];	  /* why auth is NULL */
 	void *zctx;
@@ -97,7 +101,8 @@ struct command {
 	const char *help;
 	int (*run)(struct admin *a);
 	const char *opts;	/* its own options: w (--wait), T (--timeout is the wait's),
-				 * d (--dry-run), l (--limit), W (--weight), f (--force) */
+				 * d (--dry-run), l (--limit), W (--weight), f (--force),
+				 * o (--output) */
 	int min_args, max_args; /* words after the command */
 	/* Check the words before the configuration is read, so that a bad
 	 * command line is told as such (exit 2); -1 to go on. May be NULL. */

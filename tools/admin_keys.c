@@ -116,6 +116,16 @@ static const char *host_of(const char *addr, char *buf, size_t cap)
 	return buf;
 }
 
+/* " -c FILE" when the configuration is not the default one, for the
+ * commands this machine is told to run; "" otherwise. */
+static const char *conf_opt(const struct admin *a, char *buf, size_t cap)
+{
+	if (strcmp(a->conf_path, DEFAULT_CONF) == 0)
+		return "";
+	snprintf(buf, cap, " -c %s", a->conf_path);
+	return buf;
+}
+
 /* mkdir -p @path: the parents 0755, @path itself 0700. Returns 0 or -errno. */
 static int make_dirs(const char *path)
 {
@@ -413,7 +423,7 @@ static int keys_init(struct admin *a)
 	size_t n = a->conf.n_nodes + 2, saved = 0;
 	struct pifs_keypair *kp = calloc(n, sizeof(*kp));
 	char(*paths)[1100] = calloc(n, sizeof(*paths));
-	char apath[1100], err[512], host[256];
+	char apath[1100], err[512], host[256], copt[1100];
 	struct pifs_allow l, old;
 	int rc = EXIT_FAIL;
 
@@ -541,23 +551,28 @@ static int keys_init(struct admin *a)
 		printf("  %-16s the mounts (pifs-mount)\n", CLIENT_KEY ".key");
 		printf("  %-16s pifs-admin, on this machine\n", ADMIN_KEY ".key");
 		printf("  %-16s the allow-list: every public key, no secret\n", PIFS_KEYS_ALLOWED);
-		printf("\nWhat goes where, to the same paths on each machine:\n");
-		for (size_t i = 0; i < a->conf.n_nodes; i++) {
-			snprintf(host, sizeof(host), "node %" PRIu32, a->conf.nodes[i].id);
-			printf("  %-12s %s, %s, %s\n", host, a->conf_path, apath, paths[i]);
+		conf_opt(a, copt, sizeof(copt));
+		printf("\nWhat goes where: each machine gets the configuration file and one "
+		       "bundle of its own\nkey and the allow-list, made here:\n");
+		for (size_t i = 0; i < n - 1; i++) {
+			if (i < a->conf.n_nodes)
+				snprintf(host, sizeof(host), "node %" PRIu32, a->conf.nodes[i].id);
+			else
+				snprintf(host, sizeof(host), "mounts only");
+			printf("  %-12s " PROG "%s keys export %s -o %s.keys\n", host, copt,
+			       kp[i].name, kp[i].name);
 		}
-		printf("  %-12s %s, %s, %s\n", "mounts only", a->conf_path, apath, paths[n - 2]);
 		printf("  %-12s %s stays on this machine: it may change the cluster map and the "
 		       "keys\n",
 		       "nowhere", paths[n - 1]);
-		printf("The key directory is mode 700 and the .key files mode 600, owned by the "
-		       "user the programs\nrun as; never copy a node's key to another machine. "
-		       "For node %" PRIu32 ", say (and copy the configuration file\nto where its "
-		       "daemon reads it, /etc/pifs/pifs.conf by default):\n"
-		       "  ssh root@%s 'install -d -m 700 %s'\n"
-		       "  scp -p %s %s root@%s:%s/\n",
-		       a->conf.nodes[0].id, host_of(a->conf.nodes[0].addr, host, sizeof(host)),
-		       keys_dir(a), apath, paths[0], host, keys_dir(a));
+		printf("A bundle holds a secret: copy it to its machine only, import it there "
+		       "(as the user the\nprograms run as) and delete it. For node %" PRIu32
+		       ", with the configuration file there:\n"
+		       "  scp -p %s.keys root@%s: && ssh root@%s '" PROG " keys import %s.keys && "
+		       "rm %s.keys'\n",
+		       a->conf.nodes[0].id, kp[0].name,
+		       host_of(a->conf.nodes[0].addr, host, sizeof(host)), host, kp[0].name,
+		       kp[0].name);
 	}
 	note_insecure(a);
 	rc = EXIT_OK;
@@ -624,7 +639,7 @@ static int push_list(struct admin *a, const struct pifs_allow *l, const char *pa
 
 static int keys_add(struct admin *a, enum pifs_role role, const char *name)
 {
-	char apath[1100], kpath[1100], host[256];
+	char apath[1100], kpath[1100], host[256], copt[1100];
 	const struct pifs_conf_node *cn = NULL;
 	struct json j = {.f = stdout};
 	const struct pifs_key *old;
@@ -741,17 +756,19 @@ static int keys_add(struct admin *a, enum pifs_role role, const char *name)
 		printf("made %s (%s): %s, in the allow-list at generation %" PRIu64 "%s\n", name,
 		       pifs_role_name(role), kpath, l.generation,
 		       old ? " in place of its revoked key" : "");
+		conf_opt(a, copt, sizeof(copt));
 		if (role == PIFS_ROLE_NODE)
-			printf("copy to node %" PRIu32 "%s%s: %s, %s and %s (key directory mode "
-			       "700, files mode 600); then start its pifs-storaged, which reads "
-			       "them\n",
+			printf("for node %" PRIu32 "%s%s: '" PROG "%s keys export %s -o %s.keys', "
+			       "copy that one file and %s there, run '" PROG " keys import "
+			       "%s.keys' there, then start its pifs-storaged\n",
 			       node, cn ? " at " : "",
-			       cn ? host_of(cn->addr, host, sizeof(host)) : "", a->conf_path, apath,
-			       kpath);
+			       cn ? host_of(cn->addr, host, sizeof(host)) : "", copt, name, name,
+			       a->conf_path, name);
 		else if (role == PIFS_ROLE_CLIENT)
-			printf("copy to the machine that mounts with it: %s, %s and %s (mode 600); "
-			       "it mounts with 'pifs-mount -o key=%s'\n",
-			       a->conf_path, apath, kpath, name);
+			printf("for the machine that mounts with it: '" PROG "%s keys export %s -o "
+			       "%s.keys', copy that one file and %s there, run '" PROG " keys "
+			       "import %s.keys' there, and mount with 'pifs-mount -o key=%s'\n",
+			       copt, name, name, a->conf_path, name, name);
 		else
 			printf("an admin key may change the cluster map and the keys: copy it "
 			       "only to that administrator's machine, with %s and %s (mode 600); "
@@ -1073,10 +1090,370 @@ static int keys_push(struct admin *a)
 	return rc == PUSH_ALL ? EXIT_OK : rc == PUSH_SOME ? EXIT_DEGRADED : EXIT_FAIL;
 }
 
+/* ---- bundles: a new machine's key and the list in one file ---- */
+
+/* "to node 4 at 192.168.1.14", "to the machine that mounts with it", ...:
+ * where the key @name of role @role goes. */
+static const char *key_dest(const struct admin *a, const char *name, enum pifs_role role, char *buf,
+			    size_t cap)
+{
+	const struct pifs_conf_node *cn = pifs_conf_node(&a->conf, pifs_key_node(name));
+	char host[256];
+
+	if (role == PIFS_ROLE_NODE && cn)
+		snprintf(buf, cap, "node %" PRIu32 " at %s", pifs_key_node(name),
+			 host_of(cn->addr, host, sizeof(host)));
+	else if (role == PIFS_ROLE_NODE)
+		snprintf(buf, cap, "node %" PRIu32, pifs_key_node(name));
+	else if (role == PIFS_ROLE_CLIENT)
+		snprintf(buf, cap, "the machine that mounts with it");
+	else
+		snprintf(buf, cap, "that administrator's machine");
+	return buf;
+}
+
+/* Is @path a name in the key directory? A bundle written there would take
+ * the place of its files (node-1.key, allowed) or sit among them. */
+static bool in_key_dir(const struct admin *a, const char *path)
+{
+	char dir[1100], *slash;
+	struct stat d, k;
+
+	snprintf(dir, sizeof(dir), "%s", path);
+	slash = strrchr(dir, '/');
+	if (!slash)
+		snprintf(dir, sizeof(dir), ".");
+	else if (slash == dir)
+		dir[1] = '\0';
+	else
+		*slash = '\0';
+	return stat(dir, &d) == 0 && stat(keys_dir(a), &k) == 0 && d.st_dev == k.st_dev &&
+	       d.st_ino == k.st_ino;
+}
+
+static int keys_export(struct admin *a, const char *name)
+{
+	char apath[1100], kpath[1100], err[1200], dest[300];
+	uint32_t node = pifs_key_node(name);
+	struct json j = {.f = stdout};
+	const struct pifs_key *k;
+	struct pifs_keypair kp;
+	struct pifs_allow l;
+	struct stat st;
+	char *text = NULL;
+	size_t len = 0;
+	int rc = EXIT_FAIL, e;
+	FILE *say;
+
+	memset(&kp, 0, sizeof(kp));
+	pifs_allow_init(&l);
+	if (load_list(a, &l, apath, sizeof(apath)) < 0)
+		return EXIT_FAIL;
+	k = pifs_allow_find(&l, name);
+	if (!k) {
+		fprintf(stderr,
+			PROG ": no key '%s' in %s: make it first ('" PROG " keys add-node N' or "
+			     "'keys add-client NAME'); '" PROG " keys list' shows the keys there\n",
+			name, apath);
+		goto out_free;
+	}
+	if (k->revoked) {
+		if (node)
+			fprintf(stderr,
+				PROG ": '%s' is revoked: the nodes refuse it, so it goes to no "
+				     "machine; make node %" PRIu32 " a new key with '" PROG
+				     " keys add-node %" PRIu32 "' and export that\n",
+				name, node, node);
+		else
+			fprintf(stderr,
+				PROG ": '%s' is revoked: the nodes refuse it, so it goes to no "
+				     "machine; make a new key under another name ('" PROG
+				     " keys add-client %.40s-2') and export that\n",
+				name, name);
+		goto out_free;
+	}
+	if (k->role == PIFS_ROLE_ADMIN && !a->force) {
+		fprintf(stderr,
+			PROG
+			": '%s' is an admin key, which may change the cluster map and the keys: "
+			"it stays on the admin's machine; for another administrator's machine, "
+			"make a key of its own ('" PROG " keys add-admin NAME') and export that "
+			"with --force\n",
+			name);
+		goto out_free;
+	}
+	if (pifs_keypair_path(keys_dir(a), name, kpath, sizeof(kpath)) < 0) {
+		fprintf(stderr,
+			PROG ": the key directory %s is too long a path: shorten 'keys ='\n",
+			keys_dir(a));
+		goto out_free;
+	}
+	e = pifs_keypair_load(&kp, kpath, err, sizeof(err));
+	if (e == -ENOENT) {
+		fprintf(stderr,
+			PROG ": %s is not in %s: a key is exported from the machine that made it, "
+			     "where '" PROG " keys list' shows its secret 'here'; if it is lost, "
+			     "revoke the key and make a new one\n",
+			strrchr(kpath, '/') + 1, keys_dir(a));
+		goto out_free;
+	}
+	if (e < 0) {
+		fprintf(stderr, PROG ": %s\n", err);
+		goto out_free;
+	}
+	if (strcmp(kp.pub, k->pub) != 0 || kp.role != k->role) {
+		fprintf(stderr,
+			PROG ": %s is not the key that %s lists as '%s' (another %s): a left-over? "
+			     "move it away; if the listed key's file is lost, revoke it and make a "
+			     "new one\n",
+			kpath, apath, name, kp.role != k->role ? "role" : "public half");
+		goto out_free;
+	}
+	if (a->output && in_key_dir(a, a->output)) {
+		fprintf(stderr,
+			PROG ": %s is in the key directory %s, whose files it could replace: write "
+			     "the bundle elsewhere, such as -o %s.keys\n",
+			a->output, keys_dir(a), name);
+		goto out_free;
+	}
+	if (a->output) {
+		e = pifs_bundle_save(&kp, &l, a->output);
+		if (e < 0) {
+			fprintf(stderr, PROG ": cannot write %s: %s: nothing was written\n",
+				a->output, strerror(-e));
+			goto out_free;
+		}
+	} else {
+		/* A redirect made the file with the shell's umask: it holds a
+		 * secret, so it is made 0600 before the secret is in it. */
+		if (fstat(STDOUT_FILENO, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 077) &&
+		    fchmod(STDOUT_FILENO, 0600) < 0) {
+			fprintf(stderr,
+				PROG ": cannot make the file on standard output mode 600 (%s): it "
+				     "would hold a secret; give -o FILE instead\n",
+				strerror(errno));
+			goto out_free;
+		}
+		e = pifs_bundle_format(&kp, &l, &text, &len);
+		if (e == 0 && (fwrite(text, 1, len, stdout) != len || fflush(stdout) != 0))
+			e = errno ? -errno : -EIO;
+		if (e < 0) {
+			fprintf(stderr, PROG ": cannot write the bundle to standard output: %s\n",
+				strerror(-e));
+			goto out_free;
+		}
+	}
+	key_dest(a, name, k->role, dest, sizeof(dest));
+	say = a->output ? stdout : stderr;
+	if (a->json) {
+		json_open(&j, NULL, '{');
+		json_str(&j, "action", "export");
+		json_str(&j, "name", name);
+		json_str(&j, "role", pifs_role_name(k->role));
+		json_str(&j, "public", k->pub);
+		json_str(&j, "file", a->output);
+		json_str(&j, "allowed", apath);
+		json_u64(&j, "generation", l.generation);
+		json_close(&j, '}');
+		fputc('\n', stdout);
+	} else {
+		fprintf(
+		    say,
+		    "%swrote %s%s: the key pair of %s (%s) and the allow-list, generation %" PRIu64
+		    "\n"
+		    "copy it, with %s, to %s only; there run '" PROG
+		    " keys import %s', then delete it: it holds the secret of %s\n",
+		    a->output ? "" : PROG ": ", a->output ? a->output : "to standard output",
+		    a->output ? " (mode 600)" : "", name, pifs_role_name(k->role), l.generation,
+		    a->conf_path, dest, a->output ? a->output : "FILE", name);
+	}
+	if (node && !pifs_conf_node(&a->conf, node))
+		fprintf(stderr,
+			PROG ": note: %s has no [node %" PRIu32 "] yet: add its section (address, "
+			     "data) to the configuration file of every machine\n",
+			a->conf_path, node);
+	note_insecure(a);
+	rc = EXIT_OK;
+out_free:
+	if (text)
+		explicit_bzero(text, len);
+	free(text);
+	explicit_bzero(&kp, sizeof(kp));
+	pifs_allow_fini(&l);
+	return rc;
+}
+
+/* The next step on this machine once key @kp is imported, as a command. */
+static const char *next_step(const struct admin *a, const struct pifs_keypair *kp, char *buf,
+			     size_t cap)
+{
+	char copt[1100];
+
+	conf_opt(a, copt, sizeof(copt));
+	if (kp->role == PIFS_ROLE_NODE)
+		snprintf(buf, cap, "start the storage daemon: pifs-storaged -c %s --node %" PRIu32,
+			 a->conf_path, pifs_key_node(kp->name));
+	else if (kp->role == PIFS_ROLE_CLIENT && strcmp(kp->name, CLIENT_KEY) == 0)
+		snprintf(buf, cap, "mount: pifs-mount -c %s MOUNTPOINT (client is its default key)",
+			 a->conf_path);
+	else if (kp->role == PIFS_ROLE_CLIENT)
+		snprintf(buf, cap, "mount: pifs-mount -c %s -o key=%s MOUNTPOINT", a->conf_path,
+			 kp->name);
+	else
+		snprintf(buf, cap, "run " PROG "%s --key %s status", copt, kp->name);
+	return buf;
+}
+
+static int keys_import(struct admin *a, const char *file)
+{
+	char apath[1100], kpath[1100], err[1200], next[1300], was[64];
+	struct json j = {.f = stdout};
+	struct pifs_keypair kp, old;
+	struct pifs_allow l, here;
+	bool had_list, key_written = true;
+	uint64_t before = 0;
+	int rc = EXIT_FAIL, e;
+
+	memset(&old, 0, sizeof(old));
+	pifs_allow_init(&l);
+	pifs_allow_init(&here);
+	e = pifs_bundle_load(file, &kp, &l, err, sizeof(err));
+	if (e < 0) {
+		fprintf(stderr, PROG ": %s; nothing was written\n", err);
+		return EXIT_FAIL;
+	}
+	if (allowed_path(a, apath, sizeof(apath)) < 0 ||
+	    pifs_keypair_path(keys_dir(a), kp.name, kpath, sizeof(kpath)) < 0) {
+		fprintf(stderr,
+			PROG ": the key directory %s is too long a path: shorten 'keys ='\n",
+			keys_dir(a));
+		goto out_free;
+	}
+	/* Everything is checked before anything is written. */
+	had_list = exists(apath);
+	if (had_list) {
+		e = pifs_allow_load(&here, apath, err, sizeof(err));
+		if (e < 0) {
+			fprintf(stderr,
+				PROG ": %s\n" PROG
+				     ": so the bundle's list cannot be told newer than "
+				     "the one here: move %s away, then import again; nothing was "
+				     "written\n",
+				err, apath);
+			goto out_free;
+		}
+		before = here.generation;
+		if (before > l.generation) {
+			fprintf(stderr,
+				PROG
+				": %s is generation %" PRIu64 ", newer than the bundle's %" PRIu64
+				": the bundle was made before the keys last changed, and its list "
+				"would undo that change here; export a new bundle on the admin's "
+				"machine (or, if the list here is another cluster's, move it "
+				"away); nothing was written\n",
+				apath, before, l.generation);
+			goto out_free;
+		}
+	}
+	if (exists(kpath)) {
+		e = pifs_keypair_load(&old, kpath, err, sizeof(err));
+		if (e < 0) {
+			fprintf(stderr,
+				PROG ": %s\n" PROG
+				     ": %s is in the way of the bundle's key: move it "
+				     "away, then import again; nothing was written\n",
+				err, kpath);
+			goto out_free;
+		}
+		if (strcmp(old.pub, kp.pub) != 0 || strcmp(old.secret, kp.secret) != 0 ||
+		    old.role != kp.role) {
+			fprintf(stderr,
+				PROG ": %s holds another key '%s' than the bundle: a machine keeps "
+				     "the key it has; if the bundle's replaces it (the old one was "
+				     "revoked), move %s away, then import again; nothing was "
+				     "written\n",
+				kpath, kp.name, kpath);
+			goto out_free;
+		}
+		key_written = false;
+	}
+	e = make_dirs(keys_dir(a));
+	if (e < 0) {
+		fprintf(stderr,
+			PROG ": cannot make the key directory %s: %s: make it by hand (mode 700) "
+			     "or set another 'keys =' in %s; nothing was written\n",
+			keys_dir(a), strerror(-e), a->conf_path);
+		goto out_free;
+	}
+	if (key_written) {
+		e = pifs_keypair_save(&kp, kpath);
+		if (e < 0) {
+			fprintf(stderr, PROG ": cannot write %s: %s: nothing was written\n", kpath,
+				strerror(-e));
+			goto out_free;
+		}
+	}
+	e = pifs_allow_save(&l, apath);
+	if (e < 0) {
+		fprintf(stderr, PROG ": cannot write %s: %s: nothing was written\n", apath,
+			strerror(-e));
+		if (key_written)
+			unlink(kpath);
+		goto out_free;
+	}
+	next_step(a, &kp, next, sizeof(next));
+	if (a->json) {
+		json_open(&j, NULL, '{');
+		json_str(&j, "action", "import");
+		json_str(&j, "bundle", file);
+		json_str(&j, "dir", keys_dir(a));
+		json_str(&j, "name", kp.name);
+		json_str(&j, "role", pifs_role_name(kp.role));
+		json_str(&j, "public", kp.pub);
+		json_str(&j, "file", kpath);
+		json_bool(&j, "key_written", key_written);
+		json_str(&j, "allowed", apath);
+		json_u64(&j, "generation", l.generation);
+		if (had_list)
+			json_u64(&j, "generation_before", before);
+		else
+			json_null(&j, "generation_before");
+		json_close(&j, '}');
+		fputc('\n', stdout);
+	} else {
+		if (!had_list)
+			snprintf(was, sizeof(was), "there was none");
+		else if (before == l.generation)
+			snprintf(was, sizeof(was), "the same as before");
+		else
+			snprintf(was, sizeof(was), "was %" PRIu64, before);
+		printf("%s %s (%s, %s; %s) %s %s (generation %" PRIu64 "; %s)\n",
+		       key_written ? "wrote" : "kept", kpath, kp.name, pifs_role_name(kp.role),
+		       key_written ? "mode 600" : "already here", key_written ? "and" : "and wrote",
+		       apath, l.generation, was);
+		printf("next: %s; and delete %s: it holds the secret of %s\n", next, file, kp.name);
+	}
+	if (kp.role == PIFS_ROLE_NODE && !pifs_conf_node(&a->conf, pifs_key_node(kp.name)))
+		fprintf(stderr,
+			PROG ": note: %s has no [node %" PRIu32
+			     "]: copy the cluster's configuration "
+			     "file here, with that section, before starting the daemon\n",
+			a->conf_path, pifs_key_node(kp.name));
+	note_insecure(a);
+	rc = EXIT_OK;
+out_free:
+	explicit_bzero(&kp, sizeof(kp));
+	explicit_bzero(&old, sizeof(old));
+	pifs_allow_fini(&l);
+	pifs_allow_fini(&here);
+	return rc;
+}
+
 /* ---- the command line ---- */
 
 static const char *const verbs0[] = {"init", "list", "push"};
-static const char *const verbs1[] = {"add-node", "add-client", "add-admin", "revoke"};
+static const char *const verbs1[] = {"add-node", "add-client", "add-admin",
+				     "revoke",	 "export",     "import"};
 
 static bool one_of(const char *verb, const char *const *set, size_t n)
 {
@@ -1091,12 +1468,13 @@ static bool one_of(const char *verb, const char *const *set, size_t n)
 int keys_check(const struct admin *a)
 {
 	const char *verb = a->argv[0], *word = a->argc > 1 ? a->argv[1] : NULL;
-	bool takes_word = one_of(verb, verbs1, 4);
+	bool takes_word = one_of(verb, verbs1, 6), export = strcmp(verb, "export") == 0;
 
 	if (!takes_word && !one_of(verb, verbs0, 3)) {
 		fprintf(stderr,
 			PROG ": keys %s: unknown; say keys init, add-node, add-client, add-admin, "
-			     "revoke, list or push (see '" PROG " keys --help')" TRY_HELP,
+			     "revoke, list, push, export or import (see '" PROG
+			     " keys --help')" TRY_HELP,
 			verb);
 		return EXIT_USAGE;
 	}
@@ -1104,16 +1482,40 @@ int keys_check(const struct admin *a)
 		fprintf(stderr, PROG ": keys %s takes %s" TRY_HELP, verb,
 			!takes_word			? "no word after it"
 			: strcmp(verb, "add-node") == 0 ? "one node id N, as in [node N]"
+			: strcmp(verb, "import") == 0	? "one FILE, the key bundle"
 							: "one key NAME");
 		return EXIT_USAGE;
 	}
-	if (a->force && strcmp(verb, "revoke") != 0) {
+	if (a->force && strcmp(verb, "revoke") != 0 && !export) {
 		fprintf(stderr,
 			PROG
-			": --force belongs to keys revoke and node remove, not to keys %s" TRY_HELP,
+			": --force belongs to keys revoke, keys export and node remove, not to "
+			"keys %s" TRY_HELP,
 			verb);
 		return EXIT_USAGE;
 	}
+	if (a->output && !export) {
+		fprintf(stderr, PROG ": -o belongs to keys export, not to keys %s" TRY_HELP, verb);
+		return EXIT_USAGE;
+	}
+	if (export && a->output && !*a->output) {
+		fprintf(stderr, PROG ": keys export -o '': name the file to write" TRY_HELP);
+		return EXIT_USAGE;
+	}
+	if (export && !a->output && a->json) {
+		fprintf(stderr, PROG
+			": keys export --json prints what it did, so the bundle needs a file of "
+			"its own: give -o FILE" TRY_HELP);
+		return EXIT_USAGE;
+	}
+	if (export && !a->output && isatty(STDOUT_FILENO)) {
+		fprintf(stderr, PROG
+			": keys export writes a secret, and not to a terminal: give -o FILE, or "
+			"redirect it (> FILE)" TRY_HELP);
+		return EXIT_USAGE;
+	}
+	if (strcmp(verb, "import") == 0)
+		return -1;
 	if (strcmp(verb, "add-node") == 0) {
 		char name[32];
 
@@ -1138,7 +1540,8 @@ int keys_check(const struct admin *a)
 		return EXIT_USAGE;
 	}
 	if (strncmp(word, "node-", 5) == 0 && word[5] &&
-	    strspn(word + 5, "0123456789") == strlen(word + 5) && strcmp(verb, "revoke") != 0) {
+	    strspn(word + 5, "0123456789") == strlen(word + 5) && strcmp(verb, "revoke") != 0 &&
+	    !export) {
 		fprintf(stderr,
 			PROG ": keys %s '%s': node-N names the key of node N: make it with 'keys "
 			     "add-node N', or give this key another name" TRY_HELP,
@@ -1160,6 +1563,10 @@ int cmd_keys(struct admin *a)
 		return keys_push(a);
 	if (strcmp(verb, "revoke") == 0)
 		return keys_revoke(a, a->argv[1]);
+	if (strcmp(verb, "export") == 0)
+		return keys_export(a, a->argv[1]);
+	if (strcmp(verb, "import") == 0)
+		return keys_import(a, a->argv[1]);
 	if (strcmp(verb, "add-node") == 0) {
 		char name[32];
 
@@ -1188,6 +1595,8 @@ const char keys_help[] =
     "       " PROG " [-c FILE] [--json] [--timeout DUR] keys revoke NAME [--force]\n"
     "       " PROG " [-c FILE] [--json] keys list\n"
     "       " PROG " [-c FILE] [--json] [--timeout DUR] keys push\n"
+    "       " PROG " [-c FILE] [--json] keys export NAME [-o FILE] [--force]\n"
+    "       " PROG " [-c FILE] [--json] keys import FILE\n"
     "       " PROG " keys SUBCOMMAND --help\n"
     "\n"
     "Make and revoke the cluster's CURVE keys. Every connection between pifs programs\n"
@@ -1207,6 +1616,9 @@ const char keys_help[] =
     "pifs-storaged uses node-N.key, pifs-mount client.key (another with -o key=NAME)\n"
     "and " PROG " admin.key (another with --key NAME).\n"
     "\n"
+    "A new machine gets both files in one, a key bundle: 'keys export NAME -o FILE'\n"
+    "here, copy FILE there with the configuration file, 'keys import FILE' there.\n"
+    "\n"
     "Subcommands (each has its own --help: " PROG " keys init --help):\n"
     "  init              make the directory, a key for every [node N] of the\n"
     "                    configuration, one client and one admin key, and the\n"
@@ -1219,6 +1631,11 @@ const char keys_help[] =
     "  list              the keys, their roles and states, and which secret halves\n"
     "                    are in this directory\n"
     "  push              send the allow-list to every node again\n"
+    "  export NAME       write a bundle of key NAME and the allow-list, for its machine\n"
+    "      -o FILE       to FILE (mode 600), not to standard output\n"
+    "      --force       even an admin key\n"
+    "  import FILE       on that machine: put the bundle's key and allow-list into the\n"
+    "                    key directory\n"
     "\n"
     "add-node, add-client, add-admin and revoke send the new list to every node of the\n"
     "cluster map (all at once, each within --timeout), which puts it in force at once:\n"
@@ -1226,8 +1643,9 @@ const char keys_help[] =
     "answer keeps its older list until '" PROG " keys push' reaches it. A node reads the\n"
     "list in its own key directory when it starts.\n"
     "\n"
-    "These commands work on the files whatever the configuration says of security;\n"
-    "with 'security = none' they also say that the cluster runs without keys.\n"
+    "export and import ask no node. All of these commands work on the files whatever\n"
+    "the configuration says of security; with 'security = none' they also say that\n"
+    "the cluster runs without keys.\n"
     "\n"
     "Exit status: 0 done (and every node took the new list); 1 refused or failed (the\n"
     "reason is printed); 2 bad command line or configuration file; 3 the files are\n"
@@ -1237,7 +1655,8 @@ const char keys_help[] =
     "  " PROG " keys init\n"
     "  " PROG " keys add-client kiosk-3\n"
     "  " PROG " keys revoke kiosk-3\n"
-    "  " PROG " keys list --json\n";
+    "  " PROG " keys list --json\n"
+    "  " PROG " keys export kiosk-3 -o kiosk-3.keys\n";
 
 static const char init_help[] =
     "Usage: " PROG " [-c FILE] [--json] keys init\n"
@@ -1254,10 +1673,11 @@ static const char init_help[] =
     "next step, where an allow-list or one of these key files exists already: add keys\n"
     "to a cluster that has them with add-node, add-client and add-admin.\n"
     "\n"
-    "Then copy the files yourself, to the same paths on each machine:\n"
-    "  each Pi, node N              the configuration file, allowed and its own\n"
-    "                               node-N.key (no other node's)\n"
-    "  a machine that only mounts   the configuration file, allowed and client.key\n"
+    "Then each machine gets the configuration file and one key bundle, its own key\n"
+    "and the allow-list in one file: 'keys export NAME -o FILE' here, copy FILE\n"
+    "there, 'keys import FILE' there (see keys export --help):\n"
+    "  each Pi, node N              the bundle of node-N (no other node's)\n"
+    "  a machine that only mounts   the bundle of client\n"
     "  admin.key goes nowhere: whoever holds it may change the cluster map and the keys.\n"
     "The key directory is mode 700 and the .key files mode 600, owned by the user the\n"
     "programs run as: a program refuses a key file that others may read. init asks no\n"
@@ -1284,8 +1704,10 @@ static const char add_node_help[] =
     "node N from then on; each is named with what it did. Node N reads the list when\n"
     "it starts.\n"
     "\n"
-    "Copy to node N the configuration file (with its [node N] section), DIR/allowed and\n"
-    "DIR/node-N.key, then start its pifs-storaged.\n"
+    "Then give node N the configuration file (with its [node N] section) and the\n"
+    "bundle of its key and the allow-list: 'keys export node-N -o node-N.keys' here,\n"
+    "copy that file there, 'keys import node-N.keys' there; then start its\n"
+    "pifs-storaged.\n"
     "\n"
     "A node has one key: add-node N is refused while node-N is listed and not revoked.\n"
     "After 'keys revoke node-N' (its key leaked, or its Pi was replaced), add-node N\n"
@@ -1295,8 +1717,9 @@ static const char add_node_help[] =
     "replaced_revoked, " PUSHED_JSON ".\n"
     "\n" EXIT_PUSHED "\n"
     "Examples:\n"
-    "  " PROG " keys add-node 4\n"
-    "  scp -p /etc/pifs/keys/allowed /etc/pifs/keys/node-4.key root@192.168.1.14:/etc/pifs/keys/\n";
+    "  " PROG " keys add-node 4 && " PROG " keys export node-4 -o node-4.keys\n"
+    "  scp -p node-4.keys root@192.168.1.14: && ssh root@192.168.1.14 '" PROG
+    " keys import node-4.keys'\n";
 
 static const char add_client_help[] =
     "Usage: " PROG " [-c FILE] [--json] [--timeout DUR] keys add-client NAME\n"
@@ -1307,8 +1730,10 @@ static const char add_client_help[] =
     "what a mount needs and nothing more: files, not the cluster. A key per machine,\n"
     "or per kiosk, lets one be revoked without touching the others.\n"
     "\n"
-    "Copy to that machine the configuration file, DIR/allowed and DIR/NAME.key (mode\n"
-    "600), and mount with 'pifs-mount -o key=NAME' (a mount uses client.key by default).\n"
+    "Then give that machine the configuration file and the bundle of the key and the\n"
+    "allow-list: 'keys export NAME -o NAME.keys' here, copy that file there, 'keys\n"
+    "import NAME.keys' there; and mount with 'pifs-mount -o key=NAME' (a mount uses\n"
+    "client.key by default).\n"
     "\n"
     "NAME is 1 to 48 of a-z, 0-9, '.', '_' and '-', starting with a letter or digit;\n"
     "node-N is for node keys. A name is never given to two keys: a revoked key keeps its\n"
@@ -1318,7 +1743,7 @@ static const char add_client_help[] =
     "replaced_revoked (false), " PUSHED_JSON ".\n"
     "\n" EXIT_PUSHED "\n"
     "Examples:\n"
-    "  " PROG " keys add-client kiosk-3\n";
+    "  " PROG " keys add-client kiosk-3 && " PROG " keys export kiosk-3 -o kiosk-3.keys\n";
 
 static const char add_admin_help[] =
     "Usage: " PROG " [-c FILE] [--json] [--timeout DUR] keys add-admin NAME\n"
@@ -1331,7 +1756,8 @@ static const char add_admin_help[] =
     "kept apart, lets the first be replaced.\n"
     "\n"
     "Copy DIR/NAME.key only to that administrator's machine, with the configuration\n"
-    "file and DIR/allowed, and use it with '" PROG " --key NAME'.\n"
+    "file and DIR/allowed ('keys export NAME --force -o FILE' makes one file of the\n"
+    "two), and use it with '" PROG " --key NAME'.\n"
     "\n"
     "NAME is 1 to 48 of a-z, 0-9, '.', '_' and '-', starting with a letter or digit;\n"
     "node-N is for node keys. A name is never given to two keys.\n"
@@ -1416,6 +1842,79 @@ static const char push_help[] =
     "  " PROG " keys push\n"
     "  " PROG " --timeout 2s keys push --json\n";
 
+static const char export_help[] =
+    "Usage: " PROG " [-c FILE] [--json] keys export NAME [-o FILE] [--force]\n"
+    "\n"
+    "Write a key bundle for the machine that uses key NAME: DIR/NAME.key, with its\n"
+    "secret half, and DIR/allowed, the allow-list, in one text file; DIR is the\n"
+    "configuration's keys = (default /etc/pifs/keys). Copy it, with the configuration\n"
+    "file, to that machine only, run '" PROG " keys import FILE' there, and delete it\n"
+    "here and there: whoever reads it can act as NAME.\n"
+    "\n"
+    "  -o, --output FILE   write FILE, mode 600, whole or not at all, in place of any\n"
+    "                      file there; without it the bundle goes to standard output\n"
+    "                      (a file it is redirected to is made mode 600), never to a\n"
+    "                      terminal\n"
+    "  --force             export an admin key too\n"
+    "\n"
+    "The bundle is a comment line '# pifs key bundle 1', then '--- NAME.key' and the\n"
+    "key file, then '--- allowed' and the allow-list, as they are in DIR.\n"
+    "\n"
+    "Refused, with the reason and the next step:\n"
+    "  - a key the allow-list does not name, or names revoked\n"
+    "  - an admin key, without --force: it stays on the admin's machine; another\n"
+    "    administrator gets a key of their own (keys add-admin NAME)\n"
+    "  - a key whose NAME.key is not in DIR (a key is exported from the machine that\n"
+    "    made it, where 'keys list' shows its secret 'here'), or does not match the\n"
+    "    allow-list\n"
+    "  - -o FILE in DIR, where it could take the place of a key file or the list\n"
+    "export asks no node and changes nothing in DIR.\n"
+    "\n"
+    "JSON (with -o only): action (\"export\"), name, role, public, file, allowed,\n"
+    "generation.\n"
+    "\n"
+    "Exit status: 0 written; 1 refused or not written (the reason is printed); 2 bad\n"
+    "command line (standard output a terminal, --json without -o) or configuration\n"
+    "file.\n"
+    "\n"
+    "Examples:\n"
+    "  " PROG " keys export node-4 -o node-4.keys\n"
+    "  " PROG " keys export kiosk-3 | ssh root@192.168.1.30 'umask 077; cat > kiosk-3.keys'\n"
+    "  " PROG " keys add-admin alice && " PROG " keys export alice --force -o alice.keys\n";
+
+static const char import_help[] =
+    "Usage: " PROG " [-c FILE] [--json] keys import FILE\n"
+    "\n"
+    "On a new machine: put the key and the allow-list of the key bundle FILE (made by\n"
+    "'keys export' on the admin's machine) into the key directory DIR that the\n"
+    "configuration file names (keys = DIR in [cluster], default /etc/pifs/keys; made\n"
+    "mode 700 when missing): DIR/NAME.key, mode 600, and DIR/allowed. This machine\n"
+    "needs no key of its own for it, and no node is asked. Then it says what to start:\n"
+    "pifs-storaged --node N for a node's key, pifs-mount -o key=NAME for a client's.\n"
+    "Delete FILE afterwards: it holds the secret.\n"
+    "\n"
+    "Refused, with the reason, and then nothing is written:\n"
+    "  - FILE is not a whole bundle, or one pieced together: its key must be in its\n"
+    "    allow-list, not revoked, with the same public half and role, and its secret\n"
+    "    half must belong to its public half (the line at fault is named, FILE:LINE)\n"
+    "  - FILE may be read or written by group or others (chmod 600 it)\n"
+    "  - DIR/NAME.key exists and holds another key: a machine keeps the key it has;\n"
+    "    move it away first if the bundle's replaces it. The same key is kept as it is.\n"
+    "  - DIR/allowed is of a newer generation than the bundle's (the keys changed\n"
+    "    after the bundle was made): export a new one. A list of the same or an older\n"
+    "    generation is replaced by the bundle's.\n"
+    "\n"
+    "JSON: action (\"import\"), bundle, dir, name, role, public, file, key_written\n"
+    "(false: the same key was there), allowed, generation, generation_before (null:\n"
+    "there was no list).\n"
+    "\n"
+    "Exit status: 0 imported; 1 refused or not written (the reason is printed); 2 bad\n"
+    "command line or configuration file.\n"
+    "\n"
+    "Examples:\n"
+    "  " PROG " keys import node-4.keys && rm node-4.keys\n"
+    "  " PROG " -c /etc/pifs/pifs.conf keys import /root/kiosk-3.keys --json\n";
+
 const char *keys_help_for(const char *verb)
 {
 	static const struct {
@@ -1428,6 +1927,8 @@ const char *keys_help_for(const char *verb)
 	    {"revoke", revoke_help},
 	    {"list", list_help},
 	    {"push", push_help},
+	    {"export", export_help},
+	    {"import", import_help},
 	};
 
 	for (size_t i = 0; verb && i < sizeof(pages) / sizeof(pages[0]); i++)

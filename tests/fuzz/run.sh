@@ -7,7 +7,7 @@
 #   --minutes M   minutes per target, one after another (default 10, the
 #                 issue's minimum; whole numbers or decimals such as 0.5)
 #   --targets     comma-separated, from: proto frame snapshot raftlog config keys
-#                 (default: all of them)
+#                 bundle (default: all of them)
 #   --merge       afterwards, merge the inputs that add coverage into the
 #                 committed corpus (tests/fuzz/corpus/<target>/, minimised
 #                 by libFuzzer's -merge=1); without it the corpus is untouched
@@ -22,7 +22,7 @@
 # two minutes past its time.
 set -euo pipefail
 
-ALL="proto frame snapshot raftlog config keys"
+ALL="proto frame snapshot raftlog config keys bundle"
 minutes=10
 targets=$ALL
 merge=0

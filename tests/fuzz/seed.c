@@ -1,7 +1,7 @@
-/* seed.c - write the first inputs of the snapshot, raftlog, config and keys
- * corpora with the real code: snapshots saved by pifs_meta_save, voter
- * directories made by pifs_raftlog_*, configuration files, and allow-lists
- * and key files with keys from pifs_keypair_make. Run once as
+/* seed.c - write the first inputs of the snapshot, raftlog, config, keys and
+ * bundle corpora with the real code: snapshots saved by pifs_meta_save, voter
+ * directories made by pifs_raftlog_*, configuration files, and allow-lists,
+ * key files and key bundles with keys from pifs_keypair_make. Run once as
  * "fuzz_seed tests/fuzz/corpus"; the fuzzer grows the corpora from there.
  * The keys are new at every run: to add seeds of one corpus, write into a
  * temporary directory and copy that corpus alone.
@@ -455,6 +455,109 @@ static void keys(void)
 	put_key_seed("pair_role_twice", '1', buf, (size_t)n);
 }
 
+/* The key file of @kp as a bundle writes it, without the comments. */
+static int pair_lines(char *buf, size_t cap, const struct pifs_keypair *kp, const char *role)
+{
+	return snprintf(buf, cap, "name = %s\nrole = %s\npublic = %s\nsecret = %s\n", kp->name,
+			role, kp->pub, kp->secret);
+}
+
+static void put_text(const char *target, const char *name, const char *text, int n)
+{
+	if (n < 0)
+		die("snprintf");
+	put(target, name, text, (size_t)n);
+}
+
+static void bundles(void)
+{
+	struct pifs_keypair node, client, other;
+	struct pifs_key k;
+	struct pifs_allow a;
+	char pair[512], buf[4096], *text;
+	size_t len;
+	int n;
+
+	keypair(&node, "node-4", PIFS_ROLE_NODE);
+	keypair(&client, "kiosk", PIFS_ROLE_CLIENT);
+	keypair(&other, "node-5", PIFS_ROLE_NODE);
+	pifs_allow_init(&a);
+	a.generation = 9;
+	for (int i = 0; i < 3; i++) {
+		const struct pifs_keypair *kp = i == 0 ? &node : i == 1 ? &client : &other;
+
+		memset(&k, 0, sizeof(k));
+		strcpy(k.name, kp->name);
+		k.role = kp->role;
+		strcpy(k.pub, kp->pub);
+		k.revoked = i == 2;
+		if (pifs_allow_add(&a, &k) != 0)
+			die("pifs_allow_add");
+	}
+	/* As pifs-admin keys export writes them. */
+	if (pifs_bundle_format(&node, &a, &text, &len) != 0)
+		die("pifs_bundle_format");
+	put("bundle", "export_node", text, len);
+	free(text);
+	if (pifs_bundle_format(&client, &a, &text, &len) != 0)
+		die("pifs_bundle_format");
+	put("bundle", "export_client", text, len);
+	free(text);
+	pifs_allow_fini(&a);
+
+	/* By hand: a byte order mark, CRLF, the list first. */
+	n = snprintf(buf, sizeof(buf),
+		     "\xef\xbb\xbf# pifs key bundle 1\r\n\r\n---\tallowed\r\ngeneration 2\r\n"
+		     "kiosk client %s\r\n--- kiosk.key  \r\nrole = client\r\nsecret = %s\r\n"
+		     "public = %s\r\nname = kiosk",
+		     client.pub, client.secret, client.pub);
+	put_text("bundle", "crlf_bom_list_first", buf, n);
+
+	/* Refused: each for one reason. */
+	pair_lines(pair, sizeof(pair), &node, "node");
+	n = snprintf(buf, sizeof(buf),
+		     "# pifs key bundle 1\n--- node-4.key\n%s--- allowed\ngeneration 3\n"
+		     "node-5 node %s\n",
+		     pair, other.pub);
+	put_text("bundle", "key_not_in_list", buf, n);
+	n = snprintf(buf, sizeof(buf),
+		     "# pifs key bundle 1\n--- node-4.key\n%s--- allowed\ngeneration 3\n"
+		     "node-4 node %s revoked\n",
+		     pair, node.pub);
+	put_text("bundle", "key_revoked", buf, n);
+	n = snprintf(buf, sizeof(buf),
+		     "# pifs key bundle 1\n--- node-4.key\n%s--- allowed\ngeneration 3\n"
+		     "node-4 node %s\n",
+		     pair, other.pub);
+	put_text("bundle", "list_has_another_public_key", buf, n);
+	n = snprintf(buf, sizeof(buf),
+		     "# pifs key bundle 1\n--- kiosk.key\nname = kiosk\nrole = client\n"
+		     "public = %s\nsecret = %s\n--- allowed\ngeneration 3\nkiosk admin %s\n",
+		     client.pub, client.secret, client.pub);
+	put_text("bundle", "list_has_another_role", buf, n);
+	n = snprintf(buf, sizeof(buf),
+		     "# pifs key bundle 1\n--- node-4.key\nname = node-4\nrole = node\n"
+		     "public = %s\nsecret = %s\n--- allowed\ngeneration 3\nnode-4 node %s\n",
+		     node.pub, other.secret, node.pub);
+	put_text("bundle", "secret_of_another", buf, n);
+	n = snprintf(buf, sizeof(buf),
+		     "# pifs key bundle 1\n--- node-5.key\n%s--- allowed\ngeneration 3\n"
+		     "node-4 node %s\n",
+		     pair, node.pub);
+	put_text("bundle", "section_of_another_name", buf, n);
+	n = snprintf(buf, sizeof(buf),
+		     "# pifs key bundle 1\n--- node-4.key\n%s--- node-5.key\n--- allowed\n"
+		     "--- allowed\ngeneration 3\n",
+		     pair);
+	put_text("bundle", "sections_twice", buf, n);
+	n = snprintf(buf, sizeof(buf), "# pifs key bundle 1\n--- node-4.key\n%s", pair);
+	put_text("bundle", "no_allowed", buf, n);
+	n = snprintf(buf, sizeof(buf), "# pifs key bundle 2\n--- node-4.key\n%s", pair);
+	put_text("bundle", "format_2", buf, n);
+	put_text("bundle", "bare_key_file", pair, (int)strlen(pair));
+	put("bundle", "empty", "", 0);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc != 2)
@@ -465,6 +568,7 @@ int main(int argc, char **argv)
 	raftlogs();
 	configs();
 	keys();
+	bundles();
 	pifs_buf_fini(&scratch);
 	return 0;
 }

@@ -4,6 +4,10 @@
 # and revoke change the allow-list one generation at a time and say that
 # no node answered, the last admin key and pifs-admin's own are protected,
 # list and --json show it all, and a bad allow-list is named by file:line.
+# export writes a key and the list in one file, mode 600, and import on
+# another machine (a second configuration here) writes the same two files
+# back, refusing admin keys without --force, older lists and tampered
+# bundles without writing anything.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 it_workdir
@@ -79,18 +83,22 @@ step "every keys subcommand explains itself"
 run 0 "keys --help" -- "$ADMIN" keys --help
 expect "$out" "Usage: pifs-admin [-c FILE] [--json] keys init" "keys --help"
 expect "$out" "Exit status" "keys --help"
-for c in init add-node add-client add-admin revoke list push; do
+for c in init add-node add-client add-admin revoke list push export import; do
 	run 0 "keys $c --help" -- "$ADMIN" keys "$c" --help
 	grep -q "^Usage: pifs-admin .* keys $c" "$out" || fail "keys $c --help does not show its own usage: $(head -n 2 "$out")"
 	expect "$out" "Exit status" "keys $c --help"
 	expect "$out" "Examples:" "keys $c --help"
 done
 "$ADMIN" --help | grep -q '^  keys ' || fail "pifs-admin --help does not list keys"
+"$ADMIN" --help | grep -q 'keys export' || fail "pifs-admin --help does not name keys export"
+"$ADMIN" keys --help | grep -q '^  import FILE ' || fail "keys --help does not list import"
 
 step "bad command lines exit 2 before anything is read"
 for args in "keys" "keys frob" "keys init now" "keys add-node" "keys add-node 0" "keys add-node 07" \
 	"keys add-client Kiosk" "keys add-client node-9" "keys add-admin -x" "keys list --force" \
-	"keys revoke" "keys push --wait"; do
+	"keys revoke" "keys push --wait" "keys export" "keys import" "keys export Kiosk -o x" \
+	"keys import a b" "keys list -o x" "keys add-client kiosk -o x" "keys init --force" \
+	"keys export client --json" "keys export client -o"; do
 	# shellcheck disable=SC2086 # the words are the arguments
 	run 2 "pifs-admin $args" -- "$ADMIN" -c "$CONF" $args
 	grep -q '^pifs-admin: ' "$err" || fail "pifs-admin $args: no 'pifs-admin: ...' message"
@@ -112,7 +120,10 @@ assert_eq "$(mode_of "$KEYS")" 700 "mode of the key directory"
 assert_eq "$(find "$KEYS" -mindepth 1 | wc -l)" 5 "files in the key directory"
 assert_eq "$(generation)" 1 "generation after init"
 expect "$out" "$KEYS/admin.key stays on this machine" "keys init"
-expect "$out" "$KEYS/node-2.key" "keys init"
+expect "$out" "keys export node-2 -o node-2.keys" "keys init"
+expect "$out" "keys export client -o client.keys" "keys init"
+expect "$out" "keys import node-1.keys" "keys init"
+grep -q "export admin" "$out" && fail "keys init says to export admin.key"
 grep -q "secret" "$KEYS/allowed" && fail "the allow-list mentions a secret"
 grep -q '^secret = ' "$KEYS/client.key" || fail "client.key has no secret"
 # The allow-list holds the key file's public half.
@@ -260,3 +271,134 @@ json_ok "$out" "keys init --json"
 expect "$out" '"security":"none"' "keys init --json with security = none"
 expect "$out" '"generation":1' "keys init --json"
 assert_eq "$(grep -o '"name":' "$out" | wc -l)" 4 "keys made by init --json"
+
+step "export: one file of the key and the list, mode 600"
+PI=$WORK/pi
+PICONF=$WORK/pi.conf
+sed "s|^keys = .*|keys = $PI/keys|" "$CONF" >"$PICONF"
+run 0 "keys export node-1 -o" -- keys export node-1 -o "$WORK/node-1.keys"
+assert_eq "$(mode_of "$WORK/node-1.keys")" 600 "mode of the bundle"
+expect "$out" "wrote $WORK/node-1.keys (mode 600): the key pair of node-1 (node)" "keys export"
+expect "$out" "to node 1 at 127.0.0.1 only; there run 'pifs-admin keys import $WORK/node-1.keys'" "keys export"
+head -n 1 "$WORK/node-1.keys" | grep -q '^# pifs key bundle 1 ' || fail "the bundle's first line: $(head -n 1 "$WORK/node-1.keys")"
+grep -qx -- '--- node-1.key' "$WORK/node-1.keys" || fail "the bundle has no '--- node-1.key' line"
+grep -qx -- '--- allowed' "$WORK/node-1.keys" || fail "the bundle has no '--- allowed' line"
+grep -qxF -- "$(grep '^secret = ' "$KEYS/node-1.key")" "$WORK/node-1.keys" || fail "the bundle has not node-1's secret"
+# To standard output: a file it is redirected to is made mode 600 first.
+rm -f "$WORK/client.keys"
+rc=0
+(umask 022 && keys export client >"$WORK/client.keys" 2>"$err") || rc=$?
+assert_eq "$rc" 0 "keys export client > FILE"
+assert_eq "$(mode_of "$WORK/client.keys")" 600 "mode of a bundle written through a redirect"
+expect "$err" "wrote to standard output: the key pair of client (client)" "keys export to standard output"
+run 0 "keys export --json" -- keys export node-2 -o "$WORK/node-2.keys" --json
+json_ok "$out" "keys export --json"
+expect "$out" '"action":"export","name":"node-2","role":"node"' "keys export --json"
+expect "$out" "\"generation\":$(generation)" "keys export --json"
+# Never to a terminal.
+if command -v script >/dev/null; then
+	rc=0
+	script -qec "$ADMIN -c $CONF keys export client" /dev/null >"$out" 2>&1 </dev/null || rc=$?
+	assert_eq "$rc" 2 "keys export to a terminal"
+	expect "$out" "not to a terminal: give -o FILE, or redirect it" "keys export to a terminal"
+	grep -q '^secret' "$out" && fail "keys export wrote a secret to a terminal"
+fi
+
+step "import on a new machine: the same two files, modes 600 and 700"
+[[ ! -e $PI ]] || fail "$PI exists before the import"
+run 0 "keys import node-1.keys" -- "$ADMIN" -c "$PICONF" keys import "$WORK/node-1.keys"
+assert_files_same "$PI/keys/allowed" "$KEYS/allowed" "allowed, imported"
+assert_files_same "$PI/keys/node-1.key" "$KEYS/node-1.key" "node-1.key, imported"
+assert_eq "$(mode_of "$PI/keys")" 700 "mode of the imported key directory"
+assert_eq "$(mode_of "$PI/keys/allowed")" 600 "mode of the imported allowed"
+assert_eq "$(mode_of "$PI/keys/node-1.key")" 600 "mode of the imported node-1.key"
+assert_eq "$(find "$PI" -mindepth 2 | wc -l)" 2 "files in the imported key directory"
+expect "$out" "wrote $PI/keys/node-1.key (node-1, node; mode 600) and $PI/keys/allowed" "keys import"
+expect "$out" "there was none" "keys import"
+expect "$out" "pifs-storaged -c $PICONF --node 1" "keys import"
+run 0 "keys import node-1.keys again" -- "$ADMIN" -c "$PICONF" keys import "$WORK/node-1.keys"
+expect "$out" "kept $PI/keys/node-1.key (node-1, node; already here)" "keys import again"
+run 0 "keys import client.keys --json" -- "$ADMIN" -c "$PICONF" keys import "$WORK/client.keys" --json
+json_ok "$out" "keys import --json"
+expect "$out" '"action":"import"' "keys import --json"
+expect "$out" '"name":"client","role":"client"' "keys import --json"
+expect "$out" '"key_written":true' "keys import --json"
+expect "$out" "\"generation\":$(generation),\"generation_before\":$(generation)}" "keys import --json"
+assert_files_same "$PI/keys/client.key" "$KEYS/client.key" "client.key, imported"
+
+step "export refuses admin keys without --force, revoked keys, and keys not here"
+run 1 "keys export alice" -- keys export alice -o "$WORK/alice.keys"
+expect "$err" "'alice' is an admin key" "keys export alice"
+expect "$err" "--force" "keys export alice"
+[[ ! -e $WORK/alice.keys ]] || fail "a refused export wrote alice.keys"
+run 0 "keys export alice --force" -- keys export alice --force -o "$WORK/alice.keys"
+run 1 "keys export kiosk-1, revoked" -- keys export kiosk-1 -o "$WORK/kiosk-1.keys"
+expect "$err" "'kiosk-1' is revoked" "keys export kiosk-1"
+[[ ! -e $WORK/kiosk-1.keys ]] || fail "a refused export wrote kiosk-1.keys"
+mv "$KEYS/node-2.key" "$WORK/node-2.key.away"
+run 1 "keys export node-2 without its key file" -- keys export node-2 -o "$WORK/node-2b.keys"
+expect "$err" "node-2.key is not in $KEYS" "keys export node-2 without node-2.key"
+mv "$WORK/node-2.key.away" "$KEYS/node-2.key"
+run 1 "keys export nobody" -- keys export nobody -o "$WORK/nobody.keys"
+expect "$err" "no key 'nobody'" "keys export nobody"
+before=$(cd "$KEYS" && sha256sum -- *)
+run 1 "keys export into the key directory" -- keys export node-1 -o "$KEYS/node-1.key"
+expect "$err" "is in the key directory $KEYS, whose files it could replace" "keys export -o KEYS/node-1.key"
+assert_eq "$(cd "$KEYS" && sha256sum -- *)" "$before" "the key directory after a refused export"
+
+step "import refuses a bundle older than the list here, and writes nothing"
+# The list changes after node-1.keys was made; client.keys, made now, is newer.
+run 3 "keys add-client kiosk-6" -- keys add-client kiosk-6
+run 0 "keys export client, newer" -- keys export client -o "$WORK/client.keys"
+run 0 "keys import the newer client.keys" -- "$ADMIN" -c "$PICONF" keys import "$WORK/client.keys"
+expect "$out" "(generation $(generation); was $(($(generation) - 1)))" "keys import of a newer list"
+assert_files_same "$PI/keys/allowed" "$KEYS/allowed" "allowed, imported again"
+rm "$PI/keys/node-1.key"
+before=$(cd "$PI/keys" && sha256sum -- *)
+run 1 "keys import of an older bundle" -- "$ADMIN" -c "$PICONF" keys import "$WORK/node-1.keys"
+expect "$err" "is generation $(generation), newer than the bundle's $(($(generation) - 1))" "keys import of an older bundle"
+expect "$err" "export a new bundle" "keys import of an older bundle"
+assert_eq "$(cd "$PI/keys" && sha256sum -- *)" "$before" "the key directory after a refused import"
+
+step "import refuses a tampered bundle, and writes nothing"
+PI2CONF=$WORK/pi2.conf
+sed "s|^keys = .*|keys = $WORK/pi2/keys|" "$CONF" >"$PI2CONF"
+run 0 "keys export node-1, fresh" -- keys export node-1 -o "$WORK/node-1.keys"
+# Its key gone from its list.
+sed '/^node-1 /d' "$WORK/node-1.keys" >"$WORK/t1.keys"
+chmod 600 "$WORK/t1.keys"
+line=$(grep -n '^--- node-1.key$' "$WORK/t1.keys" | cut -d: -f1)
+run 1 "keys import of a bundle whose key is not in its list" -- "$ADMIN" -c "$PI2CONF" keys import "$WORK/t1.keys"
+expect "$err" "$WORK/t1.keys:$line: key 'node-1' is not in the bundle's allow-list" "keys import of t1.keys"
+expect "$err" "nothing was written" "keys import of t1.keys"
+# Another key's secret in place of its own.
+awk -v s="$(grep '^secret = ' "$KEYS/client.key")" '/^secret = / { $0 = s } { print }' \
+	"$WORK/node-1.keys" >"$WORK/t2.keys"
+chmod 600 "$WORK/t2.keys"
+line=$(grep -n '^secret = ' "$WORK/t2.keys" | cut -d: -f1)
+run 1 "keys import of a bundle with another key's secret" -- "$ADMIN" -c "$PI2CONF" keys import "$WORK/t2.keys"
+expect "$err" "$WORK/t2.keys:$line: the secret key does not belong to the public key of line $((line - 1))" "keys import of t2.keys"
+grep -qF -- "$(sed -n 's/^secret = //p' "$KEYS/client.key")" "$err" && fail "a message quotes a secret"
+# Another public half for it in its list (a key of the other cluster).
+awk -v p="$(sed -n 's/^public = //p' "$WORK/keys2/client.key")" '$1 == "node-1" && NF == 3 { $3 = p } { print }' \
+	"$WORK/node-1.keys" >"$WORK/t3.keys"
+chmod 600 "$WORK/t3.keys"
+line=$(grep -n '^node-1 ' "$WORK/t3.keys" | cut -d: -f1)
+kline=$(grep -n '^--- node-1.key$' "$WORK/t3.keys" | cut -d: -f1)
+run 1 "keys import of a bundle whose list has another public key" -- "$ADMIN" -c "$PI2CONF" keys import "$WORK/t3.keys"
+expect "$err" "$WORK/t3.keys:$line: the allow-list has another public key for 'node-1' than its key section (line $kline)" "keys import of t3.keys"
+# Readable by others.
+cp "$WORK/node-1.keys" "$WORK/t4.keys"
+chmod 644 "$WORK/t4.keys"
+run 1 "keys import of a bundle others may read" -- "$ADMIN" -c "$PI2CONF" keys import "$WORK/t4.keys"
+expect "$err" "group or others may use this key bundle (mode 0644): run 'chmod 600" "keys import of t4.keys"
+[[ ! -e $WORK/pi2 ]] || fail "a refused import wrote $(find "$WORK/pi2")"
+run 0 "keys import of the bundle as made" -- "$ADMIN" -c "$PI2CONF" keys import "$WORK/node-1.keys"
+
+step "import keeps the key a machine has: another key of that name is refused"
+cp "$WORK/keys2/client.key" "$PI/keys/client.key"
+before=$(cd "$PI/keys" && sha256sum -- *)
+run 1 "keys import over another client.key" -- "$ADMIN" -c "$PICONF" keys import "$WORK/client.keys"
+expect "$err" "$PI/keys/client.key holds another key 'client' than the bundle" "keys import over another key"
+expect "$err" "move $PI/keys/client.key away, then import again" "keys import over another key"
+assert_eq "$(cd "$PI/keys" && sha256sum -- *)" "$before" "the key directory after a refused import"

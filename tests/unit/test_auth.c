@@ -315,8 +315,9 @@ Test(auth, open_says_what_is_missing_and_what_to_do)
 	pifs_conf_init(&c);
 	snprintf(c.keys_dir, sizeof(c.keys_dir), "%s", s.keys);
 	cr_assert_eq(pifs_auth_open(&c, "nobody", &a, err, sizeof(err)), -ENOENT);
-	cr_assert(strstr(err, "pifs-admin keys init") && strstr(err, "security = none"), "%s",
-		  err);
+	cr_assert(strstr(err, "pifs-admin keys init") && strstr(err, "security = none") &&
+		      strstr(err, "'pifs-admin keys import FILE' here"),
+		  "%s", err);
 	snprintf(path, sizeof(path), "%s/client.key", s.keys);
 	cr_assert_eq(chmod(path, 0644), 0);
 	cr_assert_eq(pifs_auth_open(&c, "client", &a, err, sizeof(err)), -EACCES);

@@ -1,7 +1,8 @@
-/* test_keys.c - the key directory's files: the allow-list and the key pairs
- * round trip, every line the parsers refuse is named with its file:line and
- * what to do, and key files are written whole, mode 0600, never over
- * another, and refused when others may read them. */
+/* test_keys.c - the key directory's files: the allow-list, the key pairs
+ * and the bundles that carry both round trip, every line the parsers refuse
+ * is named with its file:line and what to do, and key files are written
+ * whole, mode 0600, never over another, and refused when others may read
+ * them. */
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <errno.h>
@@ -815,4 +816,323 @@ Test(keys, names_the_line_of_every_bad_key_file_line)
 	snprintf(t, sizeof(t), "name = expo\n%s\n", longline);
 	expect_pair_error(t, 2, "line is longer than 512 characters");
 	expect_pair_error_n("name = ex\0po\n", 13, 1, "byte 0x00 is not text");
+}
+
+/* ---- bundles ---- */
+
+/* Key node-4 and, in @a, the list of fill_allow with node-4 added. */
+static void bundle_parts(struct pifs_keypair *kp, struct pifs_allow *a)
+{
+	struct pifs_key k = {.role = PIFS_ROLE_NODE};
+
+	fill_allow(a);
+	cr_assert_eq(pifs_keypair_make(kp, "node-4", PIFS_ROLE_NODE), 0);
+	strcpy(k.name, kp->name);
+	strcpy(k.pub, kp->pub);
+	cr_assert_eq(pifs_allow_add(a, &k), 0);
+}
+
+/* Parse @text as a bundle: expect -EINVAL, the message of @line with @what,
+ * the key pair wiped and the list empty. */
+static void expect_bundle_error_n(const char *text, size_t len, int line, const char *what)
+{
+	struct pifs_keypair kp;
+	struct pifs_allow a;
+	char err[768];
+
+	pifs_allow_init(&a);
+	cr_assert_eq(pifs_bundle_parse(text, len, "b.keys", &kp, &a, err, sizeof(err)), -EINVAL,
+		     "accepted:\n%s", text);
+	expect_msg(err, "b.keys", line, what);
+	cr_assert_eq(kp.secret[0], '\0', "a refused bundle left its secret behind");
+	cr_assert_eq(kp.name[0], '\0');
+	cr_assert_eq(a.n, 0);
+	cr_assert_null(a.keys);
+	cr_assert_eq(a.generation, 0);
+}
+
+static void expect_bundle_error(const char *text, int line, const char *what)
+{
+	expect_bundle_error_n(text, strlen(text), line, what);
+}
+
+/* A bundle written by hand, with its line numbers fixed:
+ *   1 # pifs key bundle 1         6 secret = @secret
+ *   2 --- @section.key            7 --- allowed
+ *   3 name = @name                8 generation 7
+ *   4 role = @role                9 @list_line
+ *   5 public = @pub              10 expo client <another key> */
+static void hand_bundle(char *buf, size_t cap, const char *section, const char *name,
+			const char *role, const char *pub, const char *secret,
+			const char *list_line)
+{
+	char other[PIFS_KEY_Z85 + 1];
+
+	new_pub(other);
+	snprintf(buf, cap,
+		 "# pifs key bundle 1\n--- %s.key\nname = %s\nrole = %s\npublic = %s\n"
+		 "secret = %s\n--- allowed\ngeneration 7\n%s\nexpo client %s\n",
+		 section, name, role, pub, secret, list_line, other);
+}
+
+Test(keys, formats_and_parses_a_bundle_back)
+{
+	struct pifs_keypair kp, back;
+	struct pifs_allow a, b;
+	char *text, *again, err[512];
+	size_t len, len2;
+
+	bundle_parts(&kp, &a);
+	cr_assert_eq(pifs_bundle_format(&kp, &a, &text, &len), 0);
+	cr_assert_eq(strlen(text), len);
+	cr_assert_eq(strncmp(text, "# pifs key bundle 1 ", 20), 0, "%s", text);
+	cr_assert_not_null(strstr(text, "\n--- node-4.key\n"), "%s", text);
+	cr_assert_not_null(strstr(text, "\n--- allowed\n"), "%s", text);
+	cr_assert_not_null(strstr(text, kp.secret), "%s", text);
+	pifs_allow_init(&b);
+	cr_assert_eq(pifs_bundle_parse(text, len, "b.keys", &back, &b, err, sizeof(err)), 0, "%s",
+		     err);
+	cr_assert_str_eq(back.name, "node-4");
+	cr_assert_eq(back.role, PIFS_ROLE_NODE);
+	cr_assert_str_eq(back.pub, kp.pub);
+	cr_assert_str_eq(back.secret, kp.secret);
+	assert_same_list(&a, &b);
+	cr_assert_eq(pifs_bundle_format(&back, &b, &again, &len2), 0);
+	cr_assert_eq(len2, len);
+	cr_assert_str_eq(again, text);
+	free(text);
+	free(again);
+	pifs_allow_fini(&a);
+	pifs_allow_fini(&b);
+}
+
+Test(keys, a_bundle_holds_the_two_files_as_they_are_saved)
+{
+	struct pifs_keypair kp;
+	struct pifs_allow a;
+	char path[256], *text, *list, *file;
+	size_t len, list_len, file_len;
+	FILE *f;
+
+	bundle_parts(&kp, &a);
+	cr_assert_eq(pifs_bundle_format(&kp, &a, &text, &len), 0);
+	cr_assert_eq(pifs_allow_format(&a, &list, &list_len), 0);
+	cr_assert_eq(strcmp(text + len - list_len, list), 0,
+		     "the allow-list is not the bundle's end");
+	/* The key section is the key file pifs_keypair_save writes, byte for byte. */
+	cr_assert_eq(pifs_keypair_path(dir, "node-4", path, sizeof(path)), 0);
+	cr_assert_eq(pifs_keypair_save(&kp, path), 0);
+	f = fopen(path, "r");
+	cr_assert_not_null(f);
+	file = calloc(1, 2048);
+	file_len = fread(file, 1, 2047, f);
+	fclose(f);
+	cr_assert_not_null(strstr(text, "\n--- node-4.key\n"));
+	cr_assert_eq(strncmp(strstr(text, "\n--- node-4.key\n") + 16, file, file_len), 0, "%s",
+		     text);
+	free(file);
+	free(text);
+	free(list);
+	pifs_allow_fini(&a);
+}
+
+Test(keys, reads_a_hand_written_bundle)
+{
+	struct pifs_keypair kp, back;
+	struct pifs_allow a;
+	char text[2048], err[512];
+
+	cr_assert_eq(pifs_keypair_make(&kp, "expo", PIFS_ROLE_CLIENT), 0);
+	/* A byte order mark, CRLF, the allow-list first, comments between. */
+	snprintf(text, sizeof(text),
+		 "\xef\xbb\xbf# pifs key bundle 1\r\n# made by hand\r\n\r\n---\tallowed\r\n"
+		 "generation 3\r\nexpo client %s\r\n# the key\r\n---  expo.key  \r\n"
+		 "secret = %s\r\npublic = %s\r\nrole = client\r\nname = expo",
+		 kp.pub, kp.secret, kp.pub);
+	pifs_allow_init(&a);
+	cr_assert_eq(pifs_bundle_parse(text, strlen(text), "b.keys", &back, &a, err, sizeof(err)),
+		     0, "%s", err);
+	cr_assert_str_eq(back.secret, kp.secret);
+	cr_assert_eq(a.generation, 3);
+	cr_assert_eq(a.n, 1);
+	pifs_allow_fini(&a);
+}
+
+Test(keys, names_the_line_of_every_bad_bundle_line)
+{
+	struct pifs_keypair kp, other, expo;
+	char t[4096], line[256], longline[700];
+	size_t n;
+
+	cr_assert_eq(pifs_keypair_make(&kp, "node-4", PIFS_ROLE_NODE), 0);
+	cr_assert_eq(pifs_keypair_make(&other, "node-5", PIFS_ROLE_NODE), 0);
+	cr_assert_eq(pifs_keypair_make(&expo, "gw", PIFS_ROLE_CLIENT), 0);
+	snprintf(line, sizeof(line), "node-4 node %s", kp.pub);
+
+	/* The whole, as hand_bundle writes it, is taken: each case below
+	 * changes one thing. */
+	{
+		struct pifs_keypair back;
+		struct pifs_allow a;
+		char err[512];
+
+		hand_bundle(t, sizeof(t), "node-4", "node-4", "node", kp.pub, kp.secret, line);
+		pifs_allow_init(&a);
+		cr_assert_eq(pifs_bundle_parse(t, strlen(t), "b.keys", &back, &a, err, sizeof(err)),
+			     0, "%s", err);
+		pifs_allow_fini(&a);
+	}
+
+	/* What it is. */
+	expect_bundle_error("", 1,
+			    "not a pifs key bundle, whose first line is '# pifs key bundle 1'");
+	snprintf(t, sizeof(t), "name = node-4\nrole = node\npublic = %s\nsecret = %s\n", kp.pub,
+		 kp.secret);
+	expect_bundle_error(t, 1, "a bare NAME.key or allowed goes into the key directory");
+	expect_bundle_error("# pifs key bundle 2\n", 1,
+			    "a key bundle of a format this pifs does not read (it reads format 1");
+	expect_bundle_error("# pifs key bundle x\n", 1, "a format this pifs does not read");
+	expect_bundle_error("# pifs key bundle 10000000001\n", 1,
+			    "a format this pifs does not read");
+
+	/* Its sections. */
+	snprintf(t, sizeof(t), "# pifs key bundle 1\n\nsecret = %s\n--- allowed\n", kp.secret);
+	expect_bundle_error(t, 3, "a line before the first section");
+	{
+		struct pifs_keypair out;
+		struct pifs_allow a;
+		char err[512];
+
+		pifs_allow_init(&a);
+		cr_assert_eq(pifs_bundle_parse(t, strlen(t), "b.keys", &out, &a, err, sizeof(err)),
+			     -EINVAL);
+		cr_assert_null(strstr(err, kp.secret + 10), "a message quotes the secret: %s", err);
+	}
+	expect_bundle_error("# pifs key bundle 1\n---node-4.key\n", 2, "bad section line");
+	expect_bundle_error("# pifs key bundle 1\n--- node-4.key allowed\n", 2, "bad section line");
+	expect_bundle_error("# pifs key bundle 1\n---\n", 2, "bad section line");
+	expect_bundle_error("# pifs key bundle 1\n---- allowed\n", 2, "bad section line");
+	expect_bundle_error("# pifs key bundle 1\n--- node-4.pub\n", 2,
+			    "unknown section 'node-4.pub'");
+	expect_bundle_error("# pifs key bundle 1\n--- .key\n", 2, "unknown section '.key'");
+	expect_bundle_error("# pifs key bundle 1\n--- Node.key\n", 2, "bad key name 'Node'");
+	hand_bundle(t, sizeof(t), "node-4", "node-4", "node", kp.pub, kp.secret, line);
+	n = strlen(t);
+	snprintf(t + n, sizeof(t) - n, "--- node-5.key\n");
+	expect_bundle_error(t, 11, "a second key section (the first is on line 2)");
+	hand_bundle(t, sizeof(t), "node-4", "node-4", "node", kp.pub, kp.secret, line);
+	n = strlen(t);
+	snprintf(t + n, sizeof(t) - n, "--- allowed\n");
+	expect_bundle_error(t, 11, "a second allowed section (the first is on line 7)");
+	hand_bundle(t, sizeof(t), "node-4", "node-4", "node", kp.pub, kp.secret, line);
+	*strstr(t, "--- allowed\n") = '\0';
+	expect_bundle_error(t, 0, "no '--- allowed' section: this is not a whole key bundle");
+	snprintf(t, sizeof(t), "# pifs key bundle 1\n--- allowed\ngeneration 1\n");
+	expect_bundle_error(t, 0, "no '--- NAME.key' section");
+	expect_bundle_error("# pifs key bundle 1\n", 0, "no '--- NAME.key' section");
+
+	/* The key file's lines, by their line in the bundle. */
+	hand_bundle(t, sizeof(t), "node-4", "node-4", "nod", kp.pub, kp.secret, line);
+	expect_bundle_error(t, 4, "unknown role 'nod'");
+	hand_bundle(t, sizeof(t), "node-4", "node-4", "node", kp.pub, other.secret, line);
+	expect_bundle_error(t, 6, "the secret key does not belong to the public key of line 5");
+	hand_bundle(t, sizeof(t), "node-4", "node-4", "node", kp.pub, kp.secret, line);
+	memcpy(strstr(t, "secret = "), "#ecret = ", 9);
+	expect_bundle_error(t, 2, "no 'secret =' line: this is not a whole key file");
+	hand_bundle(t, sizeof(t), "node-4", "node-4", "node", kp.pub, kp.secret, line);
+	strstr(t, "role = node")[4] = '\x01';
+	expect_bundle_error(t, 4, "byte 0x01 is not text");
+
+	/* The allow-list's lines, the same. */
+	snprintf(line, sizeof(line), "node-4 nod %s", kp.pub);
+	hand_bundle(t, sizeof(t), "node-4", "node-4", "node", kp.pub, kp.secret, line);
+	expect_bundle_error(t, 9, "unknown role 'nod' for key 'node-4'");
+	snprintf(line, sizeof(line), "node-4 node %s", kp.pub);
+	hand_bundle(t, sizeof(t), "node-4", "node-4", "node", kp.pub, kp.secret, line);
+	memcpy(strstr(t, "generation 7"), "#eneration 7", 12);
+	expect_bundle_error(t, 7, "no 'generation N' line");
+	memset(longline, 'x', 600);
+	longline[600] = '\0';
+	hand_bundle(t, sizeof(t), "node-4", "node-4", "node", kp.pub, kp.secret, longline);
+	expect_bundle_error(t, 9, "line is longer than 512 characters");
+
+	/* The key and its allow-list disagree. */
+	snprintf(line, sizeof(line), "node-4 node %s", kp.pub);
+	hand_bundle(t, sizeof(t), "node-5", "node-4", "node", kp.pub, kp.secret, line);
+	expect_bundle_error(t, 2, "the section of node-5.key holds the key 'node-4'");
+	snprintf(line, sizeof(line), "node-5 node %s", other.pub);
+	hand_bundle(t, sizeof(t), "node-4", "node-4", "node", kp.pub, kp.secret, line);
+	expect_bundle_error(
+	    t, 2, "key 'node-4' is not in the bundle's allow-list (the section of line 7)");
+	snprintf(line, sizeof(line), "node-4 node %s revoked", kp.pub);
+	hand_bundle(t, sizeof(t), "node-4", "node-4", "node", kp.pub, kp.secret, line);
+	expect_bundle_error(t, 9, "key 'node-4' is revoked in the bundle's allow-list");
+	snprintf(line, sizeof(line), "node-4 node %s", other.pub);
+	hand_bundle(t, sizeof(t), "node-4", "node-4", "node", kp.pub, kp.secret, line);
+	expect_bundle_error(t, 9,
+			    "the allow-list has another public key for 'node-4' than its key "
+			    "section (line 2)");
+	snprintf(line, sizeof(line), "gw admin %s", expo.pub);
+	hand_bundle(t, sizeof(t), "gw", "gw", "client", expo.pub, expo.secret, line);
+	expect_bundle_error(t, 9,
+			    "the allow-list gives 'gw' the role admin, its key section the role "
+			    "client");
+}
+
+Test(keys, formats_no_bundle_that_it_would_refuse)
+{
+	struct pifs_keypair kp, other;
+	struct pifs_allow a;
+	char *text = (char *)"untouched";
+	size_t len = 99;
+
+	bundle_parts(&kp, &a);
+	cr_assert_eq(pifs_keypair_make(&other, "node-5", PIFS_ROLE_NODE), 0);
+	cr_assert_eq(pifs_bundle_format(&other, &a, &text, &len), -EINVAL, "not listed");
+	cr_assert_null(text);
+	cr_assert_eq(len, 0);
+	a.keys[a.n - 1].revoked = true;
+	cr_assert_eq(pifs_bundle_format(&kp, &a, &text, &len), -EINVAL, "revoked");
+	a.keys[a.n - 1].revoked = false;
+	strcpy(a.keys[a.n - 1].pub, other.pub);
+	cr_assert_eq(pifs_bundle_format(&kp, &a, &text, &len), -EINVAL, "another public half");
+	strcpy(a.keys[a.n - 1].pub, kp.pub);
+	kp.secret[3] = '~';
+	cr_assert_eq(pifs_bundle_format(&kp, &a, &text, &len), -EINVAL, "a bad secret");
+	pifs_allow_fini(&a);
+}
+
+Test(keys, saves_and_loads_a_bundle_mode_0600)
+{
+	struct pifs_keypair kp, back;
+	struct pifs_allow a, b;
+	char path[256], err[768];
+
+	bundle_parts(&kp, &a);
+	path_in("node-4.keys", path, sizeof(path));
+	/* In place of a file there, as a redirect would be. */
+	write_file(path, "old\n", 0644);
+	cr_assert_eq(pifs_bundle_save(&kp, &a, path), 0);
+	cr_assert_eq(mode_of(path), 0600);
+	cr_assert_eq(entries(), 1, "a temporary file was left behind");
+	pifs_allow_init(&b);
+	cr_assert_eq(pifs_bundle_load(path, &back, &b, err, sizeof(err)), 0, "%s", err);
+	cr_assert_str_eq(back.secret, kp.secret);
+	assert_same_list(&a, &b);
+	pifs_allow_fini(&b);
+
+	cr_assert_eq(chmod(path, 0640), 0);
+	cr_assert_eq(pifs_bundle_load(path, &back, &b, err, sizeof(err)), -EACCES);
+	expect_msg(err, path, 0, "group or others may use this key bundle (mode 0640)");
+	cr_assert_eq(back.secret[0], '\0');
+	cr_assert_eq(b.n, 0);
+
+	cr_assert_eq(unlink(path), 0);
+	cr_assert_eq(pifs_bundle_load(path, &back, &b, err, sizeof(err)), -ENOENT);
+	expect_msg(err, path, 0, "pifs-admin keys export NAME -o FILE");
+
+	a.keys[a.n - 1].revoked = true;
+	cr_assert_eq(pifs_bundle_save(&kp, &a, path), -EINVAL);
+	cr_assert_eq(entries(), 0, "a refused bundle was written");
+	pifs_allow_fini(&a);
 }
