@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -166,6 +167,8 @@ static pid_t spawn(const char *const argv[])
 	pid = fork();
 	cr_assert_geq(pid, 0);
 	if (pid == 0) {
+		/* Not outlive a test process killed on its timeout. */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
 		if (fd >= 0) {
 			dup2(fd, STDOUT_FILENO);
