@@ -14,14 +14,13 @@
 
 #define MONITOR_ENDPOINT "inproc://pifs-storaged-guard"
 
-/* One accepted connection: its descriptor, the peer it came from (address
- * and port, to tell it from a later connection that reuses the descriptor)
- * and that address as text. */
+/* One accepted connection: its descriptor and the peer it came from
+ * (address and port, to tell it from a later connection that reuses the
+ * descriptor). */
 struct conn {
 	int fd;
 	struct sockaddr_storage peer;
 	socklen_t peer_len;
-	char addr[INET6_ADDRSTRLEN];
 };
 
 struct pifs_guard {
@@ -75,6 +74,21 @@ static void text_of(const struct sockaddr_storage *sa, char *out, size_t cap)
 		inet_ntop(sa->ss_family, ip, out, (socklen_t)cap);
 }
 
+/* Do @a and @b come from one host (the port aside)? */
+static bool same_host(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+	if (a->ss_family != b->ss_family)
+		return false;
+	if (a->ss_family == AF_INET)
+		return ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
+		       ((const struct sockaddr_in *)b)->sin_addr.s_addr;
+	if (a->ss_family == AF_INET6)
+		return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
+			      &((const struct sockaddr_in6 *)b)->sin6_addr,
+			      sizeof(struct in6_addr)) == 0;
+	return true; /* no IP address: all alike */
+}
+
 /* Is connection @c still open under its descriptor? ZeroMQ closes
  * connections in its I/O threads and tells of it out of order with the
  * accepts of the others, which may reuse the number: rather than follow
@@ -92,11 +106,11 @@ static bool still_open(const struct conn *c)
 static void accepted(struct pifs_guard *g, int fd)
 {
 	struct conn c = {.fd = fd, .peer_len = sizeof(c.peer)};
+	char addr[INET6_ADDRSTRLEN];
 	size_t same = 0, i = 0;
 
 	if (getpeername(fd, (struct sockaddr *)&c.peer, &c.peer_len) < 0)
 		return; /* gone already */
-	text_of(&c.peer, c.addr, sizeof(c.addr));
 	while (i < g->n) {
 		if (!still_open(&g->conns[i])) {
 			g->conns[i] = g->conns[--g->n];
@@ -104,14 +118,15 @@ static void accepted(struct pifs_guard *g, int fd)
 		}
 		if (g->conns[i].fd == fd)
 			return; /* the same connection, told of twice */
-		same += strcmp(g->conns[i].addr, c.addr) == 0;
+		same += same_host(&g->conns[i].peer, &c.peer);
 		i++;
 	}
 	if (same >= PIFS_GUARD_PER_PEER ||
 	    pifs_grow(&g->conns, &g->cap, g->n, sizeof(*g->conns), 64) < 0) {
 		/* ZeroMQ sees the connection end and closes it itself. */
 		shutdown(fd, SHUT_RDWR);
-		pifs_auth_refused(g->auth, c.addr, "(any)",
+		text_of(&c.peer, addr, sizeof(addr));
+		pifs_auth_refused(g->auth, addr, "(any)",
 				  "a connection over the bound of " PIFS_GUARD_PER_PEER_TEXT
 				  " per address");
 		return;

@@ -282,14 +282,15 @@ static bool permitted(struct pifs_server *s, zmq_msg_t *ident, zmq_msg_t *body,
 {
 	char name[PIFS_KEY_NAME_MAX + 1], key[PIFS_KEY_NAME_MAX + 16];
 	enum pifs_role r = pifs_auth_peer(s->d->auth, body, name, sizeof(name));
-	const char *addr = zmq_msg_gets(body, "Peer-Address");
 	uint32_t as = speaks_for(m);
+	const char *addr;
 
 	/* A node key speaks for its own node only: a stolen one cannot pose
 	 * as another voter or heartbeat for another node. */
 	if (pifs_auth_may(r, m->type) && !(r == PIFS_ROLE_NODE && as && as != pifs_key_node(name)))
 		return true;
 	snprintf(key, sizeof(key), name[0] ? "'%s'" : "(no longer listed)", name);
+	addr = zmq_msg_gets(body, "Peer-Address");
 	pifs_auth_refused(s->d->auth, addr ? addr : "?", key, pifs_proto_name(m->type));
 	if (pifs_proto_kind(m->type) == PIFS_KIND_RFT)
 		return false;
