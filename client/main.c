@@ -332,18 +332,14 @@ static const char *conf_voters(const struct pifs_conf *conf, char *out, size_t c
 /* Why the first voter did not answer, when keys may be the reason. */
 static void explain(const struct pifs_conf *conf, struct pifs_auth *auth)
 {
-	const struct pifs_conf_node *v = pifs_conf_meta(conf);
-	char ep[300];
-	void *zctx;
-	int rc;
+	char why[1024];
+	void *zctx = zmq_ctx_new();
 
-	if (!v || pifs_conf_endpoint(v->addr, ep, sizeof(ep)) < 0 || !(zctx = zmq_ctx_new()))
+	if (!zctx)
 		return;
-	rc = pifs_auth_probe(auth, zctx, v->id, ep, 2000);
+	if (pifs_auth_explain(auth, zctx, conf, 2000, why, sizeof(why)))
+		fprintf(stderr, "pifs-mount: %s\n", why);
 	zmq_ctx_term(zctx);
-	if (rc != -ETIMEDOUT)
-		fprintf(stderr, "pifs-mount: node %u at %s, asked with the key '%s': %s\n", v->id,
-			v->addr, pifs_auth_name(auth), pifs_auth_probe_hint(auth, rc));
 }
 
 /* The metadata service must answer before anything is mounted: a mount

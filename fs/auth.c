@@ -644,7 +644,8 @@ int pifs_auth_probe(struct pifs_auth *a, void *zctx, uint32_t node, const char *
 	return rc;
 }
 
-const char *pifs_auth_probe_hint(const struct pifs_auth *a, int rc)
+/* A sentence for an operator about the result @rc of pifs_auth_probe. */
+static const char *probe_hint(const struct pifs_auth *a, int rc)
 {
 	switch (rc) {
 	case 0:
@@ -672,4 +673,21 @@ const char *pifs_auth_probe_hint(const struct pifs_auth *a, int rc)
 	default:
 		return "the connection could not be set up";
 	}
+}
+
+int pifs_auth_explain(struct pifs_auth *a, void *zctx, const struct pifs_conf *c, int timeout_ms,
+		      char *out, size_t cap)
+{
+	const struct pifs_conf_node *v = pifs_conf_meta(c);
+	char ep[300];
+	int rc;
+
+	if (!v || pifs_conf_endpoint(v->addr, ep, sizeof(ep)) < 0)
+		return 0;
+	rc = pifs_auth_probe(a, zctx, v->id, ep, timeout_ms);
+	if (rc == 0 || rc == -ETIMEDOUT)
+		return 0;
+	snprintf(out, cap, "node %u at %s, asked with the key '%s': %s", v->id, v->addr,
+		 pifs_auth_name(a), probe_hint(a, rc));
+	return 1;
 }

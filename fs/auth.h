@@ -119,8 +119,13 @@ uint64_t pifs_auth_generation(struct pifs_auth *a);
 int pifs_auth_probe(struct pifs_auth *a, void *zctx, uint32_t node, const char *endpoint,
 		    int timeout_ms);
 
-/* A sentence for an operator about the result @rc of pifs_auth_probe of
- * node @node by the key @a uses. */
-const char *pifs_auth_probe_hint(const struct pifs_auth *a, int rc);
+/* Why does the metadata service of @c not answer, when keys may be the
+ * reason? pifs_auth_probe of the config's first voter (within @timeout_ms,
+ * in @zctx), told in @out (@cap bytes): "node N at ADDR, asked with the
+ * key 'K': what is wrong and what to do". Returns 1 when the handshake
+ * failed for a reason to tell, 0 when it succeeded or nothing answered
+ * (the caller's own message says that much). */
+int pifs_auth_explain(struct pifs_auth *a, void *zctx, const struct pifs_conf *c, int timeout_ms,
+		      char *out, size_t cap);
 
 #endif

@@ -246,8 +246,6 @@ bool node_up(const struct node_view *n);
 bool node_full(const struct admin *a, const struct node_view *n, uint32_t chunk_size);
 const char *stat_problem(const struct node_view *n, char *buf, size_t cap);
 void unreachable_meta(const struct admin *a, int rc);
-/* After a failure to reach the first voter: say so when keys are why. */
-void explain_keys(const struct admin *a);
 /* The metadata leader that answered last (before any answer, the first
  * voter): "host:port (node N)", its id, and its address. Borrowed. */
 const char *meta_name(const struct admin *a);

@@ -79,6 +79,7 @@ const char *meta_leader_addr(const struct admin *a)
 
 void unreachable_meta(const struct admin *a, int rc)
 {
+	char keys[1024];
 	const char *voters = pifs_metacall_voters(a->mc);
 	const char *why = strerror(-rc);
 
@@ -98,21 +99,10 @@ void unreachable_meta(const struct admin *a, int rc)
 			     "is pifs-storaged running on a majority of them? (see '" PROG " meta "
 			     "status', pifs-local status / journalctl) [%s after %d ms]\n",
 			voters, why, a->timeout_ms);
-	explain_keys(a);
-}
-
-void explain_keys(const struct admin *a)
-{
-	const struct pifs_conf_node *v = pifs_conf_meta(&a->conf);
-	char ep[300];
-	int rc;
-
-	if (!v || pifs_conf_endpoint(v->addr, ep, sizeof(ep)) < 0)
-		return;
-	rc = pifs_auth_probe(a->auth, a->zctx, v->id, ep, a->timeout_ms < 2000 ? a->timeout_ms : 2000);
-	if (rc != -ETIMEDOUT && rc != 0)
-		fprintf(stderr, PROG ": node %u at %s, asked with the key '%s': %s\n", v->id,
-			v->addr, pifs_auth_name(a->auth), pifs_auth_probe_hint(a->auth, rc));
+	/* A refused handshake looks like silence: say so when it is that. */
+	if (pifs_auth_explain(a->auth, a->zctx, &a->conf,
+			      a->timeout_ms < 2000 ? a->timeout_ms : 2000, keys, sizeof(keys)))
+		fprintf(stderr, PROG ": %s\n", keys);
 }
 
 static int cmp_node(const void *x, const void *y)
