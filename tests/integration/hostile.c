@@ -200,8 +200,8 @@ static void insider(void *zctx, struct pifs_auth *auth, const struct target *t, 
 		;
 }
 
-/* A pifs GETATTR header whose body claims more than the frame holds, or a
- * READDIR/COMMIT with list counts in the billions. */
+/* A COMMIT or CHUNK_SYNC whose list counts and lengths, overwritten with
+ * 0xff runs, claim billions of records and bytes past the frame. */
 static size_t absurd(uint8_t *buf, size_t cap)
 {
 	struct pifs_msg m;
