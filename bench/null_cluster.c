@@ -100,13 +100,15 @@ static struct pifs_buf *reply_buf(struct pifs_cluster *cl)
 	return b;
 }
 
-int pifs_cluster_new(const struct pifs_conf *conf, struct pifs_cluster **out)
+int pifs_cluster_new(const struct pifs_conf *conf, struct pifs_auth *auth,
+		     struct pifs_cluster **out)
 {
 	const struct pifs_conf_node *meta = pifs_conf_meta(conf);
 	long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
 	struct pifs_cluster *cl;
 	int rc;
 
+	(void)auth; /* no network, nothing to prove */
 	*out = NULL;
 	if (!meta)
 		return -EINVAL;
