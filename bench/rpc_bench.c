@@ -162,17 +162,14 @@ static int make_keys(const char *dir)
 	l.generation = 1;
 	for (int i = 0; i < 2 && rc == 0; i++) {
 		struct pifs_keypair kp;
-		struct pifs_key k = {.role = roles[i]};
 
 		rc = pifs_keypair_make(&kp, names[i], roles[i]);
 		if (rc == 0)
 			rc = pifs_keypair_path(dir, names[i], path, sizeof(path));
 		if (rc == 0)
 			rc = pifs_keypair_save(&kp, path);
-		snprintf(k.name, sizeof(k.name), "%s", names[i]);
-		snprintf(k.pub, sizeof(k.pub), "%s", kp.pub);
 		if (rc == 0)
-			rc = pifs_allow_add(&l, &k);
+			rc = pifs_allow_add_pair(&l, &kp);
 	}
 	snprintf(path, sizeof(path), "%s/%s", dir, PIFS_KEYS_ALLOWED);
 	if (rc == 0)

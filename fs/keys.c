@@ -383,6 +383,15 @@ int pifs_allow_add(struct pifs_allow *a, const struct pifs_key *k)
 	return 0;
 }
 
+int pifs_allow_add_pair(struct pifs_allow *a, const struct pifs_keypair *kp)
+{
+	struct pifs_key k = {.role = kp->role};
+
+	memcpy(k.name, kp->name, sizeof(k.name));
+	memcpy(k.pub, kp->pub, sizeof(k.pub));
+	return pifs_allow_add(a, &k);
+}
+
 /* Parse "generation N" (@words[1]) on the current line. */
 static void parse_generation(struct reader *rd, struct pifs_allow *a, char **words, size_t n,
 			     int *gen_line)
@@ -1071,7 +1080,7 @@ static struct section *bundle_section(struct reader *rd, struct section *key, st
 				      char *name)
 {
 	struct section *sec;
-	char *words[2];
+	char *words[2] = {NULL, NULL}; /* set when split finds them; -O3 cannot tell */
 	size_t n, len;
 	bool spaced;
 

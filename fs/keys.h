@@ -142,6 +142,10 @@ struct pifs_keypair {
 	char secret[PIFS_KEY_Z85 + 1];
 };
 
+/* Append the public half of @kp (its name, role and public key, active),
+ * as pifs_allow_add does. */
+int pifs_allow_add_pair(struct pifs_allow *a, const struct pifs_keypair *kp);
+
 /* A new random key pair named @name with role @role. Returns 0, -EINVAL
  * (a bad name, or a node-N name without role node or the reverse) or the
  * -errno of ZeroMQ (no CURVE in this libzmq: -ENOTSUP). */

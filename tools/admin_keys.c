@@ -502,17 +502,13 @@ static int keys_init(struct admin *a)
 	/* The key files first and the list last: a list on disk means init
 	 * is done, and a failure undoes the files of this run. */
 	for (saved = 0; saved < n; saved++) {
-		struct pifs_key k = {.role = kp[saved].role};
-
 		rc = pifs_keypair_save(&kp[saved], paths[saved]);
 		if (rc < 0) {
 			fprintf(stderr, PROG ": cannot write %s: %s: nothing was made\n",
 				paths[saved], strerror(-rc));
 			goto out_undo;
 		}
-		strcpy(k.name, kp[saved].name);
-		strcpy(k.pub, kp[saved].pub);
-		rc = pifs_allow_add(&l, &k);
+		rc = pifs_allow_add_pair(&l, &kp[saved]);
 		if (rc < 0) {
 			/* Only -ENOMEM: the names are distinct and the keys new. */
 			fprintf(stderr, PROG ": cannot list %s: %s: nothing was made\n",
@@ -717,11 +713,7 @@ static int keys_add(struct admin *a, enum pifs_role role, const char *name)
 		strcpy(k->pub, kp.pub);
 		k->revoked = false;
 	} else {
-		struct pifs_key k = {.role = role};
-
-		strcpy(k.name, name);
-		strcpy(k.pub, kp.pub);
-		rc = pifs_allow_add(&l, &k);
+		rc = pifs_allow_add_pair(&l, &kp);
 		if (rc == -EEXIST) {
 			/* Two random keys alike: never seen, but not to be listed. */
 			fprintf(stderr,

@@ -399,7 +399,6 @@ static void keys(void)
 					       PIFS_ROLE_CLIENT, PIFS_ROLE_ADMIN, PIFS_ROLE_CLIENT};
 	struct pifs_keypair kp[6];
 	struct pifs_allow a;
-	struct pifs_key k;
 	char *text, buf[2048];
 	size_t len;
 	int n;
@@ -408,13 +407,9 @@ static void keys(void)
 	a.generation = 3;
 	for (int i = 0; i < 6; i++) {
 		keypair(&kp[i], names[i], roles[i]);
-		memset(&k, 0, sizeof(k));
-		strcpy(k.name, kp[i].name);
-		k.role = kp[i].role;
-		strcpy(k.pub, kp[i].pub);
-		k.revoked = i == 5;
-		if (pifs_allow_add(&a, &k) != 0)
-			die("pifs_allow_add");
+		if (pifs_allow_add_pair(&a, &kp[i]) != 0)
+			die("pifs_allow_add_pair");
+		a.keys[a.n - 1].revoked = i == 5;
 	}
 	if (pifs_allow_format(&a, &text, &len) != 0)
 		die("pifs_allow_format");
@@ -472,7 +467,6 @@ static void put_text(const char *target, const char *name, const char *text, int
 static void bundles(void)
 {
 	struct pifs_keypair node, client, other;
-	struct pifs_key k;
 	struct pifs_allow a;
 	char pair[512], buf[4096], *text;
 	size_t len;
@@ -486,13 +480,9 @@ static void bundles(void)
 	for (int i = 0; i < 3; i++) {
 		const struct pifs_keypair *kp = i == 0 ? &node : i == 1 ? &client : &other;
 
-		memset(&k, 0, sizeof(k));
-		strcpy(k.name, kp->name);
-		k.role = kp->role;
-		strcpy(k.pub, kp->pub);
-		k.revoked = i == 2;
-		if (pifs_allow_add(&a, &k) != 0)
-			die("pifs_allow_add");
+		if (pifs_allow_add_pair(&a, kp) != 0)
+			die("pifs_allow_add_pair");
+		a.keys[a.n - 1].revoked = i == 2;
 	}
 	/* As pifs-admin keys export writes them. */
 	if (pifs_bundle_format(&node, &a, &text, &len) != 0)

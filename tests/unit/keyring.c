@@ -11,15 +11,12 @@
 static void make_one(const char *dir, struct pifs_allow *l, const char *name, enum pifs_role role)
 {
 	struct pifs_keypair kp;
-	struct pifs_key k = {.role = role};
 	char path[1200];
 
 	cr_assert_eq(pifs_keypair_make(&kp, name, role), 0, "key %s", name);
 	cr_assert_eq(pifs_keypair_path(dir, name, path, sizeof(path)), 0);
 	cr_assert_eq(pifs_keypair_save(&kp, path), 0, "saving %s", path);
-	snprintf(k.name, sizeof(k.name), "%s", name);
-	snprintf(k.pub, sizeof(k.pub), "%s", kp.pub);
-	cr_assert_eq(pifs_allow_add(l, &k), 0, "listing %s", name);
+	cr_assert_eq(pifs_allow_add_pair(l, &kp), 0, "listing %s", name);
 }
 
 void keyring_make(const char *dir, uint32_t nodes)
