@@ -5,20 +5,9 @@
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 it_workdir
+# Where run (lib.sh) keeps what a command printed.
 out=$WORK/out
 err=$WORK/err
-
-# run EXPECTED_STATUS WHAT -- COMMAND...: run it, keep stdout and stderr, check the status.
-run() {
-	local want=$1 what=$2 rc=0
-	shift 3
-	"$@" </dev/null >"$out" 2>"$err" || rc=$?
-	[[ $rc == "$want" ]] || {
-		head -n 5 "$out" | sed 's/^/  stdout: /'
-		head -n 5 "$err" | sed 's/^/  stderr: /'
-		fail "$what: '$*' exited with $rc, expected $want"
-	}
-}
 
 expect_usage() {
 	grep -qiE 'usage|synopsis' "$out" || fail "$1: no usage text (Usage or SYNOPSIS) on stdout"

@@ -11,23 +11,12 @@
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 it_workdir
+# Where run (lib.sh) keeps what a command printed.
 out=$WORK/out
 err=$WORK/err
 KEYS=$WORK/keys
 # No cluster directory: nothing for the cleanup to stop.
 CONF=$WORK/pifs.conf
-
-# run EXPECTED_STATUS WHAT -- COMMAND...: run it, keep stdout and stderr, check the status.
-run() {
-	local want=$1 what=$2 rc=0
-	shift 3
-	"$@" </dev/null >"$out" 2>"$err" || rc=$?
-	[[ $rc == "$want" ]] || {
-		head -n 8 "$out" | sed 's/^/  stdout: /'
-		head -n 8 "$err" | sed 's/^/  stderr: /'
-		fail "$what: '$*' exited with $rc, expected $want"
-	}
-}
 
 # expect FILE TEXT WHAT: FILE holds TEXT (a fixed string).
 expect() {

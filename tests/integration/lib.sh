@@ -70,6 +70,19 @@ require_bins() {
 	[[ -c /dev/fuse ]] || fail "/dev/fuse is missing: this machine cannot mount FUSE (modprobe fuse)"
 }
 
+# run EXPECTED_STATUS WHAT -- COMMAND...: run it (after it_workdir), keep its
+# stdout and stderr in $WORK/out and $WORK/err, check its exit status.
+run() {
+	local want=$1 what=$2 rc=0
+	shift 3
+	"$@" </dev/null >"$WORK/out" 2>"$WORK/err" || rc=$?
+	[[ $rc == "$want" ]] || {
+		head -n 8 "$WORK/out" | sed 's/^/  stdout: /'
+		head -n 8 "$WORK/err" | sed 's/^/  stderr: /'
+		fail "$what: '$*' exited with $rc, expected $want"
+	}
+}
+
 # Is DIR a mount point in this mount namespace (even a dead FUSE mount)?
 it_mounted() {
 	awk -v m="$1" '$2 == m { f = 1 } END { exit !f }' /proc/self/mounts
