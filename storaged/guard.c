@@ -106,7 +106,7 @@ static bool still_open(const struct conn *c)
 static void accepted(struct pifs_guard *g, int fd)
 {
 	struct conn c = {.fd = fd, .peer_len = sizeof(c.peer)};
-	char addr[INET6_ADDRSTRLEN];
+	char addr[INET6_ADDRSTRLEN], what[64];
 	size_t same = 0, i = 0;
 
 	if (getpeername(fd, (struct sockaddr *)&c.peer, &c.peer_len) < 0)
@@ -126,9 +126,9 @@ static void accepted(struct pifs_guard *g, int fd)
 		/* ZeroMQ sees the connection end and closes it itself. */
 		shutdown(fd, SHUT_RDWR);
 		text_of(&c.peer, addr, sizeof(addr));
-		pifs_auth_refused(g->auth, addr, "(any)",
-				  "a connection over the bound of " PIFS_GUARD_PER_PEER_TEXT
-				  " per address");
+		snprintf(what, sizeof(what), "a connection over the bound of %d per address",
+			 PIFS_GUARD_PER_PEER);
+		pifs_auth_refused(g->auth, addr, "(any)", what);
 		return;
 	}
 	g->conns[g->n++] = c;

@@ -21,7 +21,6 @@
  * node a dozen to each peer: this leaves room for several of them behind
  * one address, and for a whole test cluster on 127.0.0.1. */
 #define PIFS_GUARD_PER_PEER 256
-#define PIFS_GUARD_PER_PEER_TEXT "256"
 
 struct pifs_guard;
 
